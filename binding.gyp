@@ -1,0 +1,26 @@
+{
+  "targets": [
+    {
+      "target_name": "nstool",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/userns_netns.cc",
+        "native/pin.cc",
+        "native/nsinfo.cc",
+        "native/exec.cc",
+        "native/idmap_mount.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NAPI_CPP_EXCEPTIONS",
+        "_GNU_SOURCE"
+      ],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fstack-protector-strong"]
+    }
+  ]
+}

@@ -1,0 +1,304 @@
+// Module init and export table. Each operation is plain C++ (no N-API) in
+// its own file; this file only converts arguments and results, and offers a
+// Sync variant (throws) and a Promise variant (runs on the libuv pool) of
+// everything that makes syscalls. No JS references are held between calls,
+// so the module is safe in worker threads and at environment teardown.
+#include <napi.h>
+
+#include <functional>
+#include <optional>
+
+#include "errors.h"
+#include "exec.h"
+#include "idmap_mount.h"
+#include "nsinfo.h"
+#include "pin.h"
+#include "userns_netns.h"
+
+namespace nstool {
+namespace {
+
+// ---- arguments --------------------------------------------------------------
+
+std::string ArgStr(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsString()) ThrowType(info.Env(), std::string(name) + " must be a string");
+  std::string s = info[i].As<Napi::String>();
+  if (s.find('\0') != std::string::npos) ThrowType(info.Env(), std::string(name) + " must not contain NUL");
+  return s;
+}
+
+bool ArgBool(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() > i && info[i].ToBoolean().Value();
+}
+
+std::string PropStr(const Napi::Object& o, const char* key, bool required) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) {
+    if (required) ThrowType(o.Env(), std::string(key) + " is required");
+    return "";
+  }
+  if (!v.IsString()) ThrowType(o.Env(), std::string(key) + " must be a string");
+  std::string s = v.As<Napi::String>();
+  if (s.find('\0') != std::string::npos) ThrowType(o.Env(), std::string(key) + " must not contain NUL");
+  return s;
+}
+
+std::vector<std::string> PropStrings(const Napi::Object& o, const char* key) {
+  std::vector<std::string> out;
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return out;
+  if (!v.IsArray()) ThrowType(o.Env(), std::string(key) + " must be an array of strings");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsString()) ThrowType(o.Env(), std::string(key) + " must be an array of strings");
+    std::string s = e.As<Napi::String>();
+    if (s.find('\0') != std::string::npos) ThrowType(o.Env(), std::string(key) + " must not contain NUL");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Napi::Object ArgObj(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsObject()) ThrowType(info.Env(), "options must be an object");
+  return info[i].As<Napi::Object>();
+}
+
+// ---- sync / async plumbing --------------------------------------------------
+
+template <typename R>
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  using Fn = std::function<R()>;
+  using Conv = std::function<Napi::Value(Napi::Env, R&)>;
+  PromiseWorker(Napi::Env env, Fn fn, Conv conv)
+      : Napi::AsyncWorker(env, "nstool"), fn_(std::move(fn)), conv_(std::move(conv)),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    // Only the plain values captured in fn_ are touched here.
+    try {
+      result_ = fn_();
+    } catch (const SysError& e) {
+      error_ = e;
+    } catch (const std::exception& e) {
+      error_ = SysError{EIO, e.what(), "", ""};
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (error_) {
+      deferred_.Reject(ToJsError(env, *error_).Value());
+      return;
+    }
+    try {
+      deferred_.Resolve(conv_(env, *result_));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Fn fn_;
+  Conv conv_;
+  Napi::Promise::Deferred deferred_;
+  std::optional<R> result_;
+  std::optional<SysError> error_;
+};
+
+template <typename R>
+Napi::Value Run(Napi::Env env, bool async, std::function<R()> fn,
+                std::function<Napi::Value(Napi::Env, R&)> conv) {
+  if (async) {
+    auto* w = new PromiseWorker<R>(env, std::move(fn), std::move(conv));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  }
+  try {
+    R r = fn();
+    return conv(env, r);
+  } catch (const SysError& e) {
+    throw ToJsError(env, e);
+  }
+}
+
+// ---- conversions ------------------------------------------------------------
+
+Napi::Value Undef(Napi::Env env, bool&) { return env.Undefined(); }
+
+Napi::Value UnpinToJs(Napi::Env env, UnpinResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("unmounted", r.unmounted);
+  o.Set("removed", r.removed);
+  return o;
+}
+
+Napi::Value CreateToJs(Napi::Env env, CreateResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("netnsIno", double(r.netns.ino));
+  o.Set("netnsDev", double(r.netns.dev));
+  o.Set("usernsIno", double(r.userns.ino));
+  o.Set("usernsDev", double(r.userns.dev));
+  return o;
+}
+
+Napi::Value InfoToJs(Napi::Env env, NsInfo& i) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("nsfs", i.nsfs);
+  o.Set("type", i.type);
+  o.Set("ino", double(i.ino));
+  o.Set("dev", double(i.dev));
+  if (i.has_owner) {
+    Napi::Object ow = Napi::Object::New(env);
+    ow.Set("ino", double(i.owner_ino));
+    ow.Set("dev", double(i.owner_dev));
+    ow.Set("uid", double(i.owner_uid));
+    o.Set("owner", ow);
+  } else {
+    o.Set("owner", env.Null());
+  }
+  return o;
+}
+
+Napi::Value MapsToJs(Napi::Env env, IdMaps& m) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("uidMap", m.uid_map);
+  o.Set("gidMap", m.gid_map);
+  o.Set("setgroups", m.setgroups);
+  return o;
+}
+
+Napi::Value ExecToJs(Napi::Env env, ExecResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", r.pid);
+  o.Set("exitCode", r.exit_code >= 0 ? Napi::Value(Napi::Number::New(env, r.exit_code)) : env.Null());
+  o.Set("signal", r.signal ? Napi::Value(Napi::Number::New(env, r.signal)) : env.Null());
+  o.Set("timedOut", r.timed_out);
+  o.Set("stdout", Napi::Buffer<char>::Copy(env, r.out.data(), r.out.size()));
+  o.Set("stderr", Napi::Buffer<char>::Copy(env, r.err.data(), r.err.size()));
+  return o;
+}
+
+// ---- exports ----------------------------------------------------------------
+
+Napi::Value EnsurePinDirJs(const Napi::CallbackInfo& info) {
+  std::string dir = ArgStr(info, 0, "dir");
+  return Run<bool>(info.Env(), false, [=] { EnsurePinDir(dir); return true; }, Undef);
+}
+
+Napi::Value PinImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string src = ArgStr(info, 0, "source"), target = ArgStr(info, 1, "target");
+  return Run<bool>(info.Env(), async, [=] { Pin(src, target); return true; }, Undef);
+}
+
+Napi::Value UnpinImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string target = ArgStr(info, 0, "target");
+  return Run<UnpinResult>(info.Env(), async, [=] { return Unpin(target); }, UnpinToJs);
+}
+
+Napi::Value UnmountJs(const Napi::CallbackInfo& info) {
+  std::string target = ArgStr(info, 0, "target");
+  return Run<bool>(info.Env(), false, [=] { return Unmount(target); },
+                   [](Napi::Env env, bool& b) -> Napi::Value { return Napi::Boolean::New(env, b); });
+}
+
+Napi::Value CreateImpl(const Napi::CallbackInfo& info, bool async) {
+  Napi::Object o = ArgObj(info, 0);
+  CreateParams p;
+  p.uid_map = PropStr(o, "uidMap", true);
+  p.gid_map = PropStr(o, "gidMap", true);
+  p.setgroups = PropStr(o, "setgroups", false);
+  p.netns_pin = PropStr(o, "netnsPin", true);
+  p.userns_pin = PropStr(o, "usernsPin", false);
+  return Run<CreateResult>(info.Env(), async, [p] { return CreateUsernsNetns(p); }, CreateToJs);
+}
+
+Napi::Value InspectImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string path = ArgStr(info, 0, "path");
+  bool nofollow = ArgBool(info, 1);
+  return Run<NsInfo>(info.Env(), async, [=] { return InspectNs(path, nofollow); }, InfoToJs);
+}
+
+Napi::Value MapsImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string path = ArgStr(info, 0, "path");
+  bool owner = ArgBool(info, 1);
+  return Run<IdMaps>(info.Env(), async, [=] { return ReadIdMaps(path, owner); }, MapsToJs);
+}
+
+Napi::Value ExecImpl(const Napi::CallbackInfo& info, bool async) {
+  Napi::Object o = ArgObj(info, 0);
+  ExecParams p;
+  p.netns = PropStr(o, "netns", false);
+  p.userns = PropStr(o, "userns", false);
+  p.file = PropStr(o, "file", true);
+  p.argv = PropStrings(o, "argv");
+  p.envp = PropStrings(o, "env");
+  p.cwd = PropStr(o, "cwd", false);
+  Napi::Value root = o.Get("becomeRoot");
+  p.become_root = root.IsUndefined() ? true : root.ToBoolean().Value();
+  Napi::Value stdio = o.Get("stdio");
+  if (stdio.IsArray()) {
+    Napi::Array a = stdio.As<Napi::Array>();
+    for (uint32_t i = 0; i < 3 && i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      p.stdio[i] = v.IsNumber() ? v.As<Napi::Number>().Int32Value() : -1;
+    }
+  }
+  Napi::Value input = o.Get("input");
+  if (input.IsBuffer()) {
+    auto b = input.As<Napi::Buffer<char>>();
+    p.input.assign(b.Data(), b.Length());
+  } else if (input.IsString()) {
+    p.input = input.As<Napi::String>().Utf8Value();
+  }
+  Napi::Value timeout = o.Get("timeoutMs");
+  if (timeout.IsNumber()) p.timeout_ms = timeout.As<Napi::Number>().Int32Value();
+  Napi::Value maxOut = o.Get("maxOutput");
+  if (maxOut.IsNumber()) p.max_output = static_cast<size_t>(maxOut.As<Napi::Number>().Int64Value());
+  if (p.argv.empty()) p.argv.push_back(p.file);
+  return Run<ExecResult>(info.Env(), async, [p] { return ExecIn(p); }, ExecToJs);
+}
+
+Napi::Value IdmapImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string src = ArgStr(info, 0, "source"), target = ArgStr(info, 1, "target"),
+              userns = ArgStr(info, 2, "userns");
+  bool recursive = ArgBool(info, 3), readonly = ArgBool(info, 4);
+  return Run<bool>(info.Env(), async,
+                   [=] { IdmapMount(src, target, userns, recursive, readonly); return true; }, Undef);
+}
+
+template <Napi::Value (*F)(const Napi::CallbackInfo&, bool), bool Async>
+Napi::Value Bind(const Napi::CallbackInfo& info) {
+  return F(info, Async);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("ensurePinDirSync", Napi::Function::New(env, EnsurePinDirJs, "ensurePinDirSync"));
+  exports.Set("pinSync", Napi::Function::New(env, Bind<PinImpl, false>, "pinSync"));
+  exports.Set("pin", Napi::Function::New(env, Bind<PinImpl, true>, "pin"));
+  exports.Set("unpinSync", Napi::Function::New(env, Bind<UnpinImpl, false>, "unpinSync"));
+  exports.Set("unpin", Napi::Function::New(env, Bind<UnpinImpl, true>, "unpin"));
+  exports.Set("unmountSync", Napi::Function::New(env, UnmountJs, "unmountSync"));
+  exports.Set("createUsernsNetnsSync", Napi::Function::New(env, Bind<CreateImpl, false>, "createUsernsNetnsSync"));
+  exports.Set("createUsernsNetns", Napi::Function::New(env, Bind<CreateImpl, true>, "createUsernsNetns"));
+  exports.Set("inspectNsSync", Napi::Function::New(env, Bind<InspectImpl, false>, "inspectNsSync"));
+  exports.Set("inspectNs", Napi::Function::New(env, Bind<InspectImpl, true>, "inspectNs"));
+  exports.Set("readIdMapsSync", Napi::Function::New(env, Bind<MapsImpl, false>, "readIdMapsSync"));
+  exports.Set("readIdMaps", Napi::Function::New(env, Bind<MapsImpl, true>, "readIdMaps"));
+  exports.Set("execSync", Napi::Function::New(env, Bind<ExecImpl, false>, "execSync"));
+  exports.Set("exec", Napi::Function::New(env, Bind<ExecImpl, true>, "exec"));
+  exports.Set("idmapMountSync", Napi::Function::New(env, Bind<IdmapImpl, false>, "idmapMountSync"));
+  exports.Set("idmapMount", Napi::Function::New(env, Bind<IdmapImpl, true>, "idmapMount"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace nstool
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return nstool::Init(env, exports); }
+
+NODE_API_MODULE(NODE_GYP_MODULE_NAME, InitModule)

@@ -1,0 +1,47 @@
+#include "idmap_mount.h"
+
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "errors.h"
+#include "fd.h"
+
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+namespace nstool {
+
+namespace {
+
+struct MountAttr {  // struct mount_attr, spelled out for older headers
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+}  // namespace
+
+void IdmapMount(const std::string& source, const std::string& target,
+                const std::string& userns, bool recursive, bool readonly) {
+  Fd ns(open(userns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.valid()) Throw("open", userns);
+  unsigned tree_flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
+  Fd tree(static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, source.c_str(), tree_flags)));
+  if (!tree.valid()) Throw("open_tree", source);
+  MountAttr attr{MOUNT_ATTR_IDMAP | (readonly ? MOUNT_ATTR_RDONLY : 0u), 0, 0,
+                 static_cast<uint64_t>(ns.get())};
+  if (syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0),
+              &attr, sizeof attr) < 0)
+    Throw("mount_setattr", source);
+  if (syscall(SYS_move_mount, tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    Throw("move_mount", source, errno, target);
+}
+
+}  // namespace nstool

@@ -1,0 +1,81 @@
+#include "pin.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "errors.h"
+#include "fd.h"
+
+namespace nstool {
+
+namespace {
+
+bool IsMountRoot(const std::string& dir) {
+  struct statx stx {};
+  if (statx(AT_FDCWD, dir.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0)
+    Throw("statx", dir);
+  if (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+    return stx.stx_attributes & STATX_ATTR_MOUNT_ROOT;
+  // Kernels before 5.8 do not report the attribute: compare with the parent.
+  struct stat self {}, parent {};
+  if (stat(dir.c_str(), &self) < 0) Throw("stat", dir);
+  std::string up = dir + "/..";
+  if (stat(up.c_str(), &parent) < 0) Throw("stat", up);
+  return self.st_dev != parent.st_dev || self.st_ino == parent.st_ino;
+}
+
+}  // namespace
+
+void EnsurePinDir(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) Throw("mkdir", dir);
+  // Refuse a symlink or a non-directory in place of the pin dir.
+  Fd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!d.valid()) Throw("open", dir);
+  if (IsMountRoot(dir)) {
+    // Already a mount point (ours or iproute2's): only ensure it is shared.
+    if (mount("none", dir.c_str(), nullptr, MS_SHARED, nullptr) < 0) Throw("mount", dir);
+    return;
+  }
+  if (mount(dir.c_str(), dir.c_str(), "none", MS_BIND, nullptr) < 0) Throw("mount", dir, errno, dir);
+  if (mount("none", dir.c_str(), nullptr, MS_PRIVATE, nullptr) < 0) Throw("mount", dir);
+  if (mount("none", dir.c_str(), nullptr, MS_SHARED, nullptr) < 0) Throw("mount", dir);
+}
+
+void Pin(const std::string& src, const std::string& target) {
+  Fd f(open(target.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0));
+  if (!f.valid()) Throw("open", target);
+  f.reset();
+  if (mount(src.c_str(), target.c_str(), "none", MS_BIND, nullptr) < 0) {
+    int err = errno;
+    unlink(target.c_str());
+    Throw("mount", src, err, target);
+  }
+}
+
+bool Unmount(const std::string& target) {
+  if (umount2(target.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) return true;
+  if (errno == EINVAL || errno == ENOENT) return false;  // nothing mounted there
+  Throw("umount2", target);
+}
+
+UnpinResult Unpin(const std::string& target) {
+  struct stat st {};
+  if (lstat(target.c_str(), &st) < 0) {
+    if (errno == ENOENT) return {false, false};
+    Throw("lstat", target);
+  }
+  if (S_ISLNK(st.st_mode)) Throw("lstat", target, ELOOP);
+  UnpinResult r{Unmount(target), false};
+  if (unlink(target.c_str()) == 0) {
+    r.removed = true;
+  } else if (errno != ENOENT) {
+    Throw("unlink", target);
+  }
+  return r;
+}
+
+}  // namespace nstool

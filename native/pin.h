@@ -1,0 +1,29 @@
+#pragma once
+#include <string>
+
+namespace nstool {
+
+// Makes DIR (created 0755 if missing) a mount point of its own with shared
+// propagation, as `ip netns` does, so pins propagate into mount namespaces
+// created later. Exactly one mount per pin: the bind of DIR onto itself is
+// made private before shared so it does not join the parent's peer group.
+void EnsurePinDir(const std::string& dir);
+
+// Creates TARGET with O_CREAT|O_EXCL|O_NOFOLLOW (never clobbers) and bind
+// mounts SRC (a namespace file, or /proc/self/fd/N) onto it. On failure the
+// file it created is removed.
+void Pin(const std::string& src, const std::string& target);
+
+struct UnpinResult {
+  bool unmounted;  // a mount was detached
+  bool removed;    // the file was unlinked
+};
+// umount2(MNT_DETACH|UMOUNT_NOFOLLOW) + unlink. A missing file or a file with
+// nothing mounted is not an error (already gone / stale). A symlink is
+// refused with ELOOP and left alone.
+UnpinResult Unpin(const std::string& target);
+
+// Detaches whatever is mounted at TARGET (no unlink). False when nothing was.
+bool Unmount(const std::string& target);
+
+}  // namespace nstool

@@ -1,0 +1,138 @@
+#include "userns_netns.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "errors.h"
+#include "fd.h"
+#include "pin.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace nstool {
+
+namespace {
+
+constexpr size_t kHelperStack = 64 * 1024;
+
+// Runs in the helper child: a copy of this process with a fresh userns and
+// netns. It only waits to be killed; the parent does all the work through
+// /proc/<pid>. Async-signal-safe calls only. PDEATHSIG covers the parent
+// thread dying first (it fires when the forking *thread* exits).
+int HelperMain(void*) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  for (;;) pause();
+  return 0;
+}
+
+// The helper, held by pidfd; killed and reaped on every path.
+class Helper {
+ public:
+  Helper() {
+    stack_ = mmap(nullptr, kHelperStack, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack_ == MAP_FAILED) Throw("mmap");
+    int pidfd = -1;
+    pid_ = clone(HelperMain, static_cast<char*>(stack_) + kHelperStack,
+                 CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd);
+    if (pid_ < 0) {
+      int err = errno;
+      munmap(stack_, kHelperStack);
+      Throw("clone", "", err);
+    }
+    pidfd_.reset(pidfd);
+  }
+  ~Helper() {
+    syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    siginfo_t si;
+    while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &si, WEXITED) < 0 && errno == EINTR) {
+    }
+    munmap(stack_, kHelperStack);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  void* stack_ = nullptr;
+  pid_t pid_ = -1;
+  Fd pidfd_;
+};
+
+std::string ProcPath(pid_t pid, const char* leaf) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "/proc/%d/%s", pid, leaf);
+  return buf;
+}
+
+std::string FdPath(int fd) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "/proc/self/fd/%d", fd);
+  return buf;
+}
+
+// Each map goes in one write(), as the kernel requires.
+void WriteProcFile(const std::string& path, const std::string& text) {
+  Fd f(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!f.valid()) Throw("open", path);
+  ssize_t n = write(f.get(), text.data(), text.size());
+  if (n < 0) Throw("write", path);
+  if (static_cast<size_t>(n) != text.size()) Throw("write", path, EIO);
+}
+
+NsId Identify(int fd, const std::string& path) {
+  struct stat st {};
+  if (fstat(fd, &st) < 0) Throw("fstat", path);
+  return {static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_dev)};
+}
+
+}  // namespace
+
+CreateResult CreateUsernsNetns(const CreateParams& p) {
+  Helper helper;
+  // The helper is our unreaped child, so its pid cannot be reused while we
+  // hold it: the /proc/<pid> paths below name its namespaces and no other.
+  std::string user_path = ProcPath(helper.pid(), "ns/user");
+  std::string net_path = ProcPath(helper.pid(), "ns/net");
+  Fd userns(open(user_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!userns.valid()) Throw("open", user_path);
+  Fd netns(open(net_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!netns.valid()) Throw("open", net_path);
+
+  WriteProcFile(ProcPath(helper.pid(), "uid_map"), p.uid_map);
+  // setgroups must be settled before gid_map is written.
+  if (!p.setgroups.empty()) WriteProcFile(ProcPath(helper.pid(), "setgroups"), p.setgroups);
+  WriteProcFile(ProcPath(helper.pid(), "gid_map"), p.gid_map);
+
+  CreateResult r{Identify(netns.get(), net_path), Identify(userns.get(), user_path)};
+
+  // Pin from the fds we hold rather than from /proc/<pid>.
+  Pin(FdPath(netns.get()), p.netns_pin);
+  if (!p.userns_pin.empty()) {
+    try {
+      Pin(FdPath(userns.get()), p.userns_pin);
+    } catch (...) {
+      try {
+        Unpin(p.netns_pin);
+      } catch (...) {
+      }
+      throw;
+    }
+  }
+  return r;
+}
+
+}  // namespace nstool
