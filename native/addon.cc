@@ -234,6 +234,7 @@ Napi::Value ExecImpl(const Napi::CallbackInfo& info, bool async) {
   ExecParams p;
   p.netns = PropStr(o, "netns", false);
   p.userns = PropStr(o, "userns", false);
+  p.owner_userns = o.Get("ownerUserns").ToBoolean().Value();
   p.file = PropStr(o, "file", true);
   p.argv = PropStrings(o, "argv");
   p.envp = PropStrings(o, "env");

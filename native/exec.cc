@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -61,6 +63,9 @@ ExecResult ExecIn(const ExecParams& p) {
   if (!p.userns.empty()) {
     userns.reset(open(p.userns.c_str(), O_RDONLY | O_CLOEXEC));
     if (!userns.valid()) Throw("open", p.userns);
+  } else if (p.owner_userns && netns.valid()) {
+    userns.reset(ioctl(netns.get(), NS_GET_USERNS));
+    if (!userns.valid()) Throw("ioctl", p.netns);
   }
   Fd pr[3], pw[3];  // stdio pipes: [0] parent writes, [1],[2] parent reads
   for (int i = 0; i < 3; i++)

@@ -7,6 +7,7 @@ namespace nstool {
 struct ExecParams {
   std::string netns;       // namespace files to join; empty = stay
   std::string userns;
+  bool owner_userns = false;  // join the userns that owns NETNS (NS_GET_USERNS)
   bool become_root = true; // setresuid/gid(0) after joining the userns
   std::string file;        // absolute path of the program
   std::vector<std::string> argv, envp;

@@ -1,0 +1,115 @@
+// nstool create-pod-netns | delete | list | inspect | exec
+import { Command, Option } from 'commander';
+import os from 'node:os';
+import { execInNetns } from '../exec.js';
+import { allocateFromSubid, formatIdMap, IdMapping } from '../idmap.js';
+import { createPodNetns, DeleteResult, deletePodNetns, inspectNetns, listNetns, NetnsInfo } from '../netns.js';
+import { emit, ExitCode, Io, UsageError, withJson } from './context.js';
+
+interface DirOpts {
+  pinDir?: string;
+  usernsPinDir?: string;
+  json?: boolean;
+}
+
+function dirOptions(cmd: Command): Command {
+  return cmd
+    .option('--pin-dir <dir>', 'where netns pins live', '/run/netns')
+    .option('--userns-pin-dir <dir>', 'where userns pins live', '/run/nstool/userns');
+}
+
+function showInfo(i: NetnsInfo): string {
+  const owner = i.owner ? `${i.owner.host ? 'host' : 'pod'} userns ${i.owner.inode} (created by uid ${i.owner.uid})` : 'unknown';
+  return [
+    `path:      ${i.path}`,
+    `type:      ${i.type}`,
+    `inode:     ${i.inode}`,
+    `owner:     ${owner}`,
+    `uid map:   ${formatIdMap(i.uidMap)}`,
+    `gid map:   ${formatIdMap(i.gidMap)}`,
+    `setgroups: ${i.setgroups}`,
+    ...(i.usernsPath ? [`userns:    ${i.usernsPath}`] : []),
+  ].join('\n');
+}
+
+export function registerNetnsCommands(program: Command, io: Io): void {
+  withJson(
+    dirOptions(
+      program
+        .command('create-pod-netns')
+        .description('create a network namespace owned by a new user namespace and pin it')
+        .argument('[name]', 'pin name (default: pod-<random>)'),
+    ),
+  )
+    .option('--uidmap <map>', 'uid mappings, containerID:hostID:size[,...]')
+    .option('--gidmap <map>', 'gid mappings (default: the uid mappings)')
+    .option('--subid-user <user>', 'take the maps from /etc/subuid and /etc/subgid for USER')
+    .option('--size <n>', 'ids to take with --subid-user', '65536')
+    .addOption(new Option('--setgroups <mode>', 'setgroups in the pod userns').choices(['allow', 'deny']).default('allow'))
+    .option('--pin-userns', 'also pin the user namespace under --userns-pin-dir')
+    .action(async (name: string | undefined, o: DirOpts & { uidmap?: string; gidmap?: string; subidUser?: string; size: string; setgroups: 'allow' | 'deny'; pinUserns?: boolean }) => {
+      let uidMap: string | IdMapping[] | undefined = o.uidmap;
+      let gidMap: string | IdMapping[] | undefined = o.gidmap;
+      if (o.subidUser) {
+        const size = Number(o.size);
+        uidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subuid', size });
+        gidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subgid', size });
+      }
+      if (uidMap === undefined) throw new UsageError('--uidmap or --subid-user is required');
+      const r = await createPodNetns({
+        ...(name !== undefined ? { name } : {}),
+        uidMap,
+        ...(gidMap !== undefined ? { gidMap } : {}),
+        setgroups: o.setgroups,
+        pinUserns: !!o.pinUserns,
+        ...(o.pinDir ? { pinDir: o.pinDir } : {}),
+        ...(o.usernsPinDir ? { usernsPinDir: o.usernsPinDir } : {}),
+      });
+      emit(io, o.json, r, () => r.name);
+    });
+
+  withJson(dirOptions(program.command('delete').description('unpin network namespaces (a missing one is not an error)').argument('<names...>', 'pin names or paths')))
+    .action(async (names: string[], o: DirOpts) => {
+      const out: DeleteResult[] = [];
+      for (const n of names) out.push(await deletePodNetns(n, { pinDir: o.pinDir, usernsPinDir: o.usernsPinDir }));
+      emit(io, o.json, out, () => out.map((r) => `${r.path}: ${r.existed ? (r.stale ? 'removed (stale)' : 'deleted') : 'already gone'}`).join('\n'));
+    });
+
+  withJson(program.command('list').description('list the pin dir, with each netns owner').option('--pin-dir <dir>', 'where netns pins live', '/run/netns'))
+    .action(async (o: DirOpts) => {
+      const l = await listNetns(o.pinDir);
+      emit(io, o.json, l, () =>
+        l
+          .map((e) => `${e.name}\t${e.kind === 'netns' ? (e.owner ? (e.owner.host ? 'host' : `userns:${e.owner.inode}`) : 'unknown') : e.kind}`)
+          .join('\n'),
+      );
+    });
+
+  withJson(dirOptions(program.command('inspect').description('show a namespace, its owning userns and id maps').argument('<name|path>')))
+    .action(async (target: string, o: DirOpts) => {
+      const i = await inspectNetns(target, { pinDir: o.pinDir, usernsPinDir: o.usernsPinDir });
+      emit(io, o.json, i, () => showInfo(i));
+    });
+
+  program
+    .command('exec')
+    .description('run a command inside a pinned netns and the userns that owns it; exits with its status')
+    .argument('<name|path>')
+    .argument('<command...>', 'the command, after --')
+    .option('--pin-dir <dir>', 'where netns pins live', '/run/netns')
+    .option('--no-userns', 'join only the netns, stay in this user namespace')
+    .option('--timeout <ms>', 'kill the command after this many milliseconds')
+    .action(async (target: string, command: string[], o: { pinDir?: string; userns: boolean; timeout?: string }) => {
+      const r = await execInNetns(target, command, {
+        pinDir: o.pinDir,
+        userns: o.userns,
+        stdio: 'inherit',
+        ...(o.timeout ? { timeoutMs: Number(o.timeout) } : {}),
+      });
+      throw new ExitCode(r.exitCode ?? 128 + (r.signal ? signalNumber(r.signal) : 0));
+    });
+}
+
+function signalNumber(sig: string): number {
+  return (os.constants.signals as Record<string, number>)[sig] ?? 0;
+}

@@ -1,0 +1,100 @@
+// One error class for everything nstool reports. Failed syscalls keep the
+// native fields (code, errno, syscall, path) and gain a hint a person can
+// act on; bad input gets a code of Node's ERR_* family before any side effect.
+
+export interface ErrorFields {
+  code: string;
+  errno?: number;
+  syscall?: string;
+  path?: string;
+  dest?: string;
+  hint?: string;
+  cause?: unknown;
+}
+
+export class NstoolError extends Error {
+  readonly code: string;
+  readonly errno?: number;
+  readonly syscall?: string;
+  readonly path?: string;
+  readonly dest?: string;
+  readonly hint?: string;
+
+  constructor(message: string, f: ErrorFields) {
+    super(f.hint ? `${message} (${f.hint})` : message, f.cause === undefined ? undefined : { cause: f.cause });
+    this.name = 'NstoolError';
+    this.code = f.code;
+    if (f.errno !== undefined) this.errno = f.errno;
+    if (f.syscall !== undefined) this.syscall = f.syscall;
+    if (f.path !== undefined) this.path = f.path;
+    if (f.dest !== undefined) this.dest = f.dest;
+    if (f.hint !== undefined) this.hint = f.hint;
+  }
+}
+
+const HINTS: Record<string, string> = {
+  EPERM: 'run as root or with CAP_SYS_ADMIN',
+  EACCES: 'run as root or with CAP_SYS_ADMIN',
+  EEXIST: 'a pin with this name already exists and was left untouched; choose another name or delete it first',
+  ENOSPC: 'the namespace limit is reached; see /proc/sys/user/max_user_namespaces and max_net_namespaces',
+  ENOENT: 'no such file; `nstool list` shows the pinned namespaces',
+  ELOOP: 'a symbolic link stands where a pin is expected; nstool never follows it and left it alone',
+  ENOTDIR: 'the pin directory is not a directory',
+  ENOSYS: 'the kernel lacks this system call; a newer kernel is needed',
+  EBUSY: 'the mount is in use',
+  EUSERS: 'too many nested user namespaces',
+};
+
+export function invalidArg(message: string, code = 'ERR_INVALID_ARG_VALUE'): NstoolError {
+  return new NstoolError(message, { code });
+}
+
+interface NativeErrorLike {
+  code?: unknown;
+  errno?: unknown;
+  syscall?: unknown;
+  path?: unknown;
+  dest?: unknown;
+  message?: unknown;
+}
+
+/** Turns an error from the native core into an NstoolError with a hint. */
+export function fromNative(err: unknown, context?: string, hints: Record<string, string> = {}): Error {
+  if (err instanceof NstoolError || !(err instanceof Error)) return err as Error;
+  const n = err as NativeErrorLike;
+  if (typeof n.code !== 'string' || typeof n.syscall !== 'string') return err;
+  const hint = hints[n.code] ?? HINTS[n.code];
+  const msg = context ? `${context}: ${String(n.message)}` : String(n.message);
+  return new NstoolError(msg, {
+    code: n.code,
+    errno: typeof n.errno === 'number' ? n.errno : undefined,
+    syscall: n.syscall,
+    path: typeof n.path === 'string' ? n.path : undefined,
+    dest: typeof n.dest === 'string' ? n.dest : undefined,
+    hint,
+    cause: err,
+  });
+}
+
+/**
+ * Calls into the native core, keeping the caller's JS stack (an async
+ * rejection from the libuv pool has none worth reading).
+ */
+export async function callAsync<T>(fn: () => Promise<T>, context?: string, hints?: Record<string, string>): Promise<T> {
+  const site = new Error();
+  try {
+    return await fn();
+  } catch (err) {
+    const e = fromNative(err, context, hints);
+    if (e !== err && site.stack) e.stack = `${e.name}: ${e.message}\n${site.stack.split('\n').slice(1).join('\n')}`;
+    throw e;
+  }
+}
+
+export function callSync<T>(fn: () => T, context?: string, hints?: Record<string, string>): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw fromNative(err, context, hints);
+  }
+}

@@ -1,0 +1,300 @@
+// Pod network namespaces: a netns owned by a fresh user namespace, pinned
+// under a pin dir (/run/netns by default, shared with `ip netns`).
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, statSync } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { callAsync, callSync, invalidArg, NstoolError } from './errors.js';
+import { IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
+import { native, NativeNsInfo } from './native.js';
+
+export const DEFAULT_PIN_DIR = '/run/netns';
+export const DEFAULT_USERNS_PIN_DIR = '/run/nstool/userns';
+const NAME_MAX = 255;
+
+export const NS_TYPES: Record<number, string> = {
+  0x00020000: 'mnt',
+  0x02000000: 'cgroup',
+  0x04000000: 'uts',
+  0x08000000: 'ipc',
+  0x10000000: 'user',
+  0x20000000: 'pid',
+  0x40000000: 'net',
+  0x00000080: 'time',
+};
+
+export interface PinDirs {
+  /** Where netns pins live (default /run/netns). */
+  pinDir?: string;
+  /** Where userns pins live (default /run/nstool/userns). */
+  usernsPinDir?: string;
+}
+
+export interface CreatePodNetnsOptions extends PinDirs {
+  /** Pin name; generated (pod-<hex>) when omitted. */
+  name?: string;
+  uidMap: IdMapInput;
+  /** Defaults to uidMap. */
+  gidMap?: IdMapInput;
+  /** "allow" (default) keeps setgroups(2) usable in the pod. */
+  setgroups?: 'allow' | 'deny';
+  /** Also pin the userns (so runtimes can join it by path). */
+  pinUserns?: boolean;
+}
+
+export interface PodNetns {
+  name: string;
+  path: string;
+  netnsInode: number;
+  usernsInode: number;
+  usernsPath?: string;
+  uidMap: IdMapping[];
+  gidMap: IdMapping[];
+  setgroups: 'allow' | 'deny';
+}
+
+/** Rejects names that are not one plain path component. */
+export function validateName(name: unknown, what = 'name'): string {
+  if (typeof name !== 'string') throw invalidArg(`${what} must be a string`, 'ERR_INVALID_ARG_TYPE');
+  if (name === '') throw invalidArg(`${what} must not be empty`);
+  if (Buffer.byteLength(name) > NAME_MAX) throw invalidArg(`${what} must be at most ${NAME_MAX} bytes`);
+  if (name.includes('\0')) throw invalidArg(`${what} must not contain NUL`);
+  if (name.includes('/')) throw invalidArg(`${what} must not contain "/"`);
+  if (name === '.' || name === '..') throw invalidArg(`${what} must not be "." or ".."`);
+  return name;
+}
+
+function absDir(dir: string | undefined, fallback: string, what: string): string {
+  const d = dir ?? fallback;
+  if (typeof d !== 'string' || !path.isAbsolute(d) || d.includes('\0')) throw invalidArg(`${what} must be an absolute path`);
+  return path.normalize(d);
+}
+
+export function generateName(prefix = 'pod'): string {
+  return `${prefix}-${randomBytes(8).toString('hex')}`;
+}
+
+/** A name resolves under the pin dir; an absolute path stands for itself. */
+export function resolvePin(nameOrPath: string, pinDir?: string): { name?: string; path: string; named: boolean } {
+  if (typeof nameOrPath === 'string' && nameOrPath.startsWith('/')) {
+    if (nameOrPath.includes('\0')) throw invalidArg('path must not contain NUL');
+    const p = path.normalize(nameOrPath);
+    return { name: path.basename(p), path: p, named: false };
+  }
+  const name = validateName(nameOrPath);
+  return { name, path: path.join(absDir(pinDir, DEFAULT_PIN_DIR, 'pinDir'), name), named: true };
+}
+
+interface Prepared {
+  name: string;
+  dir: string;
+  netnsPin: string;
+  usernsDir?: string;
+  usernsPin?: string;
+  uidMap: IdMapping[];
+  gidMap: IdMapping[];
+  setgroups: 'allow' | 'deny';
+}
+
+const readyDirs = new Set<string>();
+
+function prepare(opts: CreatePodNetnsOptions): Prepared {
+  if (opts === null || typeof opts !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
+  const name = opts.name === undefined ? generateName() : validateName(opts.name);
+  const dir = absDir(opts.pinDir, DEFAULT_PIN_DIR, 'pinDir');
+  const uidMap = parseIdMap(opts.uidMap, 'uidMap');
+  const gidMap = parseIdMap(opts.gidMap ?? opts.uidMap, 'gidMap');
+  const setgroups = opts.setgroups ?? 'allow';
+  if (setgroups !== 'allow' && setgroups !== 'deny') throw invalidArg('setgroups must be "allow" or "deny"');
+  const p: Prepared = { name, dir, netnsPin: path.join(dir, name), uidMap, gidMap, setgroups };
+  if (opts.pinUserns) {
+    p.usernsDir = absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir');
+    p.usernsPin = path.join(p.usernsDir, name);
+  }
+  return p;
+}
+
+function ensureDirs(p: Prepared): void {
+  for (const d of [p.dir, p.usernsDir]) {
+    if (!d || readyDirs.has(d)) continue;
+    if (d === p.usernsDir) mkdirSync(path.dirname(d), { recursive: true, mode: 0o755 });
+    callSync(() => native.ensurePinDirSync(d), `preparing pin dir ${d}`);
+    readyDirs.add(d);
+  }
+}
+
+function result(p: Prepared, r: { netnsIno: number; usernsIno: number }): PodNetns {
+  const out: PodNetns = {
+    name: p.name,
+    path: p.netnsPin,
+    netnsInode: r.netnsIno,
+    usernsInode: r.usernsIno,
+    uidMap: p.uidMap,
+    gidMap: p.gidMap,
+    setgroups: p.setgroups,
+  };
+  if (p.usernsPin) out.usernsPath = p.usernsPin;
+  return out;
+}
+
+function nativeParams(p: Prepared) {
+  return {
+    uidMap: toKernelMap(p.uidMap),
+    gidMap: toKernelMap(p.gidMap),
+    setgroups: p.setgroups,
+    netnsPin: p.netnsPin,
+    ...(p.usernsPin ? { usernsPin: p.usernsPin } : {}),
+  };
+}
+
+/** Creates a user namespace, a netns owned by it, writes maps and pins. */
+export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNetns> {
+  const p = prepare(opts);
+  ensureDirs(p);
+  const r = await callAsync(() => native.createUsernsNetns(nativeParams(p)), `creating pod netns ${p.name}`);
+  return result(p, r);
+}
+
+export function createPodNetnsSync(opts: CreatePodNetnsOptions): PodNetns {
+  const p = prepare(opts);
+  ensureDirs(p);
+  const r = callSync(() => native.createUsernsNetnsSync(nativeParams(p)), `creating pod netns ${p.name}`);
+  return result(p, r);
+}
+
+export interface DeleteResult {
+  name?: string;
+  path: string;
+  /** False when nothing was there: deleting twice is fine. */
+  existed: boolean;
+  /** A file was there but nothing was mounted on it (a stale pin). */
+  stale: boolean;
+  usernsPath?: string;
+}
+
+/** Unmounts and removes a pin (and the userns pin of the same name). */
+export async function deletePodNetns(nameOrPath: string, opts: PinDirs = {}): Promise<DeleteResult> {
+  const pin = resolvePin(nameOrPath, opts.pinDir);
+  const r = await callAsync(() => native.unpin(pin.path), `deleting ${pin.path}`);
+  const out: DeleteResult = { path: pin.path, existed: r.removed || r.unmounted, stale: r.removed && !r.unmounted };
+  if (pin.name) out.name = pin.name;
+  if (pin.named && pin.name) {
+    const upath = path.join(absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir'), pin.name);
+    const u = await callAsync(() => native.unpin(upath), `deleting ${upath}`);
+    if (u.removed || u.unmounted) out.usernsPath = upath;
+  }
+  return out;
+}
+
+export interface NsOwner {
+  inode: number;
+  /** uid that created the owning userns (NS_GET_OWNER_UID). */
+  uid: number;
+  /** True when the owner is this process's own user namespace. */
+  host: boolean;
+}
+
+export interface NetnsInfo {
+  name?: string;
+  path: string;
+  type: string;
+  inode: number;
+  dev: number;
+  owner: NsOwner | null;
+  uidMap: IdMapping[];
+  gidMap: IdMapping[];
+  setgroups: string;
+  usernsPath?: string;
+}
+
+let hostUserns: number | undefined;
+export function hostUsernsInode(): number {
+  hostUserns ??= statSync('/proc/self/ns/user').ino;
+  return hostUserns;
+}
+
+function notNamespace(p: string): NstoolError {
+  return new NstoolError(`${p} is not a namespace (nothing is mounted on it)`, {
+    code: 'EINVAL',
+    path: p,
+    hint: 'a stale pin: `nstool delete` removes it',
+  });
+}
+
+function toOwner(info: NativeNsInfo): NsOwner | null {
+  if (!info.owner) return null;
+  return { inode: info.owner.ino, uid: info.owner.uid, host: info.owner.ino === hostUsernsInode() };
+}
+
+/** Type, inode, owning userns and its maps of a namespace file. */
+export async function inspectNetns(nameOrPath: string, opts: PinDirs = {}): Promise<NetnsInfo> {
+  const pin = resolvePin(nameOrPath, opts.pinDir);
+  const info = await callAsync(() => native.inspectNs(pin.path, pin.named), `inspecting ${pin.path}`);
+  if (!info.nsfs) throw notNamespace(pin.path);
+  const type = NS_TYPES[info.type] ?? String(info.type);
+  // A userns file is inspected as itself; anything else through its owner.
+  const maps = await callAsync(() => native.readIdMaps(pin.path, type !== 'user'), `reading id maps of ${pin.path}`);
+  const out: NetnsInfo = {
+    path: pin.path,
+    type,
+    inode: info.ino,
+    dev: info.dev,
+    owner: toOwner(info),
+    uidMap: parseKernelMap(maps.uidMap),
+    gidMap: parseKernelMap(maps.gidMap),
+    setgroups: maps.setgroups.trim(),
+  };
+  if (pin.name) out.name = pin.name;
+  if (pin.named && pin.name) {
+    const upath = path.join(absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir'), pin.name);
+    try {
+      const u = native.inspectNsSync(upath, true);
+      if (u.nsfs && info.owner && u.ino === info.owner.ino) out.usernsPath = upath;
+    } catch {
+      // no userns pin for this name
+    }
+  }
+  return out;
+}
+
+export interface ListEntry {
+  name: string;
+  path: string;
+  /** "netns": a mounted netns; "stale": a file with nothing mounted; "other": anything else. */
+  kind: 'netns' | 'stale' | 'other';
+  inode?: number;
+  owner?: NsOwner | null;
+}
+
+/** Every entry of the pin dir, including pins made by `ip netns add`. */
+export async function listNetns(pinDir?: string): Promise<ListEntry[]> {
+  const dir = absDir(pinDir, DEFAULT_PIN_DIR, 'pinDir');
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: ListEntry[] = [];
+  for (const name of names.sort()) {
+    const p = path.join(dir, name);
+    const st = await lstat(p).catch(() => null);
+    if (!st) continue;
+    if (!st.isFile()) {
+      out.push({ name, path: p, kind: 'other' });
+      continue;
+    }
+    try {
+      const info = await native.inspectNs(p, true);
+      if (info.nsfs && NS_TYPES[info.type] === 'net') {
+        out.push({ name, path: p, kind: 'netns', inode: info.ino, owner: toOwner(info) });
+      } else {
+        out.push({ name, path: p, kind: info.nsfs ? 'other' : 'stale' });
+      }
+    } catch {
+      out.push({ name, path: p, kind: 'other' });
+    }
+  }
+  return out;
+}
