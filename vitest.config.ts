@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Separate processes: each test file's fd and child-process accounting is its own.
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    setupFiles: ['test/helpers/setup.ts'],
+  },
+});
