@@ -53,7 +53,7 @@ NsInfo InspectNs(const std::string& path, bool nofollow) {
 
 namespace {
 
-enum Step : int { kOpenNs = 1, kOwner, kSetns, kReadMaps };
+enum Step : int { kSetns = 1, kReadMaps };
 
 struct ChildReport {
   int step;
@@ -104,6 +104,22 @@ IdMaps ReadIdMaps(const std::string& path, bool owner) {
     if (!user.valid()) Throw("ioctl", path);
   } else {
     user = std::move(ns);
+  }
+  // setns() into one's own userns is EINVAL: read our own maps directly.
+  struct stat target {}, self {};
+  if (fstat(user.get(), &target) < 0) Throw("fstat", path);
+  if (stat("/proc/self/ns/user", &self) < 0) Throw("stat", "/proc/self/ns/user");
+  if (target.st_ino == self.st_ino && target.st_dev == self.st_dev) {
+    IdMaps m;
+    static const char* const files[3] = {"/proc/self/uid_map", "/proc/self/gid_map", "/proc/self/setgroups"};
+    std::string* out[3] = {&m.uid_map, &m.gid_map, &m.setgroups};
+    for (int i = 0; i < 3; i++) {
+      char buf[4096 * 4];
+      ssize_t n = Slurp(files[i], buf, sizeof buf);
+      if (n < 0) Throw("read", files[i]);
+      out[i]->assign(buf, n);
+    }
+    return m;
   }
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) Throw("pipe2");

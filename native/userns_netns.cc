@@ -12,6 +12,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "errors.h"
 #include "fd.h"
@@ -65,6 +67,14 @@ class Helper {
     munmap(stack_, kHelperStack);
   }
   pid_t pid() const { return pid_; }
+  // Kills without reaping (the destructor reaps): the helper is gone but its
+  // pid stays ours.
+  void KillNow() const {
+    syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    siginfo_t si;
+    while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+  }
 
  private:
   void* stack_ = nullptr;
@@ -99,10 +109,42 @@ NsId Identify(int fd, const std::string& path) {
   return {static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_dev)};
 }
 
+// Test-only fault injection, NSTOOL_TEST_FAULT=<step>:<kill|fail|hold>:
+// at STEP the helper is killed, or the parent fails with EIO, or it sleeps
+// two seconds (so a test can look at the helper). Read once; unset costs a
+// branch per step.
+struct Fault {
+  char step[32] = "";
+  char action = 0;
+};
+
+const Fault& TestFault() {
+  static const Fault f = [] {
+    Fault f;
+    const char* v = getenv("NSTOOL_TEST_FAULT");
+    const char* colon = v ? strchr(v, ':') : nullptr;
+    if (colon && static_cast<size_t>(colon - v) < sizeof f.step) {
+      memcpy(f.step, v, colon - v);
+      f.action = colon[1];
+    }
+    return f;
+  }();
+  return f;
+}
+
+void MaybeFault(const char* step, const Helper& h) {
+  const Fault& f = TestFault();
+  if (f.action == 0 || strcmp(f.step, step) != 0) return;
+  if (f.action == 'k') h.KillNow();
+  if (f.action == 'f') Throw("fault", step, EIO);
+  if (f.action == 'h') usleep(2000 * 1000);
+}
+
 }  // namespace
 
 CreateResult CreateUsernsNetns(const CreateParams& p) {
   Helper helper;
+  MaybeFault("clone", helper);
   // The helper is our unreaped child, so its pid cannot be reused while we
   // hold it: the /proc/<pid> paths below name its namespaces and no other.
   std::string user_path = ProcPath(helper.pid(), "ns/user");
@@ -111,11 +153,14 @@ CreateResult CreateUsernsNetns(const CreateParams& p) {
   if (!userns.valid()) Throw("open", user_path);
   Fd netns(open(net_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!netns.valid()) Throw("open", net_path);
+  MaybeFault("open-ns", helper);
 
   WriteProcFile(ProcPath(helper.pid(), "uid_map"), p.uid_map);
+  MaybeFault("uid-map", helper);
   // setgroups must be settled before gid_map is written.
   if (!p.setgroups.empty()) WriteProcFile(ProcPath(helper.pid(), "setgroups"), p.setgroups);
   WriteProcFile(ProcPath(helper.pid(), "gid_map"), p.gid_map);
+  MaybeFault("gid-map", helper);
 
   CreateResult r{Identify(netns.get(), net_path), Identify(userns.get(), user_path)};
 
@@ -123,6 +168,7 @@ CreateResult CreateUsernsNetns(const CreateParams& p) {
   Pin(FdPath(netns.get()), p.netns_pin);
   if (!p.userns_pin.empty()) {
     try {
+      MaybeFault("pin", helper);
       Pin(FdPath(userns.get()), p.userns_pin);
     } catch (...) {
       try {
@@ -132,6 +178,7 @@ CreateResult CreateUsernsNetns(const CreateParams& p) {
       throw;
     }
   }
+  MaybeFault("done", helper);
   return r;
 }
 

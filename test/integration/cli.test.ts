@@ -1,0 +1,104 @@
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+import { describeRoot } from '../helpers/env.js';
+import { testPrefix, trackLeaks } from '../helpers/leaks.js';
+
+const P = testPrefix('cli');
+trackLeaks(P);
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/nstool.js');
+
+function nstool(args: string[], opts: { prefix?: string[] } = {}) {
+  const argv = [...(opts.prefix ?? []), process.execPath, BIN, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describeRoot('nstool CLI, spawned as a user runs it', () => {
+  it('creates, lists, inspects, execs in and deletes a pod netns with --json', () => {
+    const name = `${P}-a`;
+    const c = nstool(['create-pod-netns', name, '--uidmap', '0:100000:65536', '--json']);
+    expect(c.code, c.err).toBe(0);
+    const made = JSON.parse(c.out) as Record<string, unknown>;
+    expect(made).toMatchObject({
+      name,
+      path: `/run/netns/${name}`,
+      uidMap: [{ containerID: 0, hostID: 100000, size: 65536 }],
+      gidMap: [{ containerID: 0, hostID: 100000, size: 65536 }],
+      setgroups: 'allow',
+    });
+    expect(typeof made['netnsInode']).toBe('number');
+    try {
+      const l = nstool(['list', '--json']);
+      expect(l.code).toBe(0);
+      const entry = (JSON.parse(l.out) as Array<{ name: string; kind: string; owner: { inode: number; host: boolean } }>).find((e) => e.name === name);
+      expect(entry).toMatchObject({ kind: 'netns', owner: { inode: made['usernsInode'], host: false } });
+
+      const i = nstool(['inspect', name, '--json']);
+      expect(i.code).toBe(0);
+      expect(JSON.parse(i.out)).toMatchObject({ type: 'net', inode: made['netnsInode'], owner: { inode: made['usernsInode'], host: false } });
+      const text = nstool(['inspect', name]);
+      expect(text.out).toContain('uid map:   0:100000:65536');
+
+      const e = nstool(['exec', name, '--', 'sh', '-c', 'cat /proc/self/uid_map; exit 3']);
+      expect(e.code).toBe(3);
+      expect(e.out.trim().split(/\s+/)).toEqual(['0', '100000', '65536']);
+    } finally {
+      const d = nstool(['delete', name, '--json']);
+      expect(d.code).toBe(0);
+      expect(JSON.parse(d.out)).toMatchObject([{ path: `/run/netns/${name}`, existed: true }]);
+    }
+    const again = nstool(['delete', name]);
+    expect(again.code).toBe(0);
+    expect(again.out).toContain('already gone');
+  });
+
+  it('generates a name when none is given', () => {
+    const c = nstool(['create-pod-netns', '--uidmap', '0:100000:65536', '--json']);
+    expect(c.code, c.err).toBe(0);
+    const { name } = JSON.parse(c.out) as { name: string };
+    expect(name).toMatch(/^pod-[0-9a-f]{16}$/);
+    expect(nstool(['delete', name]).code).toBe(0);
+  });
+
+  it('exits 2 on wrong usage and 0 on --help', () => {
+    expect(nstool(['create-pod-netns', `${P}-u`]).code).toBe(2); // no map
+    expect(nstool(['create-pod-netns', 'a/b', '--uidmap', '0:1:1']).code).toBe(2);
+    expect(nstool(['no-such-command']).code).toBe(2);
+    expect(nstool(['list', '--bogus']).code).toBe(2);
+    for (const cmd of ['create-pod-netns', 'delete', 'list', 'inspect', 'exec']) {
+      const h = nstool([cmd, '--help']);
+      expect(h.code, cmd).toBe(0);
+      expect(h.out).toContain(`Usage: nstool ${cmd}`);
+    }
+    expect(readdirSync('/run/netns').filter((n) => n.startsWith(P))).toEqual([]);
+  });
+
+  it('fails with exit 1, EPERM and the hint when not root', () => {
+    const r = nstool(['create-pod-netns', `${P}-np`, '--uidmap', '0:100000:65536', '--json'], {
+      prefix: ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'],
+    });
+    expect(r.code, r.err).toBe(1);
+    const { error } = JSON.parse(r.out) as { error: { code: string; hint: string; syscall: string } };
+    expect(error.code).toBe('EPERM');
+    expect(error.hint).toBe('run as root or with CAP_SYS_ADMIN');
+    expect(r.err).toContain('run as root or with CAP_SYS_ADMIN');
+    expect(readdirSync('/run/netns').filter((n) => n.startsWith(P))).toEqual([]);
+  });
+
+  it('reports EEXIST with exit 1 and leaves the pin alone', () => {
+    const name = `${P}-dup`;
+    expect(nstool(['create-pod-netns', name, '--uidmap', '0:100000:65536']).code).toBe(0);
+    try {
+      const r = nstool(['create-pod-netns', name, '--uidmap', '0:100000:65536', '--json']);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.out)).toMatchObject({ error: { code: 'EEXIST', path: `/run/netns/${name}` } });
+      expect(nstool(['inspect', name]).code).toBe(0);
+    } finally {
+      nstool(['delete', name]);
+    }
+  });
+});

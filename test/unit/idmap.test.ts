@@ -1,0 +1,83 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  allocateFromSubid,
+  formatIdMap,
+  parseIdMap,
+  parseKernelMap,
+  sameIdMap,
+  toHostId,
+  toKernelMap,
+  MAX_MAP_LINES,
+} from '../../src/idmap.js';
+
+const code = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return 'no error';
+};
+
+describe('id maps', () => {
+  it('parses the short form, lists, kernel text and objects alike', () => {
+    const want = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    expect(parseIdMap('0:100000:65536')).toEqual(want);
+    expect(parseIdMap(['0:100000:65536'])).toEqual(want);
+    expect(parseIdMap('         0     100000      65536\n')).toEqual(want);
+    expect(parseIdMap({ containerID: 0, hostID: 100000, size: 65536 })).toEqual(want);
+    expect(parseIdMap('0:1000:1,1:100000:65535')).toHaveLength(2);
+  });
+
+  it('formats for people and for the kernel', () => {
+    const m = parseIdMap('0:1000:1,1:100000:65535');
+    expect(formatIdMap(m)).toBe('0:1000:1,1:100000:65535');
+    expect(toKernelMap(m)).toBe('0 1000 1\n1 100000 65535\n');
+    expect(parseKernelMap('         0       1000          1\n         1     100000      65535\n')).toEqual(m);
+  });
+
+  it('rejects bad maps with ERR_INVALID_ARG_VALUE', () => {
+    for (const bad of [
+      '',
+      '0:100000',
+      'a:b:c',
+      '0:100000:0',
+      '-1:0:1',
+      '0:4294967296:1',
+      '0:4294967295:2',
+      '0:100000:10,5:200000:10', // container ranges overlap
+      '0:100000:10,20:100005:10', // host ranges overlap
+    ]) {
+      expect(code(() => parseIdMap(bad)), bad).toBe('ERR_INVALID_ARG_VALUE');
+    }
+    const many = Array.from({ length: MAX_MAP_LINES + 1 }, (_, i) => `${i}:${100000 + i}:1`).join(',');
+    expect(code(() => parseIdMap(many))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(code(() => parseIdMap([{ containerID: 1.5, hostID: 0, size: 1 }]))).toBe('ERR_INVALID_ARG_VALUE');
+  });
+
+  it('maps ids and compares maps regardless of order', () => {
+    const m = parseIdMap('0:100000:65536');
+    expect(toHostId(m, 0)).toBe(100000);
+    expect(toHostId(m, 65535)).toBe(165535);
+    expect(toHostId(m, 65536)).toBeUndefined();
+    expect(sameIdMap(parseIdMap('0:1:1,1:5:1'), parseIdMap('1:5:1,0:1:1'))).toBe(true);
+    expect(sameIdMap(parseIdMap('0:1:1'), parseIdMap('0:2:1'))).toBe(false);
+  });
+
+  it('allocates from a subid file by user name or uid', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nstest-subid-'));
+    try {
+      const f = path.join(dir, 'subuid');
+      writeFileSync(f, 'alice:100000:1000\nbob:200000:65536\n1001:300000:65536\n');
+      expect(await allocateFromSubid('bob', { file: f })).toEqual([{ containerID: 0, hostID: 200000, size: 65536 }]);
+      expect(await allocateFromSubid('carol', { file: f, uid: 1001 })).toEqual([{ containerID: 0, hostID: 300000, size: 65536 }]);
+      await expect(allocateFromSubid('alice', { file: f })).rejects.toMatchObject({ code: 'ERR_NSTOOL_SUBID' });
+      await expect(allocateFromSubid('bob', { file: path.join(dir, 'missing') })).rejects.toMatchObject({ code: 'ERR_NSTOOL_SUBID' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
