@@ -9,7 +9,8 @@
         "native/pin.cc",
         "native/nsinfo.cc",
         "native/exec.cc",
-        "native/idmap_mount.cc"
+        "native/idmap_mount.cc",
+        "native/lock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "exec.h"
 #include "idmap_mount.h"
+#include "lock.h"
 #include "nsinfo.h"
 #include "pin.h"
 #include "userns_netns.h"
@@ -272,6 +273,19 @@ Napi::Value IdmapImpl(const Napi::CallbackInfo& info, bool async) {
                    [=] { IdmapMount(src, target, userns, recursive, readonly); return true; }, Undef);
 }
 
+Napi::Value LockImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string path = ArgStr(info, 0, "path");
+  bool wait = ArgBool(info, 1);
+  return Run<int>(info.Env(), async, [=] { return LockFile(path, wait); },
+                  [](Napi::Env env, int& fd) -> Napi::Value { return Napi::Number::New(env, fd); });
+}
+
+Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) ThrowType(info.Env(), "fd must be a number");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  return Run<bool>(info.Env(), false, [=] { CloseFd(fd); return true; }, Undef);
+}
+
 template <Napi::Value (*F)(const Napi::CallbackInfo&, bool), bool Async>
 Napi::Value Bind(const Napi::CallbackInfo& info) {
   return F(info, Async);
@@ -294,6 +308,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("exec", Napi::Function::New(env, Bind<ExecImpl, true>, "exec"));
   exports.Set("idmapMountSync", Napi::Function::New(env, Bind<IdmapImpl, false>, "idmapMountSync"));
   exports.Set("idmapMount", Napi::Function::New(env, Bind<IdmapImpl, true>, "idmapMount"));
+  exports.Set("lockFileSync", Napi::Function::New(env, Bind<LockImpl, false>, "lockFileSync"));
+  exports.Set("lockFile", Napi::Function::New(env, Bind<LockImpl, true>, "lockFile"));
+  exports.Set("closeFdSync", Napi::Function::New(env, CloseFdJs, "closeFdSync"));
   return exports;
 }
 

@@ -62,6 +62,10 @@ export interface NativeCore {
   execSync(p: ExecParams): ExecResult;
   exec(p: ExecParams): Promise<ExecResult>;
   idmapMountSync(source: string, target: string, userns: string, recursive: boolean, readonly: boolean): void;
+  /** flock(LOCK_EX) on a file; returns the fd holding the lock. */
+  lockFileSync(path: string, wait: boolean): number;
+  lockFile(path: string, wait: boolean): Promise<number>;
+  closeFdSync(fd: number): void;
   idmapMount(source: string, target: string, userns: string, recursive: boolean, readonly: boolean): Promise<void>;
 }
 
