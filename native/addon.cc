@@ -196,6 +196,11 @@ Napi::Value PinImpl(const Napi::CallbackInfo& info, bool async) {
   return Run<bool>(info.Env(), async, [=] { Pin(src, target); return true; }, Undef);
 }
 
+Napi::Value PinOwnerImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string ns = ArgStr(info, 0, "nsPath"), target = ArgStr(info, 1, "target");
+  return Run<bool>(info.Env(), async, [=] { PinOwner(ns, target); return true; }, Undef);
+}
+
 Napi::Value UnpinImpl(const Napi::CallbackInfo& info, bool async) {
   std::string target = ArgStr(info, 0, "target");
   return Run<UnpinResult>(info.Env(), async, [=] { return Unpin(target); }, UnpinToJs);
@@ -295,6 +300,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ensurePinDirSync", Napi::Function::New(env, EnsurePinDirJs, "ensurePinDirSync"));
   exports.Set("pinSync", Napi::Function::New(env, Bind<PinImpl, false>, "pinSync"));
   exports.Set("pin", Napi::Function::New(env, Bind<PinImpl, true>, "pin"));
+  exports.Set("pinOwnerSync", Napi::Function::New(env, Bind<PinOwnerImpl, false>, "pinOwnerSync"));
+  exports.Set("pinOwner", Napi::Function::New(env, Bind<PinOwnerImpl, true>, "pinOwner"));
   exports.Set("unpinSync", Napi::Function::New(env, Bind<UnpinImpl, false>, "unpinSync"));
   exports.Set("unpin", Napi::Function::New(env, Bind<UnpinImpl, true>, "unpin"));
   exports.Set("unmountSync", Napi::Function::New(env, UnmountJs, "unmountSync"));

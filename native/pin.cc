@@ -1,6 +1,8 @@
 #include "pin.h"
 
 #include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +56,14 @@ void Pin(const std::string& src, const std::string& target) {
     unlink(target.c_str());
     Throw("mount", src, err, target);
   }
+}
+
+void PinOwner(const std::string& ns_path, const std::string& target) {
+  Fd ns(open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.valid()) Throw("open", ns_path);
+  Fd owner(ioctl(ns.get(), NS_GET_USERNS));
+  if (!owner.valid()) Throw("ioctl", ns_path);
+  Pin("/proc/self/fd/" + std::to_string(owner.get()), target);
 }
 
 bool Unmount(const std::string& target) {

@@ -23,6 +23,10 @@ struct UnpinResult {
 // refused with ELOOP and left alone.
 UnpinResult Unpin(const std::string& target);
 
+// Pins the user namespace that owns the namespace at NS_PATH (NS_GET_USERNS)
+// to TARGET, straight from the fd the ioctl returns.
+void PinOwner(const std::string& ns_path, const std::string& target);
+
 // Detaches whatever is mounted at TARGET (no unlink). False when nothing was.
 bool Unmount(const std::string& target);
 

@@ -50,6 +50,9 @@ export interface NativeCore {
   ensurePinDirSync(dir: string): void;
   pinSync(source: string, target: string): void;
   pin(source: string, target: string): Promise<void>;
+  /** Pins the userns that owns the namespace at nsPath (NS_GET_USERNS). */
+  pinOwnerSync(nsPath: string, target: string): void;
+  pinOwner(nsPath: string, target: string): Promise<void>;
   unpinSync(target: string): UnpinResult;
   unpin(target: string): Promise<UnpinResult>;
   unmountSync(target: string): boolean;

@@ -1,0 +1,120 @@
+// When the runtime cannot make idmapped mounts, nstool makes them itself:
+// the source is idmapped (with the pod's userns) onto a staging path, and
+// the runtime gets a plain bind of that path. A bind of an idmapped mount
+// keeps the idmap, so the pod's root owns what host root owns, without chown.
+import { lstat, mkdir, rmdir, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { callAsync, callSync, invalidArg, NstoolError } from '../errors.js';
+import { IdMapping, sameIdMap } from '../idmap.js';
+import { native } from '../native.js';
+
+export interface StageOptions {
+  /** The user namespace whose maps the mount takes. */
+  usernsPath: string;
+  recursive?: boolean;
+  readonly?: boolean;
+}
+
+/**
+ * Idmaps SOURCE onto TARGET (created: a dir for a dir, an empty file for a
+ * file). Seen from the host, an id k on disk shows as the host id the userns
+ * maps container id k to (host root's files show as the pod root's uid);
+ * writes by that host id land as k on the source.
+ */
+export async function stageIdmapped(source: string, target: string, o: StageOptions): Promise<void> {
+  for (const [p, what] of [[source, 'source'], [target, 'target'], [o.usernsPath, 'usernsPath']] as const) {
+    if (typeof p !== 'string' || !path.isAbsolute(p) || p.includes('\0')) throw invalidArg(`${what} must be an absolute path`);
+  }
+  const st = await lstat(source).catch((err: NodeJS.ErrnoException) => {
+    throw new NstoolError(`cannot stage ${source}: ${err.message}`, { code: err.code ?? 'ENOENT', path: source, syscall: 'lstat' });
+  });
+  if (st.isDirectory()) await mkdir(target, { mode: 0o755 });
+  else await writeFile(target, '', { mode: 0o644, flag: 'wx' });
+  try {
+    await callAsync(
+      () => native.idmapMount(source, target, o.usernsPath, o.recursive ?? true, o.readonly ?? false),
+      `idmapping ${source} onto ${target}`,
+      {
+        EINVAL: 'the filesystem of the source cannot be idmapped (tmpfs needs Linux 6.3+), or the userns has no maps',
+        EPERM: 'idmapped mounts need root in the initial user namespace',
+      },
+    );
+  } catch (err) {
+    await removeTarget(target);
+    throw err;
+  }
+}
+
+async function removeTarget(target: string): Promise<void> {
+  const st = await lstat(target).catch(() => null);
+  if (!st) return;
+  if (st.isDirectory()) await rmdir(target).catch(() => {});
+  else await unlink(target).catch(() => {});
+}
+
+/** Undoes stageIdmapped: unmount (if mounted) and remove the staging path. Idempotent. */
+export async function unstage(target: string): Promise<void> {
+  // Loop: a target may carry a stack of mounts if staged twice by mistake.
+  for (let i = 0; i < 8; i++) {
+    if (!callSync(() => native.unmountSync(target), `unmounting ${target}`)) break;
+  }
+  await removeTarget(target);
+}
+
+interface SpecMount {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+  uidMappings?: IdMapping[];
+  gidMappings?: IdMapping[];
+}
+
+export interface FallbackResult<M> {
+  mounts: M[];
+  /** Staging paths made, in order; unstage each on removal. */
+  staged: string[];
+}
+
+/**
+ * Turns every idmapped mount of MOUNTS into a plain bind of a staging path
+ * under STAGING_DIR that nstool idmapped itself. Mounts whose maps differ
+ * from the pod's userns are refused: the staging mount can only take the
+ * maps of a userns that exists.
+ */
+export async function applyIdmapFallback<M extends SpecMount>(
+  mounts: readonly M[],
+  o: { stagingDir: string; usernsPath: string; uidMap: IdMapping[]; gidMap: IdMapping[] },
+): Promise<FallbackResult<M>> {
+  const out: M[] = [];
+  const staged: string[] = [];
+  try {
+    for (const [i, m] of mounts.entries()) {
+      const opts = m.options ?? [];
+      const wants = (m.uidMappings?.length ?? 0) > 0 || (m.gidMappings?.length ?? 0) > 0 || opts.includes('idmap') || opts.includes('ridmap');
+      if (!wants) {
+        out.push(m);
+        continue;
+      }
+      if ((m.uidMappings && !sameIdMap(m.uidMappings, o.uidMap)) || (m.gidMappings && !sameIdMap(m.gidMappings, o.gidMap))) {
+        throw new NstoolError(`the idmapped mount at ${m.destination} asks for maps other than the pod's`, {
+          code: 'ERR_NSTOOL_IDMAP_UNSUPPORTED',
+          hint: "without runtime support nstool can only idmap with the pod's own maps; use idmap: true",
+        });
+      }
+      if (!m.source || !path.isAbsolute(m.source)) throw invalidArg(`the idmapped mount at ${m.destination} needs an absolute source`);
+      const recursive = opts.includes('rbind') || opts.includes('ridmap');
+      const readonly = opts.includes('ro');
+      const target = path.join(o.stagingDir, `mount-${i}`);
+      await stageIdmapped(m.source, target, { usernsPath: o.usernsPath, recursive, readonly });
+      staged.push(target);
+      const { uidMappings: _u, gidMappings: _g, ...plain } = m;
+      const rest = opts.filter((x) => x !== 'idmap' && x !== 'ridmap' && x !== 'bind' && x !== 'rbind');
+      out.push({ ...plain, type: 'bind', source: target, options: [recursive ? 'rbind' : 'bind', ...rest] } as M);
+    }
+  } catch (err) {
+    for (const t of staged.reverse()) await unstage(t).catch(() => {});
+    throw err;
+  }
+  return { mounts: out, staged };
+}

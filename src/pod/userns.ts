@@ -1,0 +1,52 @@
+// The pod's user namespace, found from its netns. A runtime joins a userns
+// by path, so one that is not pinned yet gets a pin, made from the fd that
+// NS_GET_USERNS returns for the netns.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { callAsync, callSync, NstoolError } from '../errors.js';
+import { native } from '../native.js';
+import { DEFAULT_USERNS_PIN_DIR, inspectNetns, NetnsInfo, PinDirs, validateName } from '../netns.js';
+
+export interface PodUserns {
+  netns: NetnsInfo;
+  usernsPath: string;
+  /** True when this call made the pin (the caller may remove it with the pod). */
+  pinned: boolean;
+}
+
+function hostOwned(info: NetnsInfo): NstoolError {
+  return new NstoolError(`${info.path} is owned by the host user namespace, not by a pod user namespace`, {
+    code: 'ERR_NSTOOL_NETNS_NOT_POD',
+    path: info.path,
+    hint: 'a container in its own userns cannot mount /sys in it; make the netns with createPodNetns (`nstool create-pod-netns`)',
+  });
+}
+
+async function pinOwner(info: NetnsInfo, target: string): Promise<void> {
+  await callAsync(() => native.pinOwner(info.path, target), `pinning the userns of ${info.path}`);
+  // The netns could have been replaced between inspect and pin: check.
+  const pinned = callSync(() => native.inspectNsSync(target, true), `inspecting ${target}`);
+  if (pinned.ino !== info.owner!.inode) {
+    await callAsync(() => native.unpin(target));
+    throw new NstoolError(`the pinned userns ${target} is not the owner of ${info.path}`, { code: 'ESRCH', path: target });
+  }
+}
+
+/**
+ * The userns that owns NETNS, as a path a runtime can join: the existing
+ * pin of the same name under usernsPinDir, or a new one made there.
+ */
+export async function podUserns(netns: string, dirs: PinDirs = {}): Promise<PodUserns> {
+  const info = await inspectNetns(netns, dirs);
+  if (info.type !== 'net') {
+    throw new NstoolError(`${info.path} is a ${info.type} namespace, not a network namespace`, { code: 'EINVAL', path: info.path });
+  }
+  if (!info.owner || info.owner.host) throw hostOwned(info);
+  if (info.usernsPath) return { netns: info, usernsPath: info.usernsPath, pinned: false };
+  const dir = dirs.usernsPinDir ?? DEFAULT_USERNS_PIN_DIR;
+  const target = path.join(dir, validateName(info.name ?? path.basename(info.path)));
+  await mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
+  callSync(() => native.ensurePinDirSync(dir), `preparing pin dir ${dir}`);
+  await pinOwner(info, target);
+  return { netns: { ...info, usernsPath: target }, usernsPath: target, pinned: true };
+}

@@ -1,0 +1,388 @@
+// A client for an OCI runtime binary (runc, crun): global flags held once,
+// argv from the pure builders in args.ts, spawned with argument arrays, and
+// every failure turned into a RuntimeError carrying the runtime's own words.
+import { spawn, StdioOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { invalidArg, NstoolError } from '../errors.js';
+import {
+  createArgs,
+  CreateOptions,
+  deleteArgs,
+  execArgs,
+  ExecArgsOptions,
+  featuresArgs,
+  globalArgs,
+  killArgs,
+  listArgs,
+  startArgs,
+  stateArgs,
+  versionArgs,
+} from './args.js';
+import { lastLogError, RuntimeError } from './error.js';
+import { assertIdmapGate } from './idmap-gate.js';
+
+export interface RuncClientOptions {
+  /** Runtime binary: a name looked up in PATH or a path (default "runc"). */
+  binary?: string;
+  /** State dir (runc --root); the runtime's default when omitted. */
+  root?: string;
+  /** Where per-command JSON logs are written (and removed after reading); os.tmpdir() by default. */
+  logDir?: string;
+  /** Default time limit for one command, in ms (default 60000). */
+  timeoutMs?: number;
+  systemdCgroup?: boolean;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Stdio for the container's init: fds (files the container's root can open), or "ignore" for /dev/null. */
+export type ContainerStdio = [number | 'ignore', number | 'ignore', number | 'ignore'];
+
+export interface CreateCallOptions extends CreateOptions, CallOptions {
+  stdio?: ContainerStdio;
+  /** Skip the idmap gate (only for a runtime already known to support idmapped mounts). */
+  skipIdmapGate?: boolean;
+}
+
+export interface ContainerState {
+  ociVersion: string;
+  id: string;
+  pid: number;
+  status: 'creating' | 'created' | 'running' | 'stopped' | 'paused' | string;
+  bundle: string;
+  rootfs?: string;
+  created?: string;
+  annotations?: Record<string, string>;
+  [k: string]: unknown;
+}
+
+export interface ContainerListEntry {
+  id: string;
+  pid: number;
+  status: string;
+  bundle: string;
+  created?: string;
+  [k: string]: unknown;
+}
+
+export interface RuntimeVersion {
+  /** "runc", "crun", ... (first word of the first line). */
+  name: string;
+  version: string;
+  commit?: string;
+  spec?: string;
+  raw: string;
+}
+
+/** An OCI process object for `exec --process`. */
+export interface OciProcess {
+  args: string[];
+  env?: string[];
+  cwd: string;
+  user?: { uid: number; gid: number; additionalGids?: number[] };
+  terminal?: boolean;
+  [k: string]: unknown;
+}
+
+export interface ExecOptions extends CallOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  input?: string | Buffer;
+  /** Give the process this stdio instead of capturing its output. */
+  stdio?: ContainerStdio;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface RunSpec extends CallOptions {
+  command: string;
+  args: string[];
+  /** Skip --root/--log (for --version). */
+  bare?: boolean;
+  stdio?: ContainerStdio;
+  input?: string | Buffer;
+  /** Resolve with the exit status instead of throwing on a non-zero exit (exec). */
+  allowFailure?: boolean;
+}
+
+interface RunOutput {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  argv: string[];
+}
+
+const MAX_OUTPUT = 16 << 20;
+
+function childEnv(): NodeJS.ProcessEnv {
+  // A runtime that sees NOTIFY_SOCKET hands it to the container and waits for READY.
+  const { NOTIFY_SOCKET: _n, ...env } = process.env;
+  return env;
+}
+
+export class RuncClient {
+  readonly binary: string;
+  readonly root?: string;
+  readonly logDir: string;
+  readonly timeoutMs: number;
+  readonly systemdCgroup: boolean;
+
+  constructor(opts: RuncClientOptions = {}) {
+    this.binary = opts.binary ?? 'runc';
+    if (typeof this.binary !== 'string' || this.binary === '' || this.binary.includes('\0')) throw invalidArg('binary must be a non-empty string');
+    if (opts.root !== undefined) {
+      if (!path.isAbsolute(opts.root)) throw invalidArg('root must be an absolute path');
+      this.root = opts.root;
+    }
+    this.logDir = opts.logDir ?? os.tmpdir();
+    if (!path.isAbsolute(this.logDir)) throw invalidArg('logDir must be an absolute path');
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs <= 0) throw invalidArg('timeoutMs must be a positive integer');
+    this.systemdCgroup = !!opts.systemdCgroup;
+  }
+
+  async version(o: CallOptions = {}): Promise<RuntimeVersion> {
+    const r = await this.run({ ...o, command: 'version', args: versionArgs(), bare: true });
+    return parseVersion(r.stdout);
+  }
+
+  /** The runtime's `features` document (runc 1.1+, crun 1.5+). */
+  async features(o: CallOptions = {}): Promise<Record<string, unknown>> {
+    const r = await this.run({ ...o, command: 'features', args: featuresArgs() });
+    return parseJson(r.stdout, r.argv, 'features') as Record<string, unknown>;
+  }
+
+  /**
+   * Creates a container from BUNDLE. A spec asking for idmapped mounts is
+   * refused unless the runtime says it supports them (nothing is created).
+   */
+  async create(id: string, bundle: string, o: CreateCallOptions = {}): Promise<void> {
+    const args = createArgs(id, bundle, o);
+    if (!o.skipIdmapGate) {
+      const spec = await readSpec(bundle);
+      if (spec) await assertIdmapGate(this, spec);
+    }
+    await this.run({ ...o, command: 'create', args, stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
+  }
+
+  async start(id: string, o: CallOptions = {}): Promise<void> {
+    await this.run({ ...o, command: 'start', args: startArgs(id) });
+  }
+
+  async state(id: string, o: CallOptions = {}): Promise<ContainerState> {
+    const r = await this.run({ ...o, command: 'state', args: stateArgs(id) });
+    return parseJson(r.stdout, r.argv, 'state') as ContainerState;
+  }
+
+  async kill(id: string, signal: string | number = 'SIGTERM', o: CallOptions & { all?: boolean } = {}): Promise<void> {
+    await this.run({ ...o, command: 'kill', args: killArgs(id, signal, { all: !!o.all }) });
+  }
+
+  async delete(id: string, o: CallOptions & { force?: boolean } = {}): Promise<void> {
+    await this.run({ ...o, command: 'delete', args: deleteArgs(id, { force: !!o.force }) });
+  }
+
+  async list(o: CallOptions = {}): Promise<ContainerListEntry[]> {
+    const r = await this.run({ ...o, command: 'list', args: listArgs() });
+    // runc prints "null" when there are no containers.
+    return (parseJson(r.stdout, r.argv, 'list') as ContainerListEntry[] | null) ?? [];
+  }
+
+  /**
+   * Runs a process in a running container and waits for it. A non-zero exit
+   * of the process is a result, not an error; a failure of the runtime is.
+   */
+  async exec(id: string, proc: readonly string[] | OciProcess, o: ExecOptions = {}): Promise<ExecResult> {
+    let processFile: string | undefined;
+    let a: ExecArgsOptions;
+    if (Array.isArray(proc)) {
+      a = { argv: proc as string[], ...(o.env ? { env: o.env } : {}), ...(o.cwd ? { cwd: o.cwd } : {}), ...(o.user ? { user: o.user } : {}) };
+    } else {
+      const p = proc as OciProcess;
+      if (!p || !Array.isArray(p.args) || p.args.length === 0 || typeof p.cwd !== 'string') {
+        throw invalidArg('process must have a non-empty args array and a cwd');
+      }
+      processFile = this.tempFile('process');
+      await writeFile(processFile, JSON.stringify(p), { mode: 0o600, flag: 'wx' });
+      a = { processFile };
+    }
+    try {
+      const args = execArgs(id, a);
+      const r = await this.run({
+        ...o,
+        command: 'exec',
+        args,
+        allowFailure: true,
+        ...(o.stdio ? { stdio: o.stdio } : {}),
+        ...(o.input !== undefined ? { input: o.input } : {}),
+      });
+      return { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+    } finally {
+      if (processFile) await rm(processFile, { force: true });
+    }
+  }
+
+  private tempFile(kind: string): string {
+    return path.join(this.logDir, `nstool-runc-${kind}-${process.pid}-${randomBytes(6).toString('hex')}.json`);
+  }
+
+  private async run(s: RunSpec): Promise<RunOutput> {
+    const log = s.bare ? undefined : this.tempFile('log');
+    const argv = [
+      ...(s.bare ? [] : globalArgs({ ...(this.root ? { root: this.root } : {}), ...(log ? { log } : {}), systemdCgroup: this.systemdCgroup })),
+      ...s.args,
+    ];
+    try {
+      const out = await this.spawn(argv, s);
+      if (out.exitCode === 0 || (s.allowFailure && out.exitCode !== null && !(await runtimeFailed(log)))) return out;
+      const logText = log ? await readFile(log, 'utf8').catch(() => '') : '';
+      const msg = lastLogError(logText) ?? lastLine(out.stderr);
+      throw new RuntimeError({
+        command: s.command,
+        runtimeMessage: msg,
+        exitCode: out.exitCode,
+        signal: out.signal,
+        argv: [this.binary, ...argv],
+        stderr: out.stderr,
+      });
+    } finally {
+      if (log) await rm(log, { force: true });
+    }
+  }
+
+  private spawn(argv: string[], s: RunSpec): Promise<RunOutput> {
+    const timeoutMs = s.timeoutMs ?? this.timeoutMs;
+    const full = [this.binary, ...argv];
+    if (s.signal?.aborted) return Promise.reject(aborted(full));
+    const captureOut = !s.stdio;
+    const captureErr = !s.stdio;
+    const stdio: StdioOptions = s.stdio
+      ? s.stdio
+      : [s.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+    return new Promise<RunOutput>((resolve, reject) => {
+      const child = spawn(this.binary, argv, { stdio, env: childEnv() });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let outLen = 0;
+      let timedOut = false;
+      let wasAborted = false;
+      const collect = (buf: Buffer[], d: Buffer) => {
+        outLen += d.length;
+        if (outLen <= MAX_OUTPUT) buf.push(d);
+      };
+      if (captureOut) child.stdout?.on('data', (d: Buffer) => collect(out, d));
+      if (captureErr) child.stderr?.on('data', (d: Buffer) => collect(err, d));
+      if (child.stdin) {
+        child.stdin.on('error', () => {}); // the program may exit without reading
+        child.stdin.end(s.input);
+      }
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, timeoutMs);
+      const onAbort = () => {
+        wasAborted = true;
+        child.kill('SIGKILL');
+      };
+      s.signal?.addEventListener('abort', onAbort, { once: true });
+      const done = () => {
+        clearTimeout(timer);
+        s.signal?.removeEventListener('abort', onAbort);
+      };
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        done();
+        reject(
+          new NstoolError(`cannot run ${this.binary}: ${e.message}`, {
+            code: e.code ?? 'ERR_NSTOOL_RUNTIME',
+            path: this.binary,
+            syscall: 'spawn',
+            hint: 'install the runtime (apt-get install runc) or give its path as binary',
+            cause: e,
+          }),
+        );
+      });
+      // 'close' waits for our pipes; without pipes 'exit' is the end (a created container keeps its own stdio).
+      child.on(captureOut || captureErr ? 'close' : 'exit', (code: number | null, sig: NodeJS.Signals | null) => {
+        done();
+        if (wasAborted) return reject(aborted(full));
+        if (timedOut) {
+          return reject(
+            new NstoolError(`${full.join(' ')} did not finish within ${timeoutMs} ms and was killed`, {
+              code: 'ETIMEDOUT',
+              hint: 'the runtime may be stuck on a hook or a lock; `runc list` and `runc state` show what it left',
+            }),
+          );
+        }
+        resolve({
+          exitCode: code,
+          signal: sig,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+          argv: full,
+        });
+      });
+    });
+  }
+}
+
+function aborted(argv: string[]): NstoolError {
+  return new NstoolError(`${argv.join(' ')} was aborted`, { code: 'ABORT_ERR' });
+}
+
+async function runtimeFailed(log: string | undefined): Promise<boolean> {
+  // exec: the program's own non-zero exit leaves no error in the runtime's log.
+  if (!log) return false;
+  const text = await readFile(log, 'utf8').catch(() => '');
+  return lastLogError(text) !== undefined;
+}
+
+function lastLine(s: string): string {
+  const lines = s.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines[lines.length - 1] ?? '';
+}
+
+function parseJson(text: string, argv: string[], what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new NstoolError(`${argv[0]} ${what} printed something that is not JSON: ${text.slice(0, 200)}`, {
+      code: 'ERR_NSTOOL_RUNTIME',
+      hint: 'the runtime binary may not be an OCI runtime, or too old for this command',
+      cause: err,
+    });
+  }
+}
+
+export function parseVersion(text: string): RuntimeVersion {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const first = lines[0] ?? '';
+  const m = /^(\S+)\s+version\s+(\S+)/i.exec(first);
+  const v: RuntimeVersion = { name: m?.[1] ?? 'unknown', version: m?.[2] ?? 'unknown', raw: text };
+  for (const l of lines.slice(1)) {
+    const kv = /^(commit|spec):\s*(.+)$/i.exec(l);
+    if (kv) v[kv[1]!.toLowerCase() as 'commit' | 'spec'] = kv[2]!;
+  }
+  return v;
+}
+
+async function readSpec(bundle: string): Promise<Record<string, unknown> | undefined> {
+  // An unreadable config.json is the runtime's to report, in its own words.
+  try {
+    return JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}

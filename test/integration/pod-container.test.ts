@@ -1,0 +1,130 @@
+// A container in a pod's pinned userns+netns under the real runc 1.1.5,
+// and the failure nstool exists to prevent (host-owned netns + new userns).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { formatIdMap, parseKernelMap } from '../../src/idmap.js';
+import { createPodNetns, deletePodNetns, listNetns, PodNetns } from '../../src/netns.js';
+import { PodContainerRecord, removePodContainer, runPodContainer } from '../../src/pod/container.js';
+import { podUserns } from '../../src/pod/userns.js';
+import { RuncClient } from '../../src/runc/client.js';
+import { describeRoot } from '../helpers/env.js';
+import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
+import { buildBusyboxRootfs, miniSpec, removeTree, traversableTempDir } from '../helpers/rootfs.js';
+
+const prefix = testPrefix('podctr');
+trackLeaks(prefix);
+const MAP = [{ containerID: 0, hostID: 100000, size: 65536 }];
+
+describeRoot('pod container', () => {
+  let dir: string;
+  let rootfs: string;
+  let vol: string;
+  let runc: RuncClient;
+  let pod: PodNetns | undefined;
+  const ids: string[] = [];
+  let hostNetns: string | undefined;
+
+  beforeAll(async () => {
+    dir = traversableTempDir(prefix);
+    rootfs = buildBusyboxRootfs(path.join(dir, 'rootfs'));
+    vol = path.join(dir, 'vol');
+    mkdirSync(vol, { mode: 0o755 });
+    writeFileSync(path.join(vol, 'owned-by-host-root'), 'data\n');
+    runc = new RuncClient({ root: path.join(dir, 'runc-root'), logDir: dir, timeoutMs: 30_000 });
+    // The userns is deliberately not pinned: running the container pins it.
+    pod = await createPodNetns({ name: `${prefix}-pod`, uidMap: MAP });
+  });
+
+  afterAll(async () => {
+    for (const id of ids) await removePodContainer(id, { stateDir: path.join(dir, 'state'), runtime: runc }).catch(() => {});
+    for (const id of ids) await runc.delete(id, { force: true }).catch(() => {});
+    if (pod) await deletePodNetns(pod.name);
+    if (hostNetns) execFileSync('ip', ['netns', 'delete', hostNetns], { stdio: 'ignore' });
+    const left = await runc.list().catch(() => []);
+    removeTree(dir);
+    expect(left).toEqual([]);
+  });
+
+  it('joins the pinned userns+netns: running, pod maps, only lo, /sys mounted; removal leaves nothing', async () => {
+    const id = `${prefix}-pause`;
+    ids.push(id);
+    const rec: PodContainerRecord = await runPodContainer({
+      id,
+      netns: pod!.name,
+      rootfs,
+      command: ['sh', '-c', 'echo started; exec sleep 1000'],
+      mounts: [{ source: vol, destination: '/vol', idmap: true }],
+      runtime: runc,
+      stateDir: path.join(dir, 'state'),
+    });
+    // The userns got pinned under the netns's name.
+    expect(rec.usernsPath).toBe(`/run/nstool/userns/${pod!.name}`);
+    expect(statSync(rec.usernsPath).ino).toBe(pod!.usernsInode);
+    expect(await runc.state(id)).toMatchObject({ id, status: 'running', pid: rec.pid });
+    // The container's init lives in exactly the pod's namespaces.
+    expect(statSync(`/proc/${rec.pid}/ns/net`).ino).toBe(pod!.netnsInode);
+    expect(statSync(`/proc/${rec.pid}/ns/user`).ino).toBe(pod!.usernsInode);
+
+    const uidMap = await runc.exec(id, ['cat', '/proc/self/uid_map']);
+    expect(uidMap.exitCode).toBe(0);
+    expect(formatIdMap(parseKernelMap(uidMap.stdout))).toBe(formatIdMap(MAP));
+    const gidMap = await runc.exec(id, ['cat', '/proc/self/gid_map']);
+    expect(formatIdMap(parseKernelMap(gidMap.stdout))).toBe(formatIdMap(MAP));
+    expect((await runc.exec(id, ['ls', '/sys/class/net'])).stdout.split(/\s+/).filter(Boolean)).toEqual(['lo']);
+    const mounts = (await runc.exec(id, ['cat', '/proc/self/mounts'])).stdout;
+    expect(mounts).toMatch(/^sysfs \/sys sysfs /m);
+    // Root-owned rootfs and volume show as the pod's root inside, through nstool's idmapped mounts.
+    expect((await runc.exec(id, ['stat', '-c', '%u:%g', '/', '/bin/busybox', '/vol/owned-by-host-root'])).stdout).toBe('0:0\n0:0\n0:0\n');
+    expect((await runc.exec(id, ['sh', '-c', 'echo from-pod > /vol/written'])).exitCode).toBe(0);
+    expect(statSync(path.join(vol, 'written')).uid).toBe(0);
+    // Its stdio is a file the pod's root could open.
+    expect(readFileSync(rec.stdout, 'utf8')).toBe('started\n');
+    expect(statSync(rec.stdout).uid).toBe(100000);
+    expect(rec.staged.length).toBe(2);
+    for (const s of rec.staged) expect(mountPoints()).toContain(s);
+
+    expect(await removePodContainer(id, { stateDir: path.join(dir, 'state'), runtime: runc })).toEqual({ id, existed: true });
+    ids.pop();
+    expect(await runc.list()).toEqual([]);
+    expect(mountPoints().filter((m) => m.startsWith(dir))).toEqual([]);
+    expect(existsSync(rec.bundle)).toBe(false);
+    expect(readFileSync(path.join(rootfs, 'etc', 'passwd'), 'utf8')).toMatch(/^root:/); // the source survived
+    expect(await removePodContainer(id, { stateDir: path.join(dir, 'state'), runtime: runc })).toEqual({ id, existed: false });
+
+    await deletePodNetns(pod!.name);
+    const name = pod!.name;
+    pod = undefined;
+    expect((await listNetns()).map((e) => e.name)).not.toContain(name);
+    expect(existsSync(`/run/nstool/userns/${name}`)).toBe(false);
+  });
+
+  it('a host-owned netns with a new userns fails in runc with the sysfs EPERM and a hint', async () => {
+    hostNetns = `${prefix}-x`;
+    execFileSync('ip', ['netns', 'add', hostNetns]);
+    const netnsPath = `/run/netns/${hostNetns}`;
+    // nstool refuses this netns before doing anything.
+    await expect(podUserns(hostNetns)).rejects.toMatchObject({ code: 'ERR_NSTOOL_NETNS_NOT_POD' });
+    await expect(runPodContainer({ id: `${prefix}-refused`, netns: hostNetns, rootfs, command: ['true'], runtime: runc, stateDir: path.join(dir, 'state') })).rejects.toMatchObject({
+      code: 'ERR_NSTOOL_NETNS_NOT_POD',
+    });
+    expect(existsSync(path.join(dir, 'state', `${prefix}-refused`))).toBe(false);
+
+    // Handed to runc directly, it fails the way users meet it.
+    const id = `${prefix}-neg`;
+    const b = path.join(dir, 'neg');
+    mkdirSync(b, { mode: 0o755 });
+    writeFileSync(path.join(b, 'config.json'), JSON.stringify(miniSpec({ rootfs, args: ['true'], netnsPath, uidMappings: MAP, gidMappings: MAP })));
+    ids.push(id);
+    const err = await runc.create(id, b).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_NSTOOL_RUNTIME', exitCode: 1 });
+    expect((err as { runtimeMessage: string }).runtimeMessage).toMatch(/sysfs.*operation not permitted/);
+    expect((err as { hint: string }).hint).toMatch(/createPodNetns/);
+    await runc.delete(id, { force: true }).catch(() => {});
+    ids.pop();
+    expect(await runc.list()).toEqual([]);
+    execFileSync('ip', ['netns', 'delete', hostNetns]);
+    hostNetns = undefined;
+  });
+});
