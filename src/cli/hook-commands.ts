@@ -1,0 +1,73 @@
+// nstool hook create-runtime | post-stop: OCI hooks that run CNI ADD / DEL
+// for the container whose state the runtime writes on stdin.
+import { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { CniError, cniErrorJson } from '../cni/errors.js';
+import { HookOutcome, HookStage, runCniHook } from '../hook/cni-hook.js';
+import { CniHookSettings, HOOK_ANNOTATIONS, HOOK_FLAGS } from '../hook/settings.js';
+import { parseOciState } from '../hook/state.js';
+import { emit, Io, UsageError, withJson } from './context.js';
+
+/** Io that can also supply stdin (tests); process.stdin otherwise. */
+export interface HookIo extends Io {
+  readStdin?: () => Promise<string>;
+}
+
+async function readProcessStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError('the OCI state is read from stdin (or give --state FILE)');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const OPTION_HELP: Record<keyof CniHookSettings, string> = {
+  netns: 'netns path (default /proc/<pid>/ns/net)',
+  conflist: 'network config list file (.conflist or .conf)',
+  confDir: 'network config dir (default /etc/cni/net.d)',
+  network: 'network name to pick in the config dir',
+  result: 'file to write the ADD result to (atomically)',
+  ifName: 'interface name in the container (default eth0)',
+  pluginPath: 'plugin search path, colon-separated (default /usr/lib/cni:/opt/cni/bin)',
+  cacheDir: 'CNI result cache dir (default /var/lib/cni)',
+  nodeNetns: 'run the plugins inside this netns',
+};
+
+function describe(o: HookOutcome): string {
+  const ips = o.result?.ips?.map((i) => i.address).join(', ');
+  const what = o.stage === 'create-runtime' ? `added ${o.id} to ${o.network}${ips ? ` (${ips})` : ''}` : `removed ${o.id} from ${o.network}`;
+  return [what, ...o.warnings.map((w) => `warning: ${w}`)].join('\n');
+}
+
+export function registerHookCommands(program: Command, io: HookIo): void {
+  const hook = program
+    .command('hook')
+    .description('OCI hook mode: run CNI for a container from the state JSON on stdin')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  const stages: [HookStage, string][] = [
+    ['create-runtime', 'createRuntime hook: CNI DEL (stale state) then ADD'],
+    ['post-stop', 'poststop hook: CNI DEL, remove the result file'],
+  ];
+  for (const [stage, desc] of stages) {
+    const cmd = withJson(hook.command(stage).description(desc))
+      .option('--state <file>', 'read the OCI state from FILE instead of stdin')
+      .exitOverride()
+      .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    for (const k of Object.keys(HOOK_FLAGS) as (keyof CniHookSettings)[]) {
+      cmd.option(`${HOOK_FLAGS[k]} <value>`, `${OPTION_HELP[k]}; annotation ${HOOK_ANNOTATIONS[k]}`);
+    }
+    cmd.action(async (o: CniHookSettings & { state?: string; json?: boolean }) => {
+      const text = o.state ? await readFile(o.state, 'utf8') : await (io.readStdin ?? readProcessStdin)();
+      const state = parseOciState(text);
+      const { state: _s, json: _j, ...flags } = o;
+      try {
+        const out = await runCniHook(stage, state, flags);
+        emit(io, o.json, out, () => describe(out));
+      } catch (err) {
+        // The runtime shows our stderr: give the plugin's own words.
+        if (err instanceof CniError) io.stderr(`nstool hook ${stage}: ${JSON.stringify(cniErrorJson(err))}\n`);
+        throw err;
+      }
+    });
+  }
+}

@@ -1,0 +1,116 @@
+// The on-disk record of each ADD result, so DEL and CHECK work after a
+// restart. Same layout and format as libcni (<dir>/results/<net>-<id>-<if>,
+// kind cniCacheV1), written atomically so a crash leaves the old file or the
+// new one, never an empty one.
+import { mkdir, readFile, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { invalidArg, NstoolError } from '../errors.js';
+import { writeFileAtomic } from './atomic-file.js';
+import { validateContainerId, validateIfName, validateNetworkName } from './names.js';
+
+export const DEFAULT_CACHE_DIR = '/var/lib/cni';
+
+export interface CacheKey {
+  network: string;
+  containerId: string;
+  ifName: string;
+}
+
+export interface CacheEntry {
+  kind: 'cniCacheV1';
+  containerId: string;
+  ifName: string;
+  networkName: string;
+  netns?: string;
+  /** The network config list as base64 JSON, as libcni keeps it. */
+  config?: string;
+  cniArgs?: [string, string][];
+  capabilityArgs?: Record<string, unknown>;
+  result: Record<string, unknown>;
+}
+
+export type CacheRead =
+  | { state: 'missing' }
+  | { state: 'corrupt'; reason: string }
+  | { state: 'ok'; entry: CacheEntry };
+
+function ioError(what: string, err: unknown, p: string): NstoolError {
+  const e = err as NodeJS.ErrnoException;
+  return new NstoolError(`${what} ${p}: ${e.message}`, {
+    code: e.code ?? 'EIO',
+    path: p,
+    ...(e.syscall ? { syscall: e.syscall } : {}),
+    hint: 'the CNI result cache directory must be writable by root',
+    cause: err,
+  });
+}
+
+export class ResultCache {
+  readonly dir: string;
+
+  constructor(dir: string = DEFAULT_CACHE_DIR) {
+    if (typeof dir !== 'string' || !path.isAbsolute(dir) || dir.includes('\0')) throw invalidArg('cacheDir must be an absolute path');
+    this.dir = path.normalize(dir);
+  }
+
+  pathOf(k: CacheKey): string {
+    validateNetworkName(k.network);
+    validateContainerId(k.containerId);
+    validateIfName(k.ifName);
+    return path.join(this.dir, 'results', `${k.network}-${k.containerId}-${k.ifName}`);
+  }
+
+  /** Missing, corrupt (empty, unreadable, not JSON, wrong shape) or the entry. */
+  async read(k: CacheKey): Promise<CacheRead> {
+    const p = this.pathOf(k);
+    let text: string;
+    try {
+      text = await readFile(p, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
+      return { state: 'corrupt', reason: (err as Error).message };
+    }
+    if (text.trim() === '') return { state: 'corrupt', reason: 'empty file' };
+    let obj: unknown;
+    try {
+      obj = JSON.parse(text);
+    } catch (err) {
+      return { state: 'corrupt', reason: `invalid JSON: ${(err as Error).message}` };
+    }
+    const e = obj as Partial<CacheEntry> | null;
+    if (!e || typeof e !== 'object' || e.kind !== 'cniCacheV1' || !e.result || typeof e.result !== 'object') {
+      return { state: 'corrupt', reason: 'not a cniCacheV1 record' };
+    }
+    return { state: 'ok', entry: e as CacheEntry };
+  }
+
+  /** Writes ENTRY: tmp file 0600 in the same dir, fsync, rename, fsync the dir. */
+  async write(k: CacheKey, entry: CacheEntry): Promise<string> {
+    const p = this.pathOf(k);
+    const dir = path.dirname(p);
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw ioError('creating', err, dir);
+    }
+    try {
+      await writeFileAtomic(p, JSON.stringify(entry), 0o600);
+    } catch (err) {
+      throw ioError('writing', err, p);
+    }
+    return p;
+  }
+
+  /** Removes the entry; a missing one is fine. */
+  async remove(k: CacheKey): Promise<boolean> {
+    const p = this.pathOf(k);
+    try {
+      await unlink(p);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw ioError('removing', err, p);
+    }
+  }
+}

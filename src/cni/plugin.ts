@@ -1,0 +1,204 @@
+// Finding and running one CNI plugin: CNI_* environment, config on stdin,
+// result or {code, msg, details} error on stdout.
+import { spawn } from 'node:child_process';
+import { statSync, accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import { invalidArg } from '../errors.js';
+import { runInNamespaces } from '../exec.js';
+import { CniError } from './errors.js';
+import { validatePluginType } from './names.js';
+import type { CniVerb } from './version.js';
+
+export const DEFAULT_PLUGIN_PATH = ['/usr/lib/cni', '/opt/cni/bin'];
+const DEFAULT_TIMEOUT_MS = 60_000;
+const MAX_OUTPUT = 4 << 20;
+
+export interface ExecOptions {
+  /** Run plugins inside this netns (a path), e.g. a node's netns. */
+  nodeNetns?: string;
+  /** Kill a plugin after this long (default 60 s). */
+  timeoutMs?: number;
+}
+
+export function pluginPath(p: string | readonly string[] | undefined): string[] {
+  const dirs = p === undefined ? DEFAULT_PLUGIN_PATH : typeof p === 'string' ? p.split(':') : [...p];
+  const out = dirs.filter((d) => d !== '');
+  if (out.length === 0 || out.some((d) => typeof d !== 'string' || !path.isAbsolute(d) || d.includes('\0'))) {
+    throw invalidArg('the plugin path must be absolute directories');
+  }
+  return out;
+}
+
+/** The first executable regular file named TYPE on the search path. */
+export function findPlugin(type: string, dirs: readonly string[]): string {
+  validatePluginType(type);
+  for (const dir of dirs) {
+    const p = path.join(dir, type);
+    try {
+      if (!statSync(p).isFile()) continue;
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  throw new CniError(`CNI plugin ${type} not found in ${dirs.join(':')}`, {
+    plugin: type,
+    hint: 'install the plugin (containernetworking-plugins) or add its directory to the plugin path',
+  });
+}
+
+export interface Invocation {
+  command: CniVerb;
+  containerId?: string;
+  netns?: string;
+  ifName?: string;
+  /** Already formatted "K=V;K=V". */
+  args?: string;
+  pluginDirs: readonly string[];
+  stdin: string;
+}
+
+/** The environment a plugin sees: ours (less NOTIFY_SOCKET) plus CNI_*. */
+export function pluginEnv(inv: Invocation, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) if (v !== undefined && k !== 'NOTIFY_SOCKET' && !k.startsWith('CNI_')) env[k] = v;
+  env['CNI_COMMAND'] = inv.command;
+  env['CNI_PATH'] = inv.pluginDirs.join(':');
+  if (inv.command !== 'VERSION') {
+    env['CNI_CONTAINERID'] = inv.containerId ?? '';
+    env['CNI_NETNS'] = inv.netns ?? '';
+    env['CNI_IFNAME'] = inv.ifName ?? '';
+    env['CNI_ARGS'] = inv.args ?? '';
+  }
+  return env;
+}
+
+interface Raw {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+}
+
+function spawnPlugin(file: string, env: Record<string, string>, stdin: string, timeoutMs: number): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, [], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let size = 0;
+    const keep = (dst: Buffer[]) => (b: Buffer) => {
+      if (size < MAX_OUTPUT) dst.push(b);
+      size += b.length;
+    };
+    child.stdout.on('data', keep(out));
+    child.stderr.on('data', keep(err));
+    // A plugin that exits without reading its stdin is not our failure.
+    child.stdin.on('error', () => {});
+    child.on('error', reject);
+    child.on('close', (code, signal) =>
+      resolve({
+        exitCode: code,
+        signal,
+        timedOut: signal === 'SIGKILL' && child.killed,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      }),
+    );
+    child.stdin.end(stdin);
+  });
+}
+
+async function runRaw(file: string, env: Record<string, string>, stdin: string, o: ExecOptions): Promise<Raw> {
+  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (o.nodeNetns) {
+    // Forked and setns'd in the native core: no Node thread changes netns.
+    const r = await runInNamespaces([file], { netns: o.nodeNetns, env, input: stdin, timeoutMs, maxOutput: MAX_OUTPUT });
+    return r;
+  }
+  return spawnPlugin(file, env, stdin, timeoutMs);
+}
+
+interface PluginErrorJson {
+  code?: unknown;
+  msg?: unknown;
+  details?: unknown;
+}
+
+/** Runs PLUGIN (a path) for INV; resolves to its parsed stdout (or null if empty). */
+export async function invokePlugin(file: string, inv: Invocation, o: ExecOptions = {}): Promise<unknown> {
+  const type = path.basename(file);
+  const env = pluginEnv(inv);
+  let r: Raw;
+  try {
+    r = await runRaw(file, env, inv.stdin, o);
+  } catch (err) {
+    throw new CniError(`running CNI plugin ${type} (${inv.command}): ${(err as Error).message}`, {
+      plugin: type,
+      hint: o.nodeNetns ? `check that ${o.nodeNetns} is a network namespace` : 'check that the plugin is executable',
+      cause: err,
+    });
+  }
+  const text = r.stdout.trim();
+  let parsed: unknown = null;
+  let parseError: Error | null = null;
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      parseError = err as Error;
+    }
+  }
+  if (r.timedOut) {
+    throw new CniError(`CNI plugin ${type} (${inv.command}) timed out`, { plugin: type, hint: 'raise timeoutMs or check the plugin' });
+  }
+  if (r.exitCode !== 0) {
+    const e = (parsed ?? {}) as PluginErrorJson;
+    const cniCode = typeof e.code === 'number' ? e.code : undefined;
+    const cniMsg = typeof e.msg === 'string' ? e.msg : r.stderr.trim() || text || undefined;
+    const cniDetails = typeof e.details === 'string' ? e.details : undefined;
+    const how = r.signal ? `was killed by ${r.signal}` : `failed (exit ${r.exitCode})`;
+    throw new CniError(`CNI plugin ${type} ${inv.command} ${how}${cniMsg ? `: ${cniMsg}` : ''}${cniDetails ? `: ${cniDetails}` : ''}`, {
+      plugin: type,
+      ...(cniCode !== undefined ? { cniCode } : {}),
+      ...(cniMsg !== undefined ? { cniMsg } : {}),
+      ...(cniDetails !== undefined ? { cniDetails } : {}),
+    });
+  }
+  if (parseError) {
+    throw new CniError(`CNI plugin ${type} (${inv.command}) printed invalid JSON: ${parseError.message}`, {
+      plugin: type,
+      cniMsg: text.slice(0, 200),
+    });
+  }
+  return parsed;
+}
+
+const versionCache = new Map<string, string[]>();
+
+/** Forgets what plugins said to VERSION (tests; a replaced binary is noticed anyway). */
+export function clearVersionCache(): void {
+  versionCache.clear();
+}
+
+/**
+ * The spec versions a plugin binary supports, asked once per binary (keyed
+ * by path, inode, size and mtime, so a replaced plugin is asked again).
+ */
+export async function queryPluginVersions(file: string, dirs: readonly string[], o: ExecOptions = {}): Promise<string[]> {
+  const st = statSync(file);
+  const key = `${file}\0${st.ino}\0${st.size}\0${st.mtimeMs}`;
+  const hit = versionCache.get(key);
+  if (hit) return hit;
+  // The spec asks for a cniVersion on stdin; plugins answer with their own list.
+  const out = (await invokePlugin(file, { command: 'VERSION', pluginDirs: dirs, stdin: '{"cniVersion":"1.0.0"}' }, o)) as {
+    supportedVersions?: unknown;
+  } | null;
+  const list = out?.supportedVersions;
+  if (!Array.isArray(list) || list.some((v) => typeof v !== 'string')) {
+    throw new CniError(`CNI plugin ${path.basename(file)} gave no supportedVersions to VERSION`, { plugin: path.basename(file) });
+  }
+  versionCache.set(key, list as string[]);
+  return list as string[];
+}

@@ -1,0 +1,9 @@
+// OCI hook mode: CNI ADD at createRuntime, DEL at poststop.
+export { runCniHook } from './cni-hook.js';
+export type { HookOutcome, HookStage } from './cni-hook.js';
+export { cniHooks, NSTOOL_BIN } from './hooks.js';
+export type { CniHooksOptions, OciHook } from './hooks.js';
+export { cniAnnotations, HOOK_ANNOTATIONS, resolveSettings } from './settings.js';
+export type { CniHookSettings } from './settings.js';
+export { parseOciState } from './state.js';
+export type { OciState } from './state.js';
