@@ -29,3 +29,33 @@ export {
 export type { CreatePodNetnsOptions, DeleteResult, ListEntry, NetnsInfo, NsOwner, PinDirs, PodNetns } from './netns.js';
 export { execInNetns, runInNamespaces, which } from './exec.js';
 export type { ExecInNetnsOptions, RunOptions, RunResult } from './exec.js';
+export { buildSpec, specNeedsIdmap, writeBundle, resolveUser } from './oci/index.js';
+export type { BuildSpecOptions, MountRequest, Spec } from './oci/index.js';
+export { RuncClient, parseVersion } from './runc/client.js';
+export type { RuncClientOptions, ContainerState, RuntimeVersion, OciProcess } from './runc/client.js';
+export { RuntimeError, RUNTIME_ERROR } from './runc/error.js';
+export { idmapSupport, assertIdmapGate, mountsNeedIdmap, IDMAP_UNSUPPORTED } from './runc/idmap-gate.js';
+export { stageIdmapped, unstage, applyIdmapFallback } from './pod/idmap-fallback.js';
+export { podUserns } from './pod/userns.js';
+export { runPodContainer, removePodContainer, podSpec } from './pod/container.js';
+export type { PodContainerOptions, PodContainerRecord } from './pod/container.js';
+export {
+  addNetwork,
+  cachedResult,
+  checkNetwork,
+  CniError,
+  CniNetwork,
+  delNetwork,
+  findPlugin,
+  loadNetworkList,
+  loadNetworkListFile,
+  parseNetworkList,
+  pluginVersions,
+  ResultCache,
+  toNetworkList,
+} from './cni/index.js';
+export type { AddOptions, CacheEntry, CniOptions, CniResult, DelOutcome, NetworkConfigList, PluginConf, RuntimeConf } from './cni/index.js';
+export { cniAnnotations, cniHooks, parseOciState, runCniHook, HOOK_ANNOTATIONS } from './hook/index.js';
+export type { CniHookSettings, CniHooksOptions, HookOutcome, OciHook, OciState } from './hook/index.js';
+export { createSandbox, deleteSandbox, listSandboxes, loadSandbox, gc, SandboxError, Rollback, RollbackError } from './sandbox/index.js';
+export type { CreateSandboxOptions, GcAction, GcOptions, SandboxDetails, SandboxInfo, SandboxNetwork } from './sandbox/index.js';

@@ -30,6 +30,10 @@ export function errorJson(err: unknown): Record<string, unknown> {
   const e = err as Partial<NstoolError> & { message?: string };
   const out: Record<string, unknown> = { code: e.code ?? 'ERR_NSTOOL', message: e.message ?? String(err) };
   for (const k of ['errno', 'syscall', 'path', 'dest', 'hint'] as const) if (e[k] !== undefined) out[k] = e[k];
+  // Fields of the error subclasses (CNI plugin, runtime) ride along.
+  const extra = err as Record<string, unknown>;
+  for (const k of ['plugin', 'cniCode', 'cniMsg', 'cniDetails', 'runtimeMessage', 'exitCode', 'argv'])
+    if (extra[k] !== undefined) out[k] = extra[k];
   return out;
 }
 

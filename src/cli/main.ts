@@ -3,7 +3,10 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { NstoolError } from '../errors.js';
 import { errorJson, ExitCode, Io, processIo, UsageError } from './context.js';
+import { registerHookCommands } from './hook-commands.js';
 import { registerNetnsCommands } from './netns-commands.js';
+import { registerPodCommands } from './pod-commands.js';
+import { registerSandboxCommands } from './sandbox-commands.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -18,7 +21,14 @@ export function buildProgram(io: Io): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   registerNetnsCommands(program, io);
-  for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  registerPodCommands(program, io);
+  registerSandboxCommands(program, io);
+  registerHookCommands(program, io);
+  const configure = (c: Command): void => {
+    c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    c.commands.forEach(configure);
+  };
+  program.commands.forEach(configure);
   return program;
 }
 
