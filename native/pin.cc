@@ -79,6 +79,9 @@ UnpinResult Unpin(const std::string& target) {
     Throw("lstat", target);
   }
   if (S_ISLNK(st.st_mode)) Throw("lstat", target, ELOOP);
+  // Only a pin is removed: a mounted namespace, or the empty file a pin
+  // leaves behind. Anything else at that path is not ours to unlink.
+  if (!S_ISREG(st.st_mode) || st.st_size != 0) Throw("unlink", target, ENOTEMPTY);
   UnpinResult r{Unmount(target), false};
   if (unlink(target.c_str()) == 0) {
     r.removed = true;

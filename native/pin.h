@@ -20,7 +20,8 @@ struct UnpinResult {
 };
 // umount2(MNT_DETACH|UMOUNT_NOFOLLOW) + unlink. A missing file or a file with
 // nothing mounted is not an error (already gone / stale). A symlink is
-// refused with ELOOP and left alone.
+// refused with ELOOP, and a file with content (not a pin) with ENOTEMPTY;
+// both are left alone.
 UnpinResult Unpin(const std::string& target);
 
 // Pins the user namespace that owns the namespace at NS_PATH (NS_GET_USERNS)

@@ -42,6 +42,7 @@ const HINTS: Record<string, string> = {
   ENOTDIR: 'the pin directory is not a directory',
   ENOSYS: 'the kernel lacks this system call; a newer kernel is needed',
   EBUSY: 'the mount is in use',
+  ENOTEMPTY: 'this file has content, so it is not a pin; nstool left it alone',
   EUSERS: 'too many nested user namespaces',
 };
 

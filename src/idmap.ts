@@ -14,6 +14,7 @@ export type IdMapInput = string | IdMapping | ReadonlyArray<IdMapping | string>;
 const U32_LIMIT = 2 ** 32;
 /** Lines the kernel accepts in one uid_map/gid_map write (Linux 4.15+). */
 export const MAX_MAP_LINES = 340;
+const MAP_WRITE_LIMIT = 4096;
 
 function parseOne(text: string, what: string): IdMapping {
   const parts = text.trim().split(/[:\s]+/);
@@ -55,9 +56,14 @@ export function validateIdMap(map: readonly IdMapping[], what = 'id map'): void 
       }
     }
     if (m.size === 0) throw invalidArg(`${what}: size must be greater than 0`);
-    if (m.containerID + m.size > U32_LIMIT || m.hostID + m.size > U32_LIMIT) {
-      throw invalidArg(`${what}: ${formatIdMap([m])} runs past 4294967295`);
+    // The kernel keeps first+count within u32 and never maps id 4294967295.
+    if (m.containerID + m.size >= U32_LIMIT || m.hostID + m.size >= U32_LIMIT) {
+      throw invalidArg(`${what}: ${formatIdMap([m])} reaches 4294967295, which is not a valid id`);
     }
+  }
+  // The whole map goes in one write() of less than a page.
+  if (Buffer.byteLength(toKernelMap(map)) >= MAP_WRITE_LIMIT) {
+    throw invalidArg(`${what}: the map is longer than the ${MAP_WRITE_LIMIT - 1} bytes the kernel takes in one write`);
   }
   for (let i = 0; i < map.length; i++) {
     for (let j = i + 1; j < map.length; j++) {

@@ -79,7 +79,9 @@ export function resolvePin(nameOrPath: string, pinDir?: string): { name?: string
   if (typeof nameOrPath === 'string' && nameOrPath.startsWith('/')) {
     if (nameOrPath.includes('\0')) throw invalidArg('path must not contain NUL');
     const p = path.normalize(nameOrPath);
-    return { name: path.basename(p), path: p, named: false };
+    // A path inside the pin dir is the pin of that name (its userns pin too).
+    const named = path.dirname(p) === absDir(pinDir, DEFAULT_PIN_DIR, 'pinDir');
+    return { name: path.basename(p), path: p, named };
   }
   const name = validateName(nameOrPath);
   return { name, path: path.join(absDir(pinDir, DEFAULT_PIN_DIR, 'pinDir'), name), named: true };
@@ -181,7 +183,10 @@ export async function deletePodNetns(nameOrPath: string, opts: PinDirs = {}): Pr
   if (pin.named && pin.name) {
     const upath = path.join(absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir'), pin.name);
     const u = await callAsync(() => native.unpin(upath), `deleting ${upath}`);
-    if (u.removed || u.unmounted) out.usernsPath = upath;
+    if (u.removed || u.unmounted) {
+      out.usernsPath = upath;
+      out.existed = true;
+    }
   }
   return out;
 }

@@ -81,7 +81,8 @@ describeRoot('pod netns on the real kernel', () => {
       expect(e?.owner).toEqual({ inode: r.usernsInode, uid: 0, host: false });
       expect((await inspectNetns(name)).usernsPath).toBe(r.usernsPath);
     } finally {
-      const d = await deletePodNetns(name);
+      // By path, as a caller that stored only the netns path would.
+      const d = await deletePodNetns(r.path);
       expect(d.usernsPath).toBe(`/run/nstool/userns/${name}`);
     }
     expect(() => statSync(`/run/nstool/userns/${name}`)).toThrow();
@@ -136,6 +137,18 @@ describeRoot('pod netns on the real kernel', () => {
     expect((await listNetns()).find((e) => e.name === name)?.kind).toBe('stale');
     await expect(inspectNetns(name)).rejects.toMatchObject({ code: 'EINVAL' });
     expect(await deletePodNetns(name)).toMatchObject({ existed: true, stale: true });
+  });
+
+  it('never unlinks a file that is not a pin', async () => {
+    const name = `${P}-notpin`;
+    writeFileSync(`/run/netns/${name}`, 'precious');
+    try {
+      await expect(deletePodNetns(name)).rejects.toMatchObject({ code: 'ENOTEMPTY', path: `/run/netns/${name}` });
+      await expect(deletePodNetns(`/run/netns/${name}`)).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+      expect(readFileSync(`/run/netns/${name}`, 'utf8')).toBe('precious');
+    } finally {
+      unlinkSync(`/run/netns/${name}`);
+    }
   });
 
   it('never follows a symlink in the pin dir', async () => {

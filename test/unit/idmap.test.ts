@@ -48,6 +48,9 @@ describe('id maps', () => {
       '-1:0:1',
       '0:4294967296:1',
       '0:4294967295:2',
+      '0:4294967295:1', // id 4294967295 is never valid
+      '4294967295:100000:1',
+      '1:0:4294967295',
       '0:100000:10,5:200000:10', // container ranges overlap
       '0:100000:10,20:100005:10', // host ranges overlap
     ]) {
@@ -56,6 +59,11 @@ describe('id maps', () => {
     const many = Array.from({ length: MAX_MAP_LINES + 1 }, (_, i) => `${i}:${100000 + i}:1`).join(',');
     expect(code(() => parseIdMap(many))).toBe('ERR_INVALID_ARG_VALUE');
     expect(code(() => parseIdMap([{ containerID: 1.5, hostID: 0, size: 1 }]))).toBe('ERR_INVALID_ARG_VALUE');
+    // 340 lines of wide numbers pass the line limit but not the one-page write.
+    const wide = Array.from({ length: MAX_MAP_LINES }, (_, i) => `${1000000000 + i}:${2000000000 + i}:1`).join(',');
+    expect(code(() => parseIdMap(wide))).toBe('ERR_INVALID_ARG_VALUE');
+    // The host's own map is the widest valid one.
+    expect(parseIdMap('0:0:4294967295')).toEqual([{ containerID: 0, hostID: 0, size: 4294967295 }]);
   });
 
   it('maps ids and compares maps regardless of order', () => {

@@ -29,6 +29,8 @@ describe('pin names', () => {
     expect(resolvePin('x')).toEqual({ name: 'x', path: '/run/netns/x', named: true });
     expect(resolvePin('x', '/tmp/pins/')).toEqual({ name: 'x', path: '/tmp/pins/x', named: true });
     expect(resolvePin('/var/run/netns/../netns/y')).toEqual({ name: 'y', path: '/var/run/netns/y', named: false });
+    // A path in the pin dir stands for the pin of that name.
+    expect(resolvePin('/run/netns/z')).toEqual({ name: 'z', path: '/run/netns/z', named: true });
     expect(() => resolvePin('x', 'relative')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
   });
 });
