@@ -1,0 +1,309 @@
+#!/usr/bin/env node
+// nstool benchmarks. Every figure is measured in several rounds and set
+// against a C program doing the same syscalls, built and run in the same
+// process of measurement, so the ratio means something on a noisy machine.
+//
+//   node bench/run.js [--quick]      (needs root, `npx tsc -p .` built dist/)
+//
+// Prints one table and writes bench/results/latest.json. Everything is made
+// under /run/nstool-bench (pin dir /run/nstool-bench/netns), and removed at
+// the end, even on failure.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const { native } = await import(path.join(root, 'dist/native.js'));
+const { createPodNetns, createPodNetnsSync, deletePodNetns } = await import(path.join(root, 'dist/netns.js'));
+
+const quick = process.argv.includes('--quick');
+const N = quick
+  ? { rounds: 3, pin: 300, ip: 5, create: 100, scale: [10, 100], loopCreates: 200, memory: 1000 }
+  : { rounds: 7, pin: 2000, ip: 20, create: 500, scale: [10, 100, 1000], loopCreates: 1000, memory: 10000 };
+
+const BENCH_DIR = '/run/nstool-bench';
+const PIN_DIR = `${BENCH_DIR}/netns`;
+const IP_PREFIX = `nstool-bench-${process.pid}`;
+const MAP_TEXT = '0 100000 65536\n';
+const REF_SRC = path.join(here, 'ref/nsref.c');
+const REF_BIN = path.join(here, 'ref/bin/nsref');
+
+// ---- measuring ----------------------------------------------------------
+
+const nowNs = () => Number(process.hrtime.bigint());
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+/** One variant: per-cycle latencies (ns) of every round, and each round's ops/s. */
+class Series {
+  constructor(name) {
+    this.name = name;
+    this.samples = [];
+    this.roundOps = [];
+  }
+  addRound(lat) {
+    this.samples.push(...lat);
+    this.roundOps.push(lat.length / (lat.reduce((a, b) => a + b, 0) / 1e9));
+  }
+  summary(ref) {
+    const ops = median(this.roundOps);
+    const out = {
+      name: this.name,
+      rounds: this.roundOps.length,
+      cycles: this.samples.length,
+      opsPerSec: ops,
+      spreadPct: (100 * (Math.max(...this.roundOps) - Math.min(...this.roundOps))) / ops,
+      p50us: pct(this.samples, 50) / 1e3,
+      p99us: pct(this.samples, 99) / 1e3,
+    };
+    // Time ratio: how many times the C reference's cost per cycle.
+    if (ref) out.ratioToC = median(ref.roundOps) / ops;
+    return out;
+  }
+}
+
+function timeSync(n, fn) {
+  const lat = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const t0 = nowNs();
+    fn(i);
+    lat[i] = nowNs() - t0;
+  }
+  return lat;
+}
+
+async function timeAsync(n, fn) {
+  const lat = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const t0 = nowNs();
+    await fn(i);
+    lat[i] = nowNs() - t0;
+  }
+  return lat;
+}
+
+function runRef(args) {
+  const out = execFileSync(REF_BIN, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return out.trim().split(' ').map(Number);
+}
+
+const fdCount = () => readdirSync('/proc/self/fd').length - 1;
+const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
+
+// ---- setup and cleanup ------------------------------------------------------
+
+function buildRef() {
+  mkdirSync(path.dirname(REF_BIN), { recursive: true });
+  execFileSync('cc', ['-O2', '-Wall', '-o', REF_BIN, REF_SRC], { stdio: 'inherit' });
+}
+
+function cleanup() {
+  let entries = [];
+  try {
+    entries = readdirSync(PIN_DIR);
+  } catch {
+    // never made
+  }
+  for (const e of entries) {
+    try {
+      native.unpinSync(path.join(PIN_DIR, e));
+    } catch (err) {
+      console.error(`bench: could not remove ${e}: ${err.message}`);
+    }
+  }
+  try {
+    for (const e of readdirSync('/run/netns').filter((n) => n.startsWith(IP_PREFIX))) native.unpinSync(`/run/netns/${e}`);
+  } catch {
+    // no /run/netns
+  }
+  try {
+    while (native.unmountSync(PIN_DIR)) {
+      // the pin dir's own bind mount(s)
+    }
+    rmSync(BENCH_DIR, { recursive: true, force: true });
+  } catch (err) {
+    console.error(`bench: could not remove ${BENCH_DIR}: ${err.message}`);
+  }
+}
+
+// ---- the benchmarks ---------------------------------------------------------
+
+async function benchPin(src) {
+  const c = new Series('C: open O_EXCL+mount+umount2+unlink');
+  const sync = new Series('nstool pinSync+unpinSync');
+  const async_ = new Series('nstool pin+unpin (async)');
+  const ip = new Series('ip netns attach+del');
+  const t = `${PIN_DIR}/p`;
+  for (let r = 0; r < N.rounds; r++) {
+    c.addRound(runRef(['pin', PIN_DIR, src, String(N.pin)]));
+    sync.addRound(timeSync(N.pin, () => {
+      native.pinSync(src, t);
+      native.unpinSync(t);
+    }));
+    async_.addRound(await timeAsync(N.pin, async () => {
+      await native.pin(src, t);
+      await native.unpin(t);
+    }));
+    ip.addRound(timeSync(N.ip, (i) => {
+      const name = `${IP_PREFIX}-${i}`;
+      execFileSync('ip', ['netns', 'attach', name, String(process.pid)]);
+      execFileSync('ip', ['netns', 'del', name]);
+    }));
+  }
+  return [c.summary(), sync.summary(c), async_.summary(c), ip.summary(c)];
+}
+
+async function benchCreate() {
+  const c = new Series('C: clone+maps+pin+kill+reap+unpin');
+  const sync = new Series('nstool createUsernsNetnsSync+unpinSync');
+  const async_ = new Series('nstool createUsernsNetns+unpin (async)');
+  const api = new Series('createPodNetnsSync+deletePodNetns (public API)');
+  const t = `${PIN_DIR}/c`;
+  const params = { uidMap: MAP_TEXT, gidMap: MAP_TEXT, setgroups: 'allow', netnsPin: t };
+  for (let r = 0; r < N.rounds; r++) {
+    c.addRound(runRef(['create', PIN_DIR, String(N.create)]));
+    sync.addRound(timeSync(N.create, () => {
+      native.createUsernsNetnsSync(params);
+      native.unpinSync(t);
+    }));
+    async_.addRound(await timeAsync(N.create, async () => {
+      await native.createUsernsNetns(params);
+      await native.unpin(t);
+    }));
+    api.addRound(await timeAsync(N.create, async () => {
+      createPodNetnsSync({ name: 'api', uidMap: '0:100000:65536', pinDir: PIN_DIR });
+      await deletePodNetns('api', { pinDir: PIN_DIR });
+    }));
+  }
+  return [c.summary(), sync.summary(c), async_.summary(c), api.summary(c)];
+}
+
+async function benchScaling(src) {
+  const rows = [];
+  const t = `${PIN_DIR}/s`;
+  let present = 0;
+  for (const k of N.scale) {
+    for (; present < k; present++) native.pinSync(src, `${PIN_DIR}/fill-${present}`);
+    const c = new Series(`C pin cycle, ${k} pins present`);
+    const sync = new Series(`nstool pin cycle, ${k} pins present`);
+    for (let r = 0; r < N.rounds; r++) {
+      c.addRound(runRef(['pin', PIN_DIR, src, String(N.pin)]));
+      sync.addRound(timeSync(N.pin, () => {
+        native.pinSync(src, t);
+        native.unpinSync(t);
+      }));
+    }
+    rows.push(c.summary(), sync.summary(c));
+  }
+  for (let i = 0; i < present; i++) native.unpinSync(`${PIN_DIR}/fill-${i}`);
+  return rows;
+}
+
+async function benchEventLoop() {
+  const maxes = [];
+  const p99s = [];
+  for (let r = 0; r < Math.min(N.rounds, 3); r++) {
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    const names = Array.from({ length: N.loopCreates }, (_, i) => `loop-${i}`);
+    h.enable();
+    await Promise.all(names.map((name) => createPodNetns({ name, uidMap: '0:100000:65536', pinDir: PIN_DIR })));
+    h.disable();
+    await Promise.all(names.map((name) => deletePodNetns(name, { pinDir: PIN_DIR })));
+    maxes.push(h.max / 1e6);
+    p99s.push(h.percentile(99) / 1e6);
+  }
+  return { creates: N.loopCreates, rounds: maxes.length, maxDelayMs: maxes, medianMaxDelayMs: median(maxes), medianP99DelayMs: median(p99s) };
+}
+
+function benchMemory(src) {
+  const t = `${PIN_DIR}/m`;
+  const points = [{ cycles: 0, rssMiB: rssMiB(), fds: fdCount() }];
+  for (let block = 1; block <= 3; block++) {
+    for (let i = 0; i < N.memory; i++) {
+      native.pinSync(src, t);
+      native.unpinSync(t);
+    }
+    points.push({ cycles: block * N.memory, rssMiB: rssMiB(), fds: fdCount() });
+  }
+  return points;
+}
+
+// ---- report -----------------------------------------------------------------
+
+function table(rows) {
+  const head = ['benchmark', 'ops/s', 'spread', 'p50 us', 'p99 us', 'x C'];
+  const body = rows.map((r) => [
+    r.name,
+    r.opsPerSec.toFixed(0),
+    `${r.spreadPct.toFixed(0)}%`,
+    r.p50us.toFixed(1),
+    r.p99us.toFixed(1),
+    r.ratioToC === undefined ? '1.00' : r.ratioToC.toFixed(2),
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  return [line(head), w.map((x) => '-'.repeat(x)).join('  '), ...body.map(line)].join('\n');
+}
+
+async function main() {
+  if (process.getuid?.() !== 0) throw new Error('bench: needs root (pins are bind mounts)');
+  buildRef();
+  cleanup();
+  mkdirSync(BENCH_DIR, { recursive: true });
+  native.ensurePinDirSync(PIN_DIR);
+  // The namespace pinned over and over: a pod netns of the bench's own.
+  const src = createPodNetnsSync({ name: 'src', uidMap: '0:100000:65536', pinDir: PIN_DIR }).path;
+
+  const result = {
+    when: new Date().toISOString(),
+    quick,
+    host: { kernel: os.release(), node: process.version, cpus: os.cpus().length, model: os.cpus()[0]?.model },
+    counts: N,
+  };
+  const say = (s) => process.stderr.write(`bench: ${s}\n`);
+  say('pin/unpin');
+  result.pin = await benchPin(src);
+  say('create pod netns');
+  result.create = await benchCreate();
+  say('scaling');
+  result.scaling = await benchScaling(src);
+  say('event loop');
+  result.eventLoop = await benchEventLoop();
+  say('memory');
+  result.memory = benchMemory(src);
+
+  console.log(table([...result.pin, ...result.create, ...result.scaling]));
+  const el = result.eventLoop;
+  console.log(`\nevent loop during ${el.creates} concurrent async creates: max delay ${el.maxDelayMs.map((x) => x.toFixed(2)).join(', ')} ms (median ${el.medianMaxDelayMs.toFixed(2)}, target < 5)`);
+  console.log(`memory over ${result.memory.at(-1).cycles} pin/unpin cycles: ` +
+    result.memory.map((p) => `${p.cycles}: ${p.rssMiB.toFixed(1)} MiB / ${p.fds} fds`).join('  ->  '));
+  const syncPin = result.pin[1].ratioToC, syncCreate = result.create[1].ratioToC;
+  console.log(`targets: pin sync ${syncPin.toFixed(2)}x C (<= 1.15) ${syncPin <= 1.15 ? 'met' : 'MISSED'}; ` +
+    `create sync ${syncCreate.toFixed(2)}x C (<= 1.3) ${syncCreate <= 1.3 ? 'met' : 'MISSED'}`);
+
+  mkdirSync(path.join(here, 'results'), { recursive: true });
+  writeFileSync(path.join(here, 'results/latest.json'), JSON.stringify(result, null, 2) + '\n');
+}
+
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+try {
+  await main();
+} catch (err) {
+  process.exitCode = 1;
+  console.error(err);
+} finally {
+  cleanup();
+}
