@@ -32,9 +32,11 @@ namespace {
 
 constexpr size_t kHelperStack = 64 * 1024;
 
-// Runs in the helper child: a copy of this process with a fresh userns and
-// netns. It only waits to be killed; the parent does all the work through
-// /proc/<pid>. Async-signal-safe calls only. PDEATHSIG covers the parent
+// Runs in the helper child, made with a fresh userns and netns. It shares
+// our memory (CLONE_VM): copying a Node process's page tables cost more than
+// the namespaces and stalled the event loop. So it makes no call that writes
+// memory, only prctl and pause, on its own stack, until it is killed; the
+// parent does all the work through /proc/<pid>. PDEATHSIG covers the parent
 // thread dying first (it fires when the forking *thread* exits).
 int HelperMain(void*) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -51,7 +53,7 @@ class Helper {
     if (stack_ == MAP_FAILED) Throw("mmap");
     int pidfd = -1;
     pid_ = clone(HelperMain, static_cast<char*>(stack_) + kHelperStack,
-                 CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd);
+                 CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd);
     if (pid_ < 0) {
       int err = errno;
       munmap(stack_, kHelperStack);
@@ -60,6 +62,7 @@ class Helper {
     pidfd_.reset(pidfd);
   }
   ~Helper() {
+    // The stack is unmapped only once the helper is reaped: it runs on it.
     syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
     siginfo_t si;
     while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &si, WEXITED) < 0 && errno == EINTR) {

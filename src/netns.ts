@@ -1,6 +1,7 @@
 // Pod network namespaces: a netns owned by a fresh user namespace, pinned
 // under a pin dir (/run/netns by default, shared with `ip netns`).
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { mkdirSync, statSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -149,11 +150,29 @@ function nativeParams(p: Prepared) {
   };
 }
 
+// Namespace creation is kernel CPU work on libuv's pool. With every pool
+// thread in it, the main thread competes with all of them for the cores and
+// the event loop stalls; one core is left to it.
+const MAX_IN_FLIGHT = Math.max(1, Math.min(4, availableParallelism() - 1));
+let inFlight = 0;
+const waiting: Array<() => void> = [];
+
+async function limited<T>(fn: () => Promise<T>): Promise<T> {
+  if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => waiting.push(resolve));
+  inFlight++;
+  try {
+    return await fn();
+  } finally {
+    inFlight--;
+    waiting.shift()?.();
+  }
+}
+
 /** Creates a user namespace, a netns owned by it, writes maps and pins. */
 export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNetns> {
   const p = prepare(opts);
   ensureDirs(p);
-  const r = await callAsync(() => native.createUsernsNetns(nativeParams(p)), `creating pod netns ${p.name}`);
+  const r = await limited(() => callAsync(() => native.createUsernsNetns(nativeParams(p)), `creating pod netns ${p.name}`));
   return result(p, r);
 }
 

@@ -3,7 +3,7 @@
  * with nothing around them. Prints one line of per-cycle latencies (ns).
  *
  *   nsref pin DIR SRC N      open O_EXCL + bind mount SRC + umount2 + unlink, N times
- *   nsref create DIR N       clone(NEWUSER|NEWNET) helper, maps, pin, kill, reap, unpin
+ *   nsref create DIR N       clone(VM|NEWUSER|NEWNET) helper, maps, pin, kill, reap, unpin
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,7 +72,7 @@ static void create_cycle(const char *target) {
   char *stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) die("mmap", NULL);
   int pidfd = -1;
-  pid_t pid = clone(helper_main, stack + STACK, CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD, NULL, &pidfd);
+  pid_t pid = clone(helper_main, stack + STACK, CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD, NULL, &pidfd);
   if (pid < 0) die("clone", NULL);
   char p[64];
   snprintf(p, sizeof p, "/proc/%d/ns/user", pid);
