@@ -34,7 +34,7 @@ export type { BuildSpecOptions, MountRequest, Spec } from './oci/index.js';
 export { RuncClient, parseVersion } from './runc/client.js';
 export type { RuncClientOptions, ContainerState, RuntimeVersion, OciProcess } from './runc/client.js';
 export { RuntimeError, RUNTIME_ERROR } from './runc/error.js';
-export { idmapSupport, assertIdmapGate, mountsNeedIdmap, IDMAP_UNSUPPORTED } from './runc/idmap-gate.js';
+export { idmapSupport, assertIdmapGate, IDMAP_UNSUPPORTED } from './runc/idmap-gate.js';
 export { stageIdmapped, unstage, applyIdmapFallback } from './pod/idmap-fallback.js';
 export { podUserns } from './pod/userns.js';
 export { runPodContainer, removePodContainer, podSpec } from './pod/container.js';

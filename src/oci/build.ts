@@ -250,6 +250,14 @@ export function buildSpec(opts: BuildSpecOptions): Spec {
 }
 
 /** True when some mount asks for an idmapped mount (a runtime must support them). */
-export function specNeedsIdmap(spec: Pick<Spec, 'mounts'>): boolean {
-  return (spec.mounts ?? []).some((m) => (m.uidMappings?.length ?? 0) > 0 || (m.gidMappings?.length ?? 0) > 0);
+export function specNeedsIdmap(spec: unknown): boolean {
+  // Takes any value: the runtime gate reads it back from a bundle's config.json.
+  const mounts = (spec as { mounts?: unknown } | null)?.mounts;
+  if (!Array.isArray(mounts)) return false;
+  const has = (v: unknown) => Array.isArray(v) && v.length > 0;
+  return mounts.some((m: { uidMappings?: unknown; gidMappings?: unknown; options?: unknown } | null) => {
+    if (!m || typeof m !== 'object') return false;
+    const opts = Array.isArray(m.options) ? (m.options as unknown[]) : [];
+    return has(m.uidMappings) || has(m.gidMappings) || opts.includes('idmap') || opts.includes('ridmap');
+  });
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { callAsync, callSync, invalidArg, NstoolError } from '../errors.js';
 import { IdMapping, sameIdMap } from '../idmap.js';
 import { native } from '../native.js';
+import type { Mount } from '../oci/types.js';
 
 export interface StageOptions {
   /** The user namespace whose maps the mount takes. */
@@ -61,14 +62,6 @@ export async function unstage(target: string): Promise<void> {
   await removeTarget(target);
 }
 
-interface SpecMount {
-  destination: string;
-  type?: string;
-  source?: string;
-  options?: string[];
-  uidMappings?: IdMapping[];
-  gidMappings?: IdMapping[];
-}
 
 export interface FallbackResult<M> {
   mounts: M[];
@@ -82,7 +75,7 @@ export interface FallbackResult<M> {
  * from the pod's userns are refused: the staging mount can only take the
  * maps of a userns that exists.
  */
-export async function applyIdmapFallback<M extends SpecMount>(
+export async function applyIdmapFallback<M extends Mount>(
   mounts: readonly M[],
   o: { stagingDir: string; usernsPath: string; uidMap: IdMapping[]; gidMap: IdMapping[] },
 ): Promise<FallbackResult<M>> {

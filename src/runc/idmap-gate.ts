@@ -5,6 +5,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { NstoolError } from '../errors.js';
 import { which } from '../exec.js';
 import type { RuncClient, RuntimeVersion } from './client.js';
+import { specNeedsIdmap } from '../oci/build.js';
 
 export const IDMAP_UNSUPPORTED = 'ERR_NSTOOL_IDMAP_UNSUPPORTED';
 
@@ -14,24 +15,6 @@ export interface IdmapSupport {
   reason?: string;
   binary: string;
   version: string;
-}
-
-interface MountLike {
-  uidMappings?: unknown;
-  gidMappings?: unknown;
-  options?: unknown;
-}
-
-/** True when any mount of SPEC asks for an idmapped mount. */
-export function mountsNeedIdmap(spec: unknown): boolean {
-  const mounts = (spec as { mounts?: unknown } | null)?.mounts;
-  if (!Array.isArray(mounts)) return false;
-  return mounts.some((m: MountLike) => {
-    if (!m || typeof m !== 'object') return false;
-    const has = (v: unknown) => Array.isArray(v) && v.length > 0;
-    const opts = Array.isArray(m.options) ? (m.options as unknown[]) : [];
-    return has(m.uidMappings) || has(m.gidMappings) || opts.includes('idmap') || opts.includes('ridmap');
-  });
 }
 
 /** Cache per binary (realpath + mtime + size), so a replaced binary is asked again. */
@@ -86,7 +69,7 @@ export async function idmapSupport(client: RuncClient): Promise<IdmapSupport> {
 
 /** Throws ERR_NSTOOL_IDMAP_UNSUPPORTED when SPEC needs idmapped mounts the runtime lacks. */
 export async function assertIdmapGate(client: RuncClient, spec: unknown): Promise<void> {
-  if (!mountsNeedIdmap(spec)) return;
+  if (!specNeedsIdmap(spec)) return;
   const s = await idmapSupport(client);
   if (s.supported) return;
   throw new NstoolError(`${s.binary} (${s.version}) cannot make idmapped mounts: ${s.reason}`, {

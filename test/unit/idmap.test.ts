@@ -12,15 +12,9 @@ import {
   toKernelMap,
   MAX_MAP_LINES,
 } from '../../src/idmap.js';
+import { errorCode } from '../helpers/errors.js';
 
-const code = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return 'no error';
-};
+const code = errorCode;
 
 describe('id maps', () => {
   it('parses the short form, lists, kernel text and objects alike', () => {

@@ -9,6 +9,7 @@ import { buildSpec, DEFAULT_PATH, mergeArgs, mergeEnv } from '../../src/oci/inde
 import type { BuildSpecOptions, Spec } from '../../src/oci/index.js';
 import { schemaErrors } from '../fixtures/oci/schema.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
+import { errorCode } from '../helpers/errors.js';
 
 const prefix = testPrefix('ociproc');
 trackLeaks(prefix);
@@ -32,14 +33,7 @@ function build(opts: Partial<BuildSpecOptions>): Spec {
   return s;
 }
 
-const code = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (e) {
-    return String((e as { code?: string }).code);
-  }
-  return 'no error';
-};
+const code = errorCode;
 
 describe('process.args', () => {
   it('image only: Entrypoint then Cmd', () => {

@@ -11,6 +11,7 @@ import { lockedFlags, readMountInfo } from '../../src/oci/mounts.js';
 import { schemaErrors } from '../fixtures/oci/schema.js';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
+import { errorCode } from '../helpers/errors.js';
 
 const prefix = testPrefix('ocispec');
 trackLeaks(prefix);
@@ -36,14 +37,7 @@ function build(opts: Partial<BuildSpecOptions>): Spec {
   return spec;
 }
 
-const code = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (e) {
-    return String((e as { code?: string }).code);
-  }
-  return 'no error';
-};
+const code = errorCode;
 
 const userns = { usernsPath: '/run/nstool/userns/p', netnsPath: '/run/netns/p', uidMappings: MAP, gidMappings: MAP };
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSpec, parseGroup, parsePasswd, readRootfsFile, resolveInRoot, resolveUser } from '../../src/oci/index.js';
 import { schemaErrors } from '../fixtures/oci/schema.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
+import { errorCode } from '../helpers/errors.js';
 
 const prefix = testPrefix('ociuser');
 trackLeaks(prefix);
@@ -44,14 +45,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const code = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (e) {
-    return String((e as { code?: string }).code);
-  }
-  return 'no error';
-};
+const code = errorCode;
 
 describe('resolveUser', () => {
   it('by name: uid, primary gid and the groups that list the user', () => {

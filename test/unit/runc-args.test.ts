@@ -13,7 +13,7 @@ import {
 } from '../../src/runc/args.js';
 import { parseVersion } from '../../src/runc/client.js';
 import { lastLogError, RuntimeError, runtimeHint } from '../../src/runc/error.js';
-import { mountsNeedIdmap } from '../../src/runc/idmap-gate.js';
+import { specNeedsIdmap as mountsNeedIdmap } from '../../src/oci/build.js';
 
 const bad = (code = 'ERR_INVALID_ARG_VALUE') => expect.objectContaining({ code });
 
