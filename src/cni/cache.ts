@@ -5,7 +5,7 @@
 import { mkdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { invalidArg, NstoolError } from '../errors.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { validateContainerId, validateIfName, validateNetworkName } from './names.js';
 
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';

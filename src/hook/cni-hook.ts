@@ -3,7 +3,7 @@
 // one id does not trip host-local's "duplicate allocation".
 import { rm } from 'node:fs/promises';
 import { invalidArg } from '../errors.js';
-import { writeFileAtomic } from '../cni/atomic-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { loadNetworkList, loadNetworkListFile, NetworkConfigList } from '../cni/config.js';
 import { validateContainerId } from '../cni/names.js';
 import { addNetwork, CniOptions, CniResult, delNetwork, RuntimeConf } from '../cni/network.js';

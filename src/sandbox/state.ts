@@ -2,11 +2,11 @@
 // an fsync of the directory) so a crash leaves the old or the new file,
 // never a torn one; and a per-sandbox flock so concurrent create/delete of
 // one id are serialised and gc can tell a running create from a dead one.
-import { randomBytes } from 'node:crypto';
 import { fstatSync, statSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { callAsync, callSync, NstoolError } from '../errors.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { IdMapping } from '../idmap.js';
 import { native } from '../native.js';
 
@@ -57,27 +57,7 @@ export async function ensureStateDir(dir: string): Promise<void> {
 }
 
 export async function writeState(dir: string, st: SandboxState): Promise<void> {
-  const file = stateFile(dir, st.id);
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(st, null, 2) + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await writeFileAtomic(stateFile(dir, st.id), JSON.stringify(st, null, 2) + '\n');
 }
 
 /** The state of ID, or null when there is none. A torn or foreign file is an error. */
