@@ -162,7 +162,24 @@ ExecResult ExecIn(const ExecParams& p) {
     if (pr[1].valid()) { fds[nf] = {pr[1].get(), POLLIN, 0}; which[nf++] = 1; }
     if (pr[2].valid()) { fds[nf] = {pr[2].get(), POLLIN, 0}; which[nf++] = 2; }
     if (nf == 0 && exited) break;
-    if (!exited) { fds[nf] = {pidfd.get(), POLLIN, 0}; which[nf++] = 3; }
+    if (exited) {
+      // The child is gone: take what is already in the pipes and stop, even
+      // if a grandchild still holds them open.
+      for (int w = 1; w <= 2; w++) {
+        if (!pr[w].valid()) continue;
+        fcntl(pr[w].get(), F_SETFL, O_NONBLOCK);
+        char buf[65536];
+        ssize_t k;
+        std::string& dst = w == 1 ? res.out : res.err;
+        while ((k = read(pr[w].get(), buf, sizeof buf)) > 0) {
+          size_t room = p.max_output > dst.size() ? p.max_output - dst.size() : 0;
+          dst.append(buf, static_cast<size_t>(k) < room ? k : room);
+        }
+      }
+      break;
+    }
+    fds[nf] = {pidfd.get(), POLLIN, 0};
+    which[nf++] = 3;
     int wait_ms = -1;
     if (deadline) {
       int64_t left = deadline - NowMs();

@@ -4,7 +4,9 @@
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -73,9 +75,13 @@ bool Unmount(const std::string& target) {
 }
 
 UnpinResult Unpin(const std::string& target) {
-  // Something mounted here is a pin (UMOUNT_NOFOLLOW never detaches through a
-  // symlink): the common case costs umount2 + unlink and nothing else.
-  if (Unmount(target)) {
+  // A namespace mounted here is a pin: detach it and remove the file. Only
+  // an nsfs mount is detached, so a directory or a bind-mounted file given
+  // by mistake is never unmounted. statfs follows a symlink, but
+  // UMOUNT_NOFOLLOW then refuses it and the checks below report ELOOP.
+  struct statfs sfs {};
+  if (statfs(target.c_str(), &sfs) == 0 && static_cast<unsigned long>(sfs.f_type) == NSFS_MAGIC &&
+      Unmount(target)) {
     if (unlink(target.c_str()) < 0 && errno != ENOENT) Throw("unlink", target);
     return {true, true};
   }
@@ -85,7 +91,7 @@ UnpinResult Unpin(const std::string& target) {
     Throw("lstat", target);
   }
   if (S_ISLNK(st.st_mode)) Throw("lstat", target, ELOOP);
-  // With nothing mounted only the empty file a pin leaves is removed:
+  // With no namespace mounted only the empty file a pin leaves is removed:
   // anything else at that path is not ours to unlink.
   if (!S_ISREG(st.st_mode) || st.st_size != 0) Throw("unlink", target, ENOTEMPTY);
   UnpinResult r{false, false};

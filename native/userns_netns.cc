@@ -1,6 +1,7 @@
 #include "userns_netns.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -35,7 +36,7 @@ constexpr size_t kHelperStack = 64 * 1024;
 // Runs in the helper child, made with a fresh userns and netns. It shares
 // our memory (CLONE_VM): copying a Node process's page tables cost more than
 // the namespaces and stalled the event loop. So it makes no call that writes
-// memory, only prctl and pause, on its own stack, until it is killed; the
+// memory, only prctl and pause (signals blocked), on its own stack, until it is killed; the
 // parent does all the work through /proc/<pid>. PDEATHSIG covers the parent
 // thread dying first (it fires when the forking *thread* exits).
 int HelperMain(void*) {
@@ -52,10 +53,18 @@ class Helper {
                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack_ == MAP_FAILED) Throw("mmap");
     int pidfd = -1;
+    // The helper starts with every signal blocked: sharing our memory, it
+    // must never run one of Node's handlers, and pause() must never return
+    // (its errno would land in this thread's). SIGKILL still ends it.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_ = clone(HelperMain, static_cast<char*>(stack_) + kHelperStack,
                  CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd);
+    int clone_err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid_ < 0) {
-      int err = errno;
+      int err = clone_err;
       munmap(stack_, kHelperStack);
       Throw("clone", "", err);
     }

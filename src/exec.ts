@@ -67,6 +67,9 @@ export async function runInNamespaces(argv: readonly string[], opts: RunOptions 
   if (!Array.isArray(argv) || argv.length === 0 || argv.some((a) => typeof a !== 'string' || a.includes('\0'))) {
     throw invalidArg('argv must be a non-empty array of strings without NUL');
   }
+  if (opts.timeoutMs !== undefined && (!Number.isSafeInteger(opts.timeoutMs) || opts.timeoutMs < 1 || opts.timeoutMs > 2 ** 31 - 1)) {
+    throw invalidArg(`timeoutMs must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
+  }
   const env = opts.env ?? process.env;
   const file = which(argv[0]!, env['PATH']);
   const r = await callAsync(

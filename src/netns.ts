@@ -2,7 +2,7 @@
 // under a pin dir (/run/netns by default, shared with `ip netns`).
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { mkdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, Stats, statSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { callAsync, callSync, invalidArg, NstoolError } from './errors.js';
@@ -117,13 +117,39 @@ function prepare(opts: CreatePodNetnsOptions): Prepared {
   return p;
 }
 
-function ensureDirs(p: Prepared): void {
-  for (const d of [p.dir, p.usernsDir]) {
-    if (!d || readyDirs.has(d)) continue;
-    if (d === p.usernsDir) mkdirSync(path.dirname(d), { recursive: true, mode: 0o755 });
-    callSync(() => native.ensurePinDirSync(d), `preparing pin dir ${d}`);
-    readyDirs.add(d);
+/**
+ * Makes DIR a shared pin dir (once per process). It must be root's and
+ * writable by root alone: pins in a dir another user controls could be
+ * swapped for links or files between our checks and our mounts.
+ */
+export function ensurePinDir(dir: string): void {
+  if (readyDirs.has(dir)) return;
+  try {
+    mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
+  } catch {
+    // the core's own checks below say what is wrong with the path
   }
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(dir);
+  } catch {
+    st = undefined;
+  }
+  // A missing dir is made by the core (root's, 0755); a symlink it refuses.
+  if (st?.isDirectory() && (st.uid !== 0 || (st.mode & 0o022) !== 0)) {
+    throw new NstoolError(`pin dir ${dir} is not owned by root or is writable by others`, {
+      code: 'ERR_NSTOOL_PIN_DIR_UNSAFE',
+      path: dir,
+      hint: `chown root ${dir} && chmod go-w ${dir}, or choose another pin dir`,
+    });
+  }
+  callSync(() => native.ensurePinDirSync(dir), `preparing pin dir ${dir}`);
+  readyDirs.add(dir);
+}
+
+function ensureDirs(p: Prepared): void {
+  ensurePinDir(p.dir);
+  if (p.usernsDir) ensurePinDir(p.usernsDir);
 }
 
 function result(p: Prepared, r: { netnsIno: number; usernsIno: number }): PodNetns {
@@ -158,13 +184,16 @@ let inFlight = 0;
 const waiting: Array<() => void> = [];
 
 async function limited<T>(fn: () => Promise<T>): Promise<T> {
+  // A finishing call hands its slot straight to the next waiter, so a new
+  // caller cannot slip in between and exceed the limit.
   if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => waiting.push(resolve));
-  inFlight++;
+  else inFlight++;
   try {
     return await fn();
   } finally {
-    inFlight--;
-    waiting.shift()?.();
+    const next = waiting.shift();
+    if (next) next();
+    else inFlight--;
   }
 }
 

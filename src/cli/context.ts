@@ -46,3 +46,12 @@ export class ExitCode extends Error {
 
 /** Wrong use of a command: exit code 2, like a parse error. */
 export class UsageError extends Error {}
+
+/** A whole number of at least MIN from a command-line option, else a UsageError. */
+export function intOption(value: string, name: string, min = 1): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > 2 ** 31 - 1) {
+    throw new UsageError(`${name} must be a whole number from ${min} to ${2 ** 31 - 1}, got "${value}"`);
+  }
+  return n;
+}

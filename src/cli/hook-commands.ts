@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { CniError, cniErrorJson } from '../cni/errors.js';
 import { HookOutcome, HookStage, runCniHook } from '../hook/cni-hook.js';
-import { CniHookSettings, HOOK_ANNOTATIONS, HOOK_FLAGS } from '../hook/settings.js';
+import { AnnotatedSetting, CniHookSettings, HOOK_ANNOTATIONS, HOOK_FLAGS } from '../hook/settings.js';
 import { parseOciState } from '../hook/state.js';
 import { emit, Io, UsageError, withJson } from './context.js';
 
@@ -21,7 +21,7 @@ async function readProcessStdin(): Promise<string> {
 }
 
 const OPTION_HELP: Record<keyof CniHookSettings, string> = {
-  netns: 'netns path (default /proc/<pid>/ns/net)',
+  netns: 'netns path (default /proc/<pid>/ns/net; as an annotation only that or a pin in /run/netns or --netns-pin-dir)',
   conflist: 'network config list file (.conflist or .conf)',
   confDir: 'network config dir (default /etc/cni/net.d)',
   network: 'network name to pick in the config dir',
@@ -30,6 +30,7 @@ const OPTION_HELP: Record<keyof CniHookSettings, string> = {
   pluginPath: 'plugin search path, colon-separated (default /usr/lib/cni:/opt/cni/bin)',
   cacheDir: 'CNI result cache dir (default /var/lib/cni)',
   nodeNetns: 'run the plugins inside this netns',
+  netnsPinDir: 'a dir besides /run/netns whose pins an annotated netns may name',
 };
 
 function describe(o: HookOutcome): string {
@@ -54,7 +55,9 @@ export function registerHookCommands(program: Command, io: HookIo): void {
       .exitOverride()
       .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     for (const k of Object.keys(HOOK_FLAGS) as (keyof CniHookSettings)[]) {
-      cmd.option(`${HOOK_FLAGS[k]} <value>`, `${OPTION_HELP[k]}; annotation ${HOOK_ANNOTATIONS[k]}`);
+      // Paths root acts on are flags only: annotations may come from a pod's author.
+      const from = k in HOOK_ANNOTATIONS ? `annotation ${HOOK_ANNOTATIONS[k as AnnotatedSetting]}` : 'flag only, never an annotation';
+      cmd.option(`${HOOK_FLAGS[k]} <value>`, `${OPTION_HELP[k]}; ${from}`);
     }
     cmd.action(async (o: CniHookSettings & { state?: string; json?: boolean }) => {
       const text = o.state ? await readFile(o.state, 'utf8') : await (io.readStdin ?? readProcessStdin)();

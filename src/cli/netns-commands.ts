@@ -4,7 +4,7 @@ import os from 'node:os';
 import { execInNetns } from '../exec.js';
 import { allocateFromSubid, formatIdMap, IdMapping } from '../idmap.js';
 import { createPodNetns, DeleteResult, deletePodNetns, inspectNetns, listNetns, NetnsInfo } from '../netns.js';
-import { emit, ExitCode, Io, UsageError, withJson } from './context.js';
+import { emit, ExitCode, intOption, Io, UsageError, withJson } from './context.js';
 
 interface DirOpts {
   pinDir?: string;
@@ -51,7 +51,7 @@ export function registerNetnsCommands(program: Command, io: Io): void {
       let uidMap: string | IdMapping[] | undefined = o.uidmap;
       let gidMap: string | IdMapping[] | undefined = o.gidmap;
       if (o.subidUser) {
-        const size = Number(o.size);
+        const size = intOption(o.size, '--size');
         uidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subuid', size });
         gidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subgid', size });
       }
@@ -104,7 +104,7 @@ export function registerNetnsCommands(program: Command, io: Io): void {
         pinDir: o.pinDir,
         userns: o.userns,
         stdio: 'inherit',
-        ...(o.timeout ? { timeoutMs: Number(o.timeout) } : {}),
+        ...(o.timeout !== undefined ? { timeoutMs: intOption(o.timeout, '--timeout') } : {}),
       });
       throw new ExitCode(r.exitCode ?? 128 + (r.signal ? signalNumber(r.signal) : 0));
     });

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { createSandbox, deleteSandbox, gc, listSandboxes, loadSandbox } from '../sandbox/index.js';
 import type { SandboxDirs, SandboxNetwork } from '../sandbox/index.js';
-import { emit, Io, UsageError, withJson } from './context.js';
+import { emit, ExitCode, Io, UsageError, withJson } from './context.js';
 
 interface DirFlags {
   stateDir?: string;
@@ -102,6 +102,6 @@ export function registerSandboxCommands(program: Command, io: Io): void {
       emit(io, o.json, actions, () =>
         actions.length === 0 ? 'nothing to clean' : actions.map((a) => `${o.dryRun ? 'would remove' : a.done ? 'removed' : 'FAILED'} ${a.kind} ${a.target}: ${a.reason}${a.error ? ` (${a.error})` : ''}`).join('\n'),
       );
-      if (actions.some((a) => a.error)) process.exitCode = 1;
+      if (actions.some((a) => a.error)) throw new ExitCode(1);
     });
 }

@@ -74,10 +74,7 @@ export async function gc(o: GcOptions = {}): Promise<GcAction[]> {
         const status = await _forGc.runtimeOf(st).state(st.pause.containerId).then((s) => s.status, () => 'missing');
         if (status !== 'running' && status !== 'created' && status !== 'paused') reason = `pause container ${status}`;
       }
-      if (!reason && st.netns) {
-        const pin = (await listNetns(st.netns.pinDir)).find((e) => e.name === st.netns!.name);
-        if (!pin || pin.kind !== 'netns' || (st.netns.inode !== undefined && pin.inode !== st.netns.inode)) reason = 'netns pin missing';
-      }
+      if (!reason && st.netns && !(await _forGc.ownsPin(st))) reason = 'netns pin missing';
       if (!reason) continue;
       await act({ kind: 'sandbox', target: id, reason }, async () => {
         await _forGc.teardown(st, dirs);
@@ -87,70 +84,92 @@ export async function gc(o: GcOptions = {}): Promise<GcAction[]> {
       await lock.release(dirs.state, id, gone);
     }
   }
-  const orphan = (name: string) => {
+  // Everything below is removed only for an id whose lock we hold and that
+  // still has no state: a create that starts meanwhile takes the lock first
+  // and writes its state before any side effect.
+  const claimed = new Map<string, SandboxLock>();
+  const orphan = async (name: string): Promise<boolean> => {
     const id = idOf(name);
-    return id !== null && !live.has(id);
+    if (id === null || live.has(id)) return false;
+    if (claimed.has(id)) return true;
+    const lock = SandboxLock.tryAcquire(dirs.state, id);
+    if (!lock) return false;
+    if (await readState(dirs.state, id).catch(() => true)) {
+      await lock.release(dirs.state, id, false);
+      live.add(id);
+      return false;
+    }
+    claimed.set(id, lock);
+    return true;
   };
-
-  // 2. Containers and bundles of sandboxes without state; removal unmounts
-  //    the idmapped rootfs before the bundle goes.
-  const rt = new RuncClient({ binary: o.runtime?.binary ?? 'runc', ...(o.runtime?.root ? { root: o.runtime.root } : {}) });
-  const containers = new Map((await rt.list().catch(() => [])).map((c) => [c.id, c.status]));
-  const names = new Set([...containers.keys(), ...(await entries(dirs.bundle))].filter(orphan));
-  for (const name of [...names].sort()) {
-    const status = containers.get(name);
-    await act({ kind: status ? 'container' : 'bundle', target: status ? name : path.join(dirs.bundle, name), reason: `no sandbox state${status ? ` (${status})` : ''}` }, async () => {
-      await removePodContainer(name, { bundleDir: path.join(dirs.bundle, name), runtime: rt });
-    });
-  }
-
-  // 3. Cached CNI results without a sandbox: DEL from the cache alone (it
-  //    keeps the config), which releases the IP, then the cache file goes.
-  const resultsDir = path.join(dirs.cniCache, 'results');
-  for (const file of await entries(resultsDir)) {
-    let entry: { containerId?: string; ifName?: string; config?: string; netns?: string };
-    try {
-      entry = JSON.parse(await readFile(path.join(resultsDir, file), 'utf8')) as typeof entry;
-    } catch {
-      continue;
-    }
-    if (!entry.containerId || !orphan(entry.containerId) || !entry.config) continue;
-    const cid = entry.containerId;
-    await act({ kind: 'cni-result', target: path.join(resultsDir, file), reason: 'no sandbox state' }, async () => {
-      const list = toNetworkList(JSON.parse(Buffer.from(entry.config!, 'base64').toString('utf8')));
-      const pinned = path.join(dirs.pin, cid);
-      await delNetwork(list, { containerId: cid, netns: pinned, ifName: entry.ifName ?? 'eth0' }, {
-        cacheDir: dirs.cniCache,
-        ...(o.pluginPath ? { pluginPath: o.pluginPath } : {}),
-        ...(o.nodeNetns ? { nodeNetns: o.nodeNetns } : {}),
-      });
-    });
-  }
-
-  // 4. Pins of sandboxes without state (after DEL, which may still use them).
-  for (const e of await listNetns(dirs.pin)) {
-    if (!orphan(e.name)) continue;
-    await act({ kind: 'pin', target: e.path, reason: `no sandbox state (${e.kind})` }, async () => {
-      await deletePodNetns(e.name, { pinDir: dirs.pin, usernsPinDir: dirs.userns });
-    });
-  }
-  for (const name of await entries(dirs.userns)) {
-    if (!orphan(name)) continue;
-    await act({ kind: 'userns-pin', target: path.join(dirs.userns, name), reason: 'no sandbox state' }, async () => {
-      await deletePodNetns(path.join(dirs.userns, name));
-    });
-  }
-
-  // 5. Lock files of ids with no state.
-  if (!dry) {
-    for (const name of await entries(dirs.state)) {
-      if (!name.endsWith('.lock')) continue;
-      const id = name.slice(0, -'.lock'.length);
-      if (live.has(id)) continue;
-      const lock = SandboxLock.tryAcquire(dirs.state, id);
-      if (lock && !(await readState(dirs.state, id).catch(() => null))) await lock.release(dirs.state, id, true);
-      else await lock?.release(dirs.state, id, false);
-    }
+  try {
+    await removeOrphans();
+  } finally {
+    for (const [id, lock] of claimed) await lock.release(dirs.state, id, true);
   }
   return actions;
+
+  async function removeOrphans(): Promise<void> {
+    // 2. Containers and bundles of sandboxes without state; removal unmounts
+    //    the idmapped rootfs before the bundle goes.
+    const rt = new RuncClient({ binary: o.runtime?.binary ?? 'runc', ...(o.runtime?.root ? { root: o.runtime.root } : {}) });
+    const containers = new Map((await rt.list().catch(() => [])).map((c) => [c.id, c.status]));
+    const names = new Set<string>();
+    for (const n of [...containers.keys(), ...(await entries(dirs.bundle))]) if (await orphan(n)) names.add(n);
+    for (const name of [...names].sort()) {
+      const status = containers.get(name);
+      await act({ kind: status ? 'container' : 'bundle', target: status ? name : path.join(dirs.bundle, name), reason: `no sandbox state${status ? ` (${status})` : ''}` }, async () => {
+        await removePodContainer(name, { bundleDir: path.join(dirs.bundle, name), runtime: rt });
+      });
+    }
+
+    // 3. Cached CNI results without a sandbox: DEL from the cache alone (it
+    //    keeps the config), which releases the IP, then the cache file goes.
+    const resultsDir = path.join(dirs.cniCache, 'results');
+    for (const file of await entries(resultsDir)) {
+      let entry: { containerId?: string; ifName?: string; config?: string; netns?: string };
+      try {
+        entry = JSON.parse(await readFile(path.join(resultsDir, file), 'utf8')) as typeof entry;
+      } catch {
+        continue;
+      }
+      if (!entry.containerId || !entry.config || !(await orphan(entry.containerId))) continue;
+      const cid = entry.containerId;
+      await act({ kind: 'cni-result', target: path.join(resultsDir, file), reason: 'no sandbox state' }, async () => {
+        const list = toNetworkList(JSON.parse(Buffer.from(entry.config!, 'base64').toString('utf8')));
+        const pinned = path.join(dirs.pin, cid);
+        await delNetwork(list, { containerId: cid, netns: pinned, ifName: entry.ifName ?? 'eth0' }, {
+          cacheDir: dirs.cniCache,
+          ...(o.pluginPath ? { pluginPath: o.pluginPath } : {}),
+          ...(o.nodeNetns ? { nodeNetns: o.nodeNetns } : {}),
+        });
+      });
+    }
+
+    // 4. Pins of sandboxes without state (after DEL, which may still use them).
+    for (const e of await listNetns(dirs.pin)) {
+      if (!(await orphan(e.name))) continue;
+      await act({ kind: 'pin', target: e.path, reason: `no sandbox state (${e.kind})` }, async () => {
+        await deletePodNetns(e.name, { pinDir: dirs.pin, usernsPinDir: dirs.userns });
+      });
+    }
+    for (const name of await entries(dirs.userns)) {
+      if (!(await orphan(name))) continue;
+      await act({ kind: 'userns-pin', target: path.join(dirs.userns, name), reason: 'no sandbox state' }, async () => {
+        await deletePodNetns(path.join(dirs.userns, name));
+      });
+    }
+
+    // 5. Lock files of ids with no state.
+    if (!dry) {
+      for (const name of await entries(dirs.state)) {
+        if (!name.endsWith('.lock')) continue;
+        const id = name.slice(0, -'.lock'.length);
+        if (live.has(id) || claimed.has(id)) continue;
+        const lock = SandboxLock.tryAcquire(dirs.state, id);
+        if (lock && !(await readState(dirs.state, id).catch(() => null))) await lock.release(dirs.state, id, true);
+        else await lock?.release(dirs.state, id, false);
+      }
+    }
+  }
 }

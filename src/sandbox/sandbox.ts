@@ -9,8 +9,10 @@ import { loadNetworkList } from '../cni/index.js';
 import { findPlugin, pluginPath } from '../cni/index.js';
 import { invalidArg, NstoolError } from '../errors.js';
 import { IdMapInput, parseIdMap } from '../idmap.js';
-import { createPodNetns, DEFAULT_PIN_DIR, DEFAULT_USERNS_PIN_DIR, deletePodNetns, inspectNetns } from '../netns.js';
+import { native } from '../native.js';
+import { createPodNetns, DEFAULT_PIN_DIR, DEFAULT_USERNS_PIN_DIR, deletePodNetns } from '../netns.js';
 import { removePodContainer, runPodContainer } from '../pod/container.js';
+import { validateContainerId } from '../runc/args.js';
 import { RuncClient } from '../runc/client.js';
 import { Rollback, RollbackError } from './rollback.js';
 import {
@@ -28,7 +30,6 @@ export const DEFAULT_BUNDLE_DIR = '/run/nstool/bundles';
 export const DEFAULT_CNI_CACHE_DIR = '/var/lib/cni';
 /** Pins and containers of sandboxes are named with this prefix, so gc can recognise them. */
 export const SANDBOX_PREFIX = 'nstool-sb-';
-const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 export interface SandboxNetwork {
   /** A config list object (or a single plugin config), or load one from confDir. */
@@ -101,12 +102,11 @@ export class SandboxError extends NstoolError {
 }
 
 export function validateSandboxId(id: unknown): string {
-  if (typeof id !== 'string' || !ID_RE.test(id)) {
-    throw invalidArg(`sandbox id must match ${ID_RE} (got ${JSON.stringify(id)})`);
-  }
+  // The same rule as container ids (the pause container is named after it).
+  validateContainerId(id);
   // The pin name carries the prefix and must stay within NAME_MAX.
-  if (Buffer.byteLength(SANDBOX_PREFIX + id) > 255) throw invalidArg('sandbox id is too long');
-  return id;
+  if (Buffer.byteLength(SANDBOX_PREFIX + (id as string)) > 255) throw invalidArg('sandbox id is too long');
+  return id as string;
 }
 
 function abs(p: string | undefined, fallback: string, what: string): string {
@@ -155,18 +155,38 @@ async function removePause(st: SandboxState): Promise<void> {
   await removePodContainer(st.pause.containerId, { bundleDir: st.pause.bundle, runtime: runtimeOf(st) });
 }
 
+/**
+ * Whether the pin still holds the netns this sandbox created. A pin of the
+ * same name holding another netns is not ours: never DEL in it or unpin it.
+ */
+async function ownsPin(st: SandboxState): Promise<boolean> {
+  if (!st.netns) return false;
+  try {
+    const info = await native.inspectNs(st.netns.path, true);
+    return info.nsfs && (st.netns.inode === undefined || info.ino === st.netns.inode);
+  } catch {
+    return false;
+  }
+}
+
 async function removeNetwork(st: SandboxState, dirs: Dirs): Promise<void> {
   if (!st.network) return;
   const list = toNetworkList(st.network.list);
+  // Gone or replaced: DEL still runs (it releases the IP) with an empty CNI_NETNS.
+  const netns = st.netns && (await ownsPin(st)) ? st.netns.path : '';
   await delNetwork(
     list,
-    { containerId: containerIdOf(st.id), netns: st.netns?.path ?? '', ifName: st.network.ifName, ...(st.network.capabilityArgs ? { capabilityArgs: st.network.capabilityArgs } : {}) },
+    { containerId: containerIdOf(st.id), netns, ifName: st.network.ifName, ...(st.network.capabilityArgs ? { capabilityArgs: st.network.capabilityArgs } : {}) },
     { cacheDir: st.network.cacheDir ?? dirs.cniCache, pluginPath: st.network.pluginPath, ...(st.network.nodeNetns ? { nodeNetns: st.network.nodeNetns } : {}) },
   );
 }
 
 async function removeNetns(st: SandboxState): Promise<void> {
   if (!st.netns) return;
+  if (st.netns.inode !== undefined) {
+    const info = await native.inspectNs(st.netns.path, true).catch(() => null);
+    if (info?.nsfs && info.ino !== st.netns.inode) return; // someone else's netns now
+  }
   await deletePodNetns(st.netns.name, { pinDir: st.netns.pinDir, usernsPinDir: st.netns.usernsPinDir });
 }
 
@@ -381,14 +401,7 @@ export async function loadSandbox(id: string, o: SandboxDirs = {}): Promise<Sand
   const st = await readState(dirs.state, id);
   if (!st) return null;
   const out: SandboxDetails = { ...toInfo(st), netnsPresent: false };
-  if (st.netns) {
-    try {
-      const info = await inspectNetns(st.netns.path);
-      out.netnsPresent = st.netns.inode === undefined || info.inode === st.netns.inode;
-    } catch {
-      out.netnsPresent = false;
-    }
-  }
+  out.netnsPresent = await ownsPin(st);
   if (st.pause) {
     try {
       out.status = (await runtimeOf(st).state(st.pause.containerId)).status;
@@ -409,4 +422,4 @@ export async function listSandboxes(o: SandboxDirs = {}): Promise<SandboxInfo[]>
   return out;
 }
 
-export const _forGc = { teardown, removeNetwork, removePause, removeNetns, runtimeOf };
+export const _forGc = { teardown, ownsPin, runtimeOf };

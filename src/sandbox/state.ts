@@ -5,7 +5,7 @@
 import { fstatSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { callAsync, callSync, NstoolError } from '../errors.js';
+import { callSync, NstoolError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import type { IdMapping } from '../idmap.js';
 import { native } from '../native.js';
@@ -103,10 +103,16 @@ export async function listStateIds(dir: string): Promise<string[]> {
 export class SandboxLock {
   private constructor(private fd: number | null) {}
 
+  /**
+   * Waits for the lock by polling with LOCK_NB: a blocking flock would hold
+   * a libuv pool thread, and a few waiters on one id could starve the pool
+   * the holder needs to finish.
+   */
   static async acquire(dir: string, id: string): Promise<SandboxLock> {
-    for (;;) {
-      const fd = await callAsync(() => native.lockFile(lockFile(dir, id), true), `locking sandbox ${id}`);
-      if (SandboxLock.current(dir, id, fd)) return new SandboxLock(fd);
+    for (let delay = 2; ; delay = Math.min(delay * 2, 100)) {
+      const lock = SandboxLock.tryAcquire(dir, id);
+      if (lock) return lock;
+      await new Promise((r) => setTimeout(r, delay));
     }
   }
 

@@ -69,6 +69,8 @@ describeRoot('nstool CLI, spawned as a user runs it', () => {
     expect(nstool(['create-pod-netns', 'a/b', '--uidmap', '0:1:1']).code).toBe(2);
     expect(nstool(['no-such-command']).code).toBe(2);
     expect(nstool(['list', '--bogus']).code).toBe(2);
+    expect(nstool(['exec', 'x', '--timeout', 'soon', '--', 'true']).code).toBe(2);
+    expect(nstool(['create-pod-netns', `${P}-s`, '--subid-user', 'root', '--size', '-1']).code).toBe(2);
     for (const cmd of ['create-pod-netns', 'delete', 'list', 'inspect', 'exec']) {
       const h = nstool([cmd, '--help']);
       expect(h.code, cmd).toBe(0);

@@ -1,5 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createPodNetns, createPodNetnsSync, deletePodNetns, execInNetns, inspectNetns, listNetns } from '../../src/index.js';
 import { describeRoot } from '../helpers/env.js';
@@ -106,6 +108,9 @@ describeRoot('pod netns on the real kernel', () => {
       expect(fail.stderr).toBe('oops\n');
       const input = await execInNetns(name, ['cat'], { input: 'hello' });
       expect(input.stdout).toBe('hello');
+      // A background grandchild holding the pipes does not keep us waiting.
+      const bg = await execInNetns(name, ['sh', '-c', 'sleep 2 & echo started'], { timeoutMs: 10_000 });
+      expect(bg).toMatchObject({ exitCode: 0, timedOut: false, stdout: 'started\n' });
       const slow = await execInNetns(name, ['sleep', '5'], { timeoutMs: 100 });
       expect(slow.timedOut).toBe(true);
       expect(slow.signal).toBe('SIGKILL');
@@ -148,6 +153,39 @@ describeRoot('pod netns on the real kernel', () => {
       expect(readFileSync(`/run/netns/${name}`, 'utf8')).toBe('precious');
     } finally {
       unlinkSync(`/run/netns/${name}`);
+    }
+  });
+
+  it('never unmounts what is not a pin: the pin dir itself, a bind-mounted file', async () => {
+    const name = `${P}-keep`;
+    const r = await createPodNetns({ name, uidMap: MAP });
+    const bound = `/run/netns/${P}-bound`;
+    writeFileSync(bound, '');
+    execFileSync('mount', ['--bind', '/etc/hostname', bound]);
+    try {
+      await expect(deletePodNetns('/run/netns')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+      await expect(deletePodNetns('/run/netns/')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+      expect(mountPoints()).toContain('/run/netns');
+      expect((await inspectNetns(name)).inode).toBe(r.netnsInode);
+      await expect(deletePodNetns(bound)).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+      expect(mountPoints()).toContain(bound);
+    } finally {
+      spawnSync('umount', [bound]);
+      unlinkSync(bound);
+      await deletePodNetns(name);
+    }
+  });
+
+  it('refuses a pin dir others can write, before mounting anything', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), `${P}-open-`));
+    chmodSync(dir, 0o777);
+    try {
+      const before = mountPoints().length;
+      await expect(createPodNetns({ name: `${P}-o`, uidMap: MAP, pinDir: dir })).rejects.toMatchObject({ code: 'ERR_NSTOOL_PIN_DIR_UNSAFE' });
+      expect(mountPoints().length).toBe(before);
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true });
     }
   });
 
