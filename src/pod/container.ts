@@ -2,13 +2,16 @@
 // userns that owns it, with the maps read from that userns. Root-owned
 // rootfs and volumes are shown to the pod's root through idmapped mounts
 // nstool makes itself when the runtime cannot (runc 1.1.5).
-import { closeSync, constants, fchownSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile, rename } from 'node:fs/promises';
+import { closeSync, constants, fchownSync, openSync, realpathSync } from 'node:fs';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { invalidArg, NstoolError } from '../errors.js';
+import { writeFileAtomic } from '../atomic-file.js';
+import { callAsync, invalidArg, NstoolError } from '../errors.js';
 import { IdMapping, toHostId } from '../idmap.js';
 import { buildSpec, specNeedsIdmap, writeBundle } from '../oci/index.js';
 import type { BuildSpecOptions, MountRequest, Spec } from '../oci/index.js';
+import { readMountInfo } from '../oci/mounts.js';
+import { native } from '../native.js';
 import { PinDirs } from '../netns.js';
 import { validateContainerId } from '../runc/args.js';
 import { RuncClient, RuncClientOptions } from '../runc/client.js';
@@ -49,6 +52,8 @@ export interface PodContainerRecord {
   bundle: string;
   netnsPath: string;
   usernsPath: string;
+  /** True when this container made the userns pin (removed with it). */
+  usernsPinned: boolean;
   uidMap: IdMapping[];
   gidMap: IdMapping[];
   runtime: { binary: string; root?: string };
@@ -90,9 +95,7 @@ async function checkTraversable(p: string, hostUid: number, what: string): Promi
 }
 
 async function saveRecord(r: PodContainerRecord): Promise<void> {
-  const f = path.join(r.bundle, STATE_FILE);
-  await writeFile(`${f}.tmp`, JSON.stringify(r, null, 2), { mode: 0o600 });
-  await rename(`${f}.tmp`, f);
+  await writeFileAtomic(path.join(r.bundle, STATE_FILE), JSON.stringify(r, null, 2), 0o600);
 }
 
 export async function readRecord(bundle: string): Promise<PodContainerRecord | undefined> {
@@ -160,39 +163,42 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   const runtime = client(o.runtime);
 
   const pod = await podUserns(o.netns, o);
-  const { uidMap, gidMap } = pod.netns;
-  const rootUid = toHostId(uidMap, 0);
-  const rootGid = toHostId(gidMap, 0);
-  if (rootUid === undefined || rootGid === undefined) {
-    throw new NstoolError(`the pod userns of ${pod.netns.path} maps no container root`, { code: 'ERR_NSTOOL_NO_ROOT_MAPPING', hint: 'map container id 0 in the pod userns' });
-  }
-  const spec = podSpec({ ...o, rootfs, netnsPath: pod.netns.path, usernsPath: pod.usernsPath, uidMap, gidMap });
-  await checkTraversable(path.join(bundle, 'rootfs'), rootUid, 'the bundle');
-  if (o.idmapRootfs === false) await checkTraversable(path.join(rootfs, '.'), rootUid, 'the rootfs');
-
-  await mkdir(path.dirname(bundle), { recursive: true, mode: 0o755 });
-  await mkdir(bundle, { mode: 0o755 }).catch((err: NodeJS.ErrnoException) => {
-    throw new NstoolError(`cannot make the bundle ${bundle}: ${err.message}`, {
-      code: err.code ?? 'EIO',
-      path: bundle,
-      hint: err.code === 'EEXIST' ? `container ${id} exists or was not removed: \`nstool rm-pod ${id}\`` : undefined,
-    });
-  });
-  const record: PodContainerRecord = {
-    id,
-    bundle,
-    netnsPath: pod.netns.path,
-    usernsPath: pod.usernsPath,
-    uidMap,
-    gidMap,
-    runtime: { binary: runtime.binary, ...(runtime.root ? { root: runtime.root } : {}) },
-    staged: [],
-    stdout: path.join(bundle, 'stdout.log'),
-    stderr: path.join(bundle, 'stderr.log'),
-  };
+  let record: PodContainerRecord | undefined;
   let createTried = false;
   const fds: number[] = [];
   try {
+    const { uidMap, gidMap } = pod.netns;
+    const rootUid = toHostId(uidMap, 0);
+    const rootGid = toHostId(gidMap, 0);
+    if (rootUid === undefined || rootGid === undefined) {
+      throw new NstoolError(`the pod userns of ${pod.netns.path} maps no container root`, { code: 'ERR_NSTOOL_NO_ROOT_MAPPING', hint: 'map container id 0 in the pod userns' });
+    }
+    const spec = podSpec({ ...o, rootfs, netnsPath: pod.netns.path, usernsPath: pod.usernsPath, uidMap, gidMap });
+    await checkTraversable(path.join(bundle, 'rootfs'), rootUid, 'the bundle');
+    // A child path, so the rootfs directory itself is checked too.
+    if (o.idmapRootfs === false) await checkTraversable(path.join(rootfs, 'x'), rootUid, 'the rootfs');
+
+    await mkdir(path.dirname(bundle), { recursive: true, mode: 0o755 });
+    await mkdir(bundle, { mode: 0o755 }).catch((err: NodeJS.ErrnoException) => {
+      throw new NstoolError(`cannot make the bundle ${bundle}: ${err.message}`, {
+        code: err.code ?? 'EIO',
+        path: bundle,
+        hint: err.code === 'EEXIST' ? `container ${id} exists or was not removed: \`nstool rm-pod ${id}\`` : undefined,
+      });
+    });
+    record = {
+      id,
+      bundle,
+      netnsPath: pod.netns.path,
+      usernsPath: pod.usernsPath,
+      usernsPinned: pod.pinned,
+      uidMap,
+      gidMap,
+      runtime: { binary: runtime.binary, ...(runtime.root ? { root: runtime.root } : {}) },
+      staged: [],
+      stdout: path.join(bundle, 'stdout.log'),
+      stderr: path.join(bundle, 'stderr.log'),
+    };
     await saveRecord(record);
     if (o.idmapRootfs !== false) {
       const staged = path.join(bundle, 'rootfs');
@@ -208,10 +214,12 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
       await saveRecord(record);
     }
     await writeBundle(bundle, spec);
-    fds.push(openStdio(record.stdout, rootUid, rootGid), openStdio(record.stderr, rootUid, rootGid));
+    fds.push(openStdio(record.stdout, rootUid, rootGid));
+    fds.push(openStdio(record.stderr, rootUid, rootGid));
     createTried = true;
     const pidFile = path.join(bundle, 'pid');
-    await runtime.create(id, bundle, { pidFile, stdio: ['ignore', fds[0]!, fds[1]!] });
+    // The idmap gate ran above (and the fallback replaced what it refuses).
+    await runtime.create(id, bundle, { pidFile, stdio: ['ignore', fds[0]!, fds[1]!], skipIdmapGate: true });
     for (const fd of fds.splice(0)) closeSync(fd);
     record.pid = Number((await readFile(pidFile, 'utf8')).trim());
     await saveRecord(record);
@@ -219,19 +227,34 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
     return record;
   } catch (err) {
     for (const fd of fds.splice(0)) closeSync(fd);
-    await undo(runtime, record, createTried).catch(() => undefined);
+    // Without a record the bundle is not ours (or not made): only the pin is undone.
+    const undone = record ? undo(runtime, record, createTried) : pod.pinned ? unpinUserns(pod.usernsPath) : Promise.resolve();
+    const undoError = await undone.then(
+      () => undefined,
+      (e: unknown) => e ?? new Error('undo failed'),
+    );
+    // A failed undo leaves things behind: say so on the error thrown.
+    if (undoError !== undefined && err !== null && typeof err === 'object') (err as { undoError?: unknown }).undoError = undoError;
     throw err;
   }
 }
 
 function mountsUnder(dir: string): string[] {
-  const unesc = (x: string) => x.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => unesc(l.split(' ')[4] ?? ''))
-    .filter((m) => m.startsWith(`${dir}/`))
+  // mountinfo shows resolved paths: a symlink on the way must not hide a mount.
+  let real = dir;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    // not there: nothing can be mounted under it
+  }
+  return readMountInfo()
+    .map((m) => m.point)
+    .filter((m) => m.startsWith(`${real}/`))
     .sort((a, b) => b.length - a.length);
+}
+
+async function unpinUserns(p: string): Promise<void> {
+  await callAsync(() => native.unpin(p), `removing the userns pin ${p}`);
 }
 
 /**
@@ -261,6 +284,7 @@ async function undo(runtime: RuncClient, r: PodContainerRecord, container: boole
   }
   for (const t of [...r.staged].reverse()) await unstage(t);
   await removeBundle(r.bundle);
+  if (r.usernsPinned) await unpinUserns(r.usernsPath);
 }
 
 export interface RemoveOptions {
@@ -290,8 +314,10 @@ export async function removePodContainer(id: string, o: RemoveOptions = {}): Pro
       if (!missing(err)) throw err;
     }
   }
-  const existed = known || rec !== undefined;
+  // Neither a record nor a container: BUNDLE is not nstool's, leave it alone.
+  if (!known && rec === undefined) return { id, existed: false };
   for (const t of [...(rec?.staged ?? [])].reverse()) await unstage(t);
   await removeBundle(bundle);
-  return { id, existed };
+  if (rec?.usernsPinned) await unpinUserns(rec.usernsPath);
+  return { id, existed: true };
 }

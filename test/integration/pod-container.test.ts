@@ -47,6 +47,26 @@ describeRoot('pod container', () => {
     expect(left).toEqual([]);
   });
 
+  it('rm-pod of an id with no record that runc does not know touches nothing', async () => {
+    const id = `${prefix}-norecord`;
+    const victim = path.join(dir, id);
+    mkdirSync(victim, { mode: 0o755 });
+    writeFileSync(path.join(victim, 'keep'), 'keep\n');
+    expect(await removePodContainer(id, { stateDir: dir, runtime: runc })).toEqual({ id, existed: false });
+    expect(readFileSync(path.join(victim, 'keep'), 'utf8')).toBe('keep\n');
+  });
+
+  it('checks the rootfs dir itself for traversal and undoes the userns pin it made', async () => {
+    const closed = path.join(dir, 'closed-rootfs');
+    mkdirSync(closed, { mode: 0o700 });
+    const id = `${prefix}-closed`;
+    await expect(
+      runPodContainer({ id, netns: pod!.name, rootfs: closed, idmapRootfs: false, command: ['true'], runtime: runc, stateDir: path.join(dir, 'state') }),
+    ).rejects.toMatchObject({ code: 'ERR_NSTOOL_BUNDLE_PATH', path: closed });
+    expect(existsSync(path.join(dir, 'state', id))).toBe(false);
+    expect(existsSync(`/run/nstool/userns/${pod!.name}`)).toBe(false);
+  });
+
   it('joins the pinned userns+netns: running, pod maps, only lo, /sys mounted; removal leaves nothing', async () => {
     const id = `${prefix}-pause`;
     ids.push(id);
@@ -90,6 +110,9 @@ describeRoot('pod container', () => {
     expect(await runc.list()).toEqual([]);
     expect(mountPoints().filter((m) => m.startsWith(dir))).toEqual([]);
     expect(existsSync(rec.bundle)).toBe(false);
+    // The userns pin this container made went with it.
+    expect(rec.usernsPinned).toBe(true);
+    expect(existsSync(rec.usernsPath)).toBe(false);
     expect(readFileSync(path.join(rootfs, 'etc', 'passwd'), 'utf8')).toMatch(/^root:/); // the source survived
     expect(await removePodContainer(id, { stateDir: path.join(dir, 'state'), runtime: runc })).toEqual({ id, existed: false });
 
