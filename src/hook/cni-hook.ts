@@ -1,6 +1,8 @@
 // OCI hook mode: createRuntime runs CNI ADD for the container's netns,
 // poststop runs DEL. ADD is preceded by a DEL so that a hook run twice for
 // one id does not trip host-local's "duplicate allocation".
+// The hook runs as root: resolveSettings() takes every path it acts on from
+// its flags and limits an annotated netns, before any plugin runs.
 import { rm } from 'node:fs/promises';
 import { invalidArg } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -38,7 +40,7 @@ function netnsOf(stage: HookStage, state: OciState, s: CniHookSettings): string 
 
 export async function runCniHook(stage: HookStage, state: OciState, flags: CniHookSettings = {}): Promise<HookOutcome> {
   if (stage !== 'create-runtime' && stage !== 'post-stop') throw invalidArg(`unknown hook stage ${JSON.stringify(stage)}`);
-  const s = resolveSettings(flags, state.annotations);
+  const s = resolveSettings(flags, state.annotations, state.pid);
   const id = validateContainerId(state.id);
   const netns = netnsOf(stage, state, s);
   const list = await networkList(s);

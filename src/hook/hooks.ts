@@ -1,5 +1,7 @@
 // The `hooks` object of an OCI config.json that makes plain `runc run` wire
-// the container's network through `nstool hook`.
+// the container's network through `nstool hook`. Every setting goes into the
+// hook's args as a flag: paths (conflist, result, plugin path, ...) are only
+// ever taken from there, never from the container's annotations.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { invalidArg } from '../errors.js';

@@ -1,41 +1,63 @@
 // What a CNI hook needs to know, from CLI flags or the container's
 // annotations (flags first): netns, network config, where to put the result.
+//
+// Trust: the flags live in config.json's hooks array, written by whoever built
+// the spec. Annotations may come from a pod's author (a CRI can pass them
+// through), yet the hook runs as root. So every path that decides what root
+// executes, reads as config, writes or deletes is a flag only; annotations
+// carry the network name, the interface name and the netns, and an annotated
+// netns must be the container's own (/proc/<state pid>/ns/net) or a pin
+// directly inside /run/netns or a --netns-pin-dir.
 import path from 'node:path';
-import { invalidArg } from '../errors.js';
+import { invalidArg, NstoolError } from '../errors.js';
 
 export interface CniHookSettings {
   /** The container's netns; default /proc/<pid>/ns/net. */
   netns?: string;
-  /** A .conflist (or .conf) file. */
+  /** A .conflist (or .conf) file. Flag only. */
   conflist?: string;
-  /** A config dir, with `network` picking a list by name. */
+  /** A config dir, with `network` picking a list by name. Flag only. */
   confDir?: string;
   network?: string;
-  /** File that receives the ADD result (JSON), replaced atomically. */
+  /** File that receives the ADD result (JSON), replaced atomically; post-stop deletes it. Flag only. */
   result?: string;
   ifName?: string;
-  /** Plugin search path, colon-separated. */
+  /** Plugin search path, colon-separated. Flag only. */
   pluginPath?: string;
+  /** Flag only. */
   cacheDir?: string;
-  /** Run plugins inside this netns (a path). */
+  /** Run plugins inside this netns (a path). Flag only. */
   nodeNetns?: string;
+  /** Another dir whose direct entries an annotated netns may name (besides /run/netns). Flag only. */
+  netnsPinDir?: string;
 }
 
-/** The annotation that carries each setting. */
-export const HOOK_ANNOTATIONS: Record<keyof CniHookSettings, string> = {
+/** The settings an annotation may carry. */
+export type AnnotatedSetting = 'netns' | 'network' | 'ifName';
+
+/** The annotation that carries each setting that may come from annotations. */
+export const HOOK_ANNOTATIONS: Readonly<Record<AnnotatedSetting, string>> = {
   netns: 'nstool.netns',
-  conflist: 'nstool.cni.conflist',
-  confDir: 'nstool.cni.confdir',
   network: 'nstool.cni.network',
-  result: 'nstool.cni.result',
   ifName: 'nstool.cni.ifname',
-  pluginPath: 'nstool.cni.path',
-  cacheDir: 'nstool.cni.cachedir',
-  nodeNetns: 'nstool.cni.nodenetns',
+};
+
+/**
+ * Annotations that once carried path settings, now flags only: one of them on
+ * a container is refused (rather than ignored) so nobody is left wondering.
+ */
+export const FLAG_ONLY_ANNOTATIONS: Readonly<Record<string, keyof CniHookSettings>> = {
+  'nstool.cni.conflist': 'conflist',
+  'nstool.cni.confdir': 'confDir',
+  'nstool.cni.result': 'result',
+  'nstool.cni.path': 'pluginPath',
+  'nstool.cni.cachedir': 'cacheDir',
+  'nstool.cni.nodenetns': 'nodeNetns',
+  'nstool.cni.netnspindir': 'netnsPinDir',
 };
 
 /** The CLI flag for each setting. */
-export const HOOK_FLAGS: Record<keyof CniHookSettings, string> = {
+export const HOOK_FLAGS: Readonly<Record<keyof CniHookSettings, string>> = {
   netns: '--netns',
   conflist: '--conflist',
   confDir: '--conf-dir',
@@ -45,30 +67,72 @@ export const HOOK_FLAGS: Record<keyof CniHookSettings, string> = {
   pluginPath: '--plugin-path',
   cacheDir: '--cache-dir',
   nodeNetns: '--node-netns',
+  netnsPinDir: '--netns-pin-dir',
 };
 
-const KEYS = Object.keys(HOOK_ANNOTATIONS) as (keyof CniHookSettings)[];
-const PATHS: (keyof CniHookSettings)[] = ['netns', 'conflist', 'confDir', 'result', 'cacheDir', 'nodeNetns'];
+/** Where `ip netns` pins (DEFAULT_PIN_DIR of src/netns.ts; not imported, to keep this file free of the native core). */
+const RUN_NETNS = '/run/netns';
+const KEYS = Object.keys(HOOK_FLAGS) as (keyof CniHookSettings)[];
+const ANNOTATED = Object.keys(HOOK_ANNOTATIONS) as AnnotatedSetting[];
+const PATHS: (keyof CniHookSettings)[] = ['netns', 'conflist', 'confDir', 'result', 'cacheDir', 'nodeNetns', 'netnsPinDir'];
 
-/** Settings as annotations, for a spec builder to put in config.json. */
-export function cniAnnotations(s: CniHookSettings): Record<string, string> {
+function settingError(message: string, hint: string): NstoolError {
+  return new NstoolError(message, { code: 'ERR_NSTOOL_HOOK_SETTING', hint });
+}
+
+function isAnnotated(k: string): k is AnnotatedSetting {
+  return (ANNOTATED as string[]).includes(k);
+}
+
+/** Settings as annotations, for a spec builder to put in config.json: network, ifName and netns only. */
+export function cniAnnotations(s: Pick<CniHookSettings, AnnotatedSetting>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const k of KEYS) if (s[k] !== undefined) out[HOOK_ANNOTATIONS[k]] = s[k]!;
+  for (const [k, v] of Object.entries(s)) {
+    if (v === undefined) continue;
+    if (!isAnnotated(k)) {
+      const flag = HOOK_FLAGS[k as keyof CniHookSettings];
+      throw settingError(`${k} cannot be an annotation`, flag ? `pass it to cniHooks(), which makes it the hook flag ${flag}` : 'unknown setting');
+    }
+    out[HOOK_ANNOTATIONS[k]] = v;
+  }
   return out;
 }
 
-/** FLAGS win over ANNOTATIONS; paths must be absolute (hooks run with an unknown cwd). */
-export function resolveSettings(flags: CniHookSettings, annotations: Record<string, string>): CniHookSettings {
+/** Refuses an annotated netns that is not the container's own or a pin in /run/netns or the flag's pin dir. */
+function checkAnnotatedNetns(v: string, pid: number | undefined, pinDir: string | undefined): string {
+  const p = path.resolve(v);
+  const dirs = [RUN_NETNS, ...(pinDir ? [path.resolve(pinDir)] : [])];
+  const own = pid !== undefined && p === `/proc/${pid}/ns/net`;
+  if (own || dirs.includes(path.dirname(p))) return p;
+  throw settingError(
+    `${HOOK_ANNOTATIONS.netns}=${JSON.stringify(v)} is not a netns the hook may use`,
+    `an annotated netns must be /proc/<the container's pid>/ns/net or a pin directly inside ${dirs.join(' or ')}; ` +
+      `give any other netns with the hook flag ${HOOK_FLAGS.netns}${pinDir ? '' : ` or its dir with ${HOOK_FLAGS.netnsPinDir}`}`,
+  );
+}
+
+/**
+ * FLAGS win over ANNOTATIONS; paths must be absolute (hooks run with an unknown
+ * cwd). PID is the OCI state's: an annotated netns may name that process's netns.
+ */
+export function resolveSettings(flags: CniHookSettings, annotations: Record<string, string>, pid?: number): CniHookSettings {
+  for (const a of Object.keys(annotations)) {
+    const k = FLAG_ONLY_ANNOTATIONS[a];
+    if (k) throw settingError(`the annotation ${a} is refused: ${k} is a path root acts on`, `set it with the hook flag ${HOOK_FLAGS[k]} in config.json's hooks (cniHooks() does)`);
+  }
   const out: CniHookSettings = {};
   for (const k of KEYS) {
-    const v = flags[k] ?? annotations[HOOK_ANNOTATIONS[k]];
+    const fromFlag = flags[k] !== undefined;
+    const v = fromFlag ? flags[k] : isAnnotated(k) ? annotations[HOOK_ANNOTATIONS[k]] : undefined;
     if (v === undefined) continue;
-    if (typeof v !== 'string' || v === '' || v.includes('\0')) throw invalidArg(`${HOOK_ANNOTATIONS[k]} must be a non-empty string`);
-    if (PATHS.includes(k) && !path.isAbsolute(v)) throw invalidArg(`${HOOK_ANNOTATIONS[k]} must be an absolute path, not ${JSON.stringify(v)}`);
+    const name = fromFlag ? HOOK_FLAGS[k] : HOOK_ANNOTATIONS[k as AnnotatedSetting];
+    if (typeof v !== 'string' || v === '' || v.includes('\0')) throw invalidArg(`${name} must be a non-empty string`);
+    if (PATHS.includes(k) && !path.isAbsolute(v)) throw invalidArg(`${name} must be an absolute path, not ${JSON.stringify(v)}`);
     out[k] = v;
   }
+  if (out.netns !== undefined && flags.netns === undefined) out.netns = checkAnnotatedNetns(out.netns, pid, out.netnsPinDir);
   if (out.conflist && (out.confDir || out.network)) {
-    throw invalidArg(`give either ${HOOK_ANNOTATIONS.conflist} or ${HOOK_ANNOTATIONS.confDir}/${HOOK_ANNOTATIONS.network}, not both`);
+    throw invalidArg(`give either ${HOOK_FLAGS.conflist} or ${HOOK_FLAGS.confDir}/${HOOK_FLAGS.network} (annotation ${HOOK_ANNOTATIONS.network}), not both`);
   }
   return out;
 }

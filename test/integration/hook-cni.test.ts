@@ -1,7 +1,7 @@
 // `nstool hook create-runtime|post-stop` through the command line layer, with
 // hand-made OCI state, real plugins, inside a test-made node netns.
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
@@ -51,11 +51,8 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
   const netName = `${P}-net`;
 
   const ipFiles = () => (existsSync(path.join(ipamDir, netName)) ? readdirSync(path.join(ipamDir, netName)).filter((f) => f.startsWith(sn.base)) : []);
-  const annotations = (extra: Record<string, string>) => ({
-    'nstool.cni.nodenetns': node!.path,
-    'nstool.cni.cachedir': path.join(tmp!, 'cache'),
-    ...extra,
-  });
+  // Paths are hook flags only (config.json's hooks array); annotations carry names and the netns.
+  const hook = (stage: string, ...flags: string[]) => ['hook', stage, '--node-netns', node!.path, '--cache-dir', path.join(tmp!, 'cache'), ...flags];
 
   beforeAll(async () => {
     tmp = makeTempDir(P);
@@ -103,10 +100,11 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
       status: 'creating',
       pid,
       bundle: tmp,
-      annotations: annotations({ 'nstool.cni.conflist': conflist, 'nstool.cni.result': resultFile }),
+      annotations: { 'nstool.cni.ifname': 'eth0' },
     });
+    const flags = ['--conflist', conflist, '--result', resultFile];
 
-    const add = await nstool(['hook', 'create-runtime', '--json'], state);
+    const add = await nstool(hook('create-runtime', '--json', ...flags), state);
     expect(add.code, add.stderr).toBe(0);
     const out = JSON.parse(add.stdout);
     expect(out).toMatchObject({ stage: 'create-runtime', id: `${P}-a`, network: netName, netns: netnsPath });
@@ -117,29 +115,30 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
     expect(ipFiles()).toEqual([addr.split('/')[0]]);
 
     // A second createRuntime for the same id: DEL first, so no "duplicate allocation".
-    const again = await nstool(['hook', 'create-runtime'], state);
+    const again = await nstool(hook('create-runtime', ...flags), state);
     expect(again.code, again.stderr).toBe(0);
     expect(ipFiles()).toHaveLength(1);
     expect(JSON.parse(readFileSync(resultFile, 'utf8')).ips[0].address.startsWith(sn.base)).toBe(true);
 
-    const del = await nstool(['hook', 'post-stop'], state.replace('"creating"', '"stopped"'));
+    const del = await nstool(hook('post-stop', ...flags), state.replace('"creating"', '"stopped"'));
     expect(del.code, del.stderr).toBe(0);
     expect(linksIn(netnsPath)).not.toContain('eth0');
     expect(ipFiles()).toEqual([]);
     expect(existsSync(resultFile)).toBe(false);
   });
 
-  it('takes the netns from nstool.netns and the network from confdir + name; post-stop without a pid still releases', async () => {
+  it('takes the netns (a /run/netns pin) from nstool.netns and the network from --conf-dir + nstool.cni.network; post-stop without a pid still releases', async () => {
     const resultFile = path.join(tmp!, 'result-b.json');
-    const ann = annotations({ 'nstool.netns': pod!.path, 'nstool.cni.confdir': confDir, 'nstool.cni.network': netName });
-    const add = await nstool(['hook', 'create-runtime', '--result', resultFile], JSON.stringify({ id: `${P}-b`, pid: 1, annotations: ann }));
+    expect(path.dirname(pod!.path)).toBe('/run/netns');
+    const ann = { 'nstool.netns': pod!.path, 'nstool.cni.network': netName };
+    const add = await nstool(hook('create-runtime', '--conf-dir', confDir, '--result', resultFile), JSON.stringify({ id: `${P}-b`, pid: 1, annotations: ann }));
     expect(add.code, add.stderr).toBe(0);
     expect(add.stdout).toContain(`added ${P}-b to ${netName}`);
     const addr: string = JSON.parse(readFileSync(resultFile, 'utf8')).ips[0].address;
     const seen = await execInNetns(pod!.path, ['ip', '-o', '-4', 'addr', 'show', 'eth0'], { timeoutMs: 5000 });
     expect(seen.stdout).toContain(`inet ${addr} `);
 
-    const del = await nstool(['hook', 'post-stop', '--json', '--result', resultFile], JSON.stringify({ id: `${P}-b`, annotations: ann }));
+    const del = await nstool(hook('post-stop', '--json', '--conf-dir', confDir, '--result', resultFile), JSON.stringify({ id: `${P}-b`, annotations: ann }));
     expect(del.code, del.stderr).toBe(0);
     expect(JSON.parse(del.stdout)).toMatchObject({ stage: 'post-stop', netns: pod!.path });
     expect(linksIn(pod!.path)).toEqual(['lo']);
@@ -149,37 +148,129 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
 
   it('reads the state from --state FILE', async () => {
     const f = path.join(tmp!, 'state.json');
-    writeFileSync(f, JSON.stringify({ id: `${P}-c`, annotations: annotations({ 'nstool.netns': pod!.path, 'nstool.cni.conflist': conflist }) }));
-    expect((await nstool(['hook', 'create-runtime', '--state', f], 'ignored')).code).toBe(0);
+    writeFileSync(f, JSON.stringify({ id: `${P}-c`, annotations: { 'nstool.netns': pod!.path } }));
+    expect((await nstool(hook('create-runtime', '--state', f, '--conflist', conflist), 'ignored')).code).toBe(0);
     expect(linksIn(pod!.path)).toContain('eth0');
-    expect((await nstool(['hook', 'post-stop', '--state', f], 'ignored')).code).toBe(0);
+    expect((await nstool(hook('post-stop', '--state', f, '--conflist', conflist), 'ignored')).code).toBe(0);
     expect(linksIn(pod!.path)).toEqual(['lo']);
   });
 
   it('bad state and bad settings fail with an ERR_ code before any plugin runs', async () => {
-    const ann = annotations({ 'nstool.cni.conflist': conflist });
+    const ann = {};
     const cases: [string, string][] = [
       ['not json', 'ERR_INVALID_ARG_VALUE'],
       [JSON.stringify({ pid: 1, annotations: ann }), 'ERR_INVALID_ARG_VALUE'],
       [JSON.stringify({ id: 'bad id', pid: 1, annotations: ann }), 'ERR_INVALID_ARG_VALUE'],
       [JSON.stringify({ id: `${P}-d`, annotations: ann }), 'ERR_INVALID_ARG_VALUE'], // no pid, no netns
-      [JSON.stringify({ id: `${P}-d`, pid: 1, annotations: { ...ann, 'nstool.cni.result': 'relative.json' } }), 'ERR_INVALID_ARG_VALUE'],
+      [JSON.stringify({ id: `${P}-d`, pid: 1, annotations: { ...ann, 'nstool.cni.result': 'relative.json' } }), 'ERR_NSTOOL_HOOK_SETTING'],
       [JSON.stringify({ id: `${P}-d`, pid: 1, annotations: { ...ann, 'nstool.cni.network': 'x' } }), 'ERR_INVALID_ARG_VALUE'],
-      [JSON.stringify({ id: `${P}-d`, annotations: { ...ann, 'nstool.netns': pod!.path, 'nstool.cni.conflist': path.join(tmp!, 'none') } }), 'ENOENT'],
+      [JSON.stringify({ id: `${P}-d`, pid: 1, annotations: { ...ann, 'nstool.netns': 'relative' } }), 'ERR_INVALID_ARG_VALUE'],
     ];
     for (const [state, code] of cases) {
-      const r = await nstool(['hook', 'create-runtime'], state);
+      const r = await nstool(hook('create-runtime', '--conflist', conflist), state);
       expect(r.code, state).toBe(1);
       expect(r.error?.code, state).toBe(code);
+    }
+    const none = await nstool(hook('create-runtime', '--conflist', path.join(tmp!, 'none')), JSON.stringify({ id: `${P}-d`, annotations: { 'nstool.netns': pod!.path } }));
+    expect(none.error?.code).toBe('ENOENT');
+    expect(ipFiles()).toEqual([]);
+    expect(linksIn(pod!.path)).toEqual(['lo']);
+  });
+
+  it('path annotations are refused before any plugin runs: a result annotation neither replaces nor deletes its file', async () => {
+    const victim = path.join(tmp!, `${P}-victim`);
+    writeFileSync(victim, 'root:x:0:0:victim\n', { mode: 0o644 });
+    const before = statSync(victim);
+    // A plugin dir of the "user's" choosing: its bridge would leave a mark if root ran it.
+    const evilDir = path.join(tmp!, 'evil-plugins');
+    const mark = path.join(tmp!, `${P}-evil-ran`);
+    mkdirSync(evilDir);
+    for (const t of ['bridge', 'loopback', 'host-local']) writeFileSync(path.join(evilDir, t), `#!/bin/sh\ntouch ${mark}\nexit 1\n`, { mode: 0o755 });
+    const flagResult = path.join(tmp!, 'result-f.json');
+    const attacks: Record<string, string>[] = [
+      { 'nstool.cni.result': victim },
+      { 'nstool.cni.path': evilDir },
+      { 'nstool.cni.conflist': conflist },
+      { 'nstool.cni.confdir': confDir },
+      { 'nstool.cni.cachedir': path.join(tmp!, 'cache2') },
+      { 'nstool.cni.nodenetns': path.join(tmp!, 'no-such-netns') },
+    ];
+    for (const extra of attacks) {
+      const state = (status: string) => JSON.stringify({ id: `${P}-f`, status, annotations: { 'nstool.netns': pod!.path, ...extra } });
+      for (const [stage, status] of [['create-runtime', 'creating'], ['post-stop', 'stopped']] as const) {
+        // With and without the flag that the annotation would have overridden or stood in for.
+        for (const flags of [['--conflist', conflist], ['--conflist', conflist, '--result', flagResult, '--plugin-path', '/usr/lib/cni:/opt/cni/bin']]) {
+          const r = await nstool(hook(stage, ...flags), state(status));
+          const what = `${stage} ${JSON.stringify(extra)} ${flags.join(' ')}`;
+          expect(r.code, what).toBe(1);
+          expect(r.error?.code, what).toBe('ERR_NSTOOL_HOOK_SETTING');
+          expect(String((r.error as Error).message), what).toContain(Object.keys(extra)[0]);
+        }
+      }
+    }
+    const after = statSync(victim);
+    expect(readFileSync(victim, 'utf8')).toBe('root:x:0:0:victim\n');
+    expect([after.ino, after.mtimeMs, after.mode]).toEqual([before.ino, before.mtimeMs, before.mode]);
+    expect(existsSync(mark)).toBe(false);
+    expect(existsSync(flagResult)).toBe(false);
+    expect(existsSync(path.join(tmp!, 'cache2'))).toBe(false);
+    expect(ipFiles()).toEqual([]);
+    expect(linksIn(pod!.path)).toEqual(['lo']);
+  });
+
+  it('an annotated netns outside /proc/<own pid>/ns/net and /run/netns (or --netns-pin-dir) is refused before any plugin runs', async () => {
+    // Some other process's netns. A throwaway one, never the host's: if the
+    // check ever broke, CNI (even a DEL) must not touch the machine's own network.
+    const other = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      const opid = other.pid!;
+      for (let i = 0; i < 200 && readFileSync(`/proc/${opid}/comm`, 'utf8').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
+      const notOurs = `/proc/${opid}/ns/net`;
+      const linksBefore = linksIn(notOurs);
+      const fakePin = path.join(tmp!, `${P}-pin`);
+      writeFileSync(fakePin, '');
+      const cases: [string, number | undefined, string[]][] = [
+        [notOurs, opid + 1, []], // not the state's pid
+        [notOurs, undefined, []], // post-stop style state: no pid at all
+        [`/proc/${opid + 1}/../${opid}/ns/net`, opid + 1, []],
+        [fakePin, opid, []],
+        [`/run/netns/../..${fakePin}`, opid, []],
+        [fakePin, opid, ['--netns-pin-dir', '/run/netns']],
+        [path.join(tmp!, 'sub', 'x'), opid, ['--netns-pin-dir', tmp!]],
+      ];
+      for (const [netns, pid, extra] of cases) {
+        for (const stage of ['create-runtime', 'post-stop']) {
+          const state = JSON.stringify({ id: `${P}-g`, ...(pid ? { pid } : {}), annotations: { 'nstool.netns': netns } });
+          const r = await nstool(hook(stage, '--conflist', conflist, ...extra), state);
+          expect(r.code, `${stage} ${netns}`).toBe(1);
+          expect(r.error?.code, `${stage} ${netns}`).toBe('ERR_NSTOOL_HOOK_SETTING');
+          expect(String((r.error as Error).message)).toContain('--netns');
+        }
+      }
+      expect(linksIn(notOurs)).toEqual(linksBefore);
+    } finally {
+      const gone = new Promise((r) => other.once('exit', r));
+      other.kill('SIGKILL');
+      await gone;
     }
     expect(ipFiles()).toEqual([]);
     expect(linksIn(pod!.path)).toEqual(['lo']);
   });
 
+  it('the same netns given by flag is trusted (config.json is written by the spec builder)', async () => {
+    const r = await nstool(hook('create-runtime', '--conflist', conflist, '--netns', pod!.path), JSON.stringify({ id: `${P}-h`, pid: 1, annotations: { 'nstool.netns': path.join(tmp!, 'not-a-pin') } }));
+    expect(r.code, r.stderr).toBe(0);
+    expect(linksIn(pod!.path)).toContain('eth0');
+    const d = await nstool(hook('post-stop', '--conflist', conflist, '--netns', pod!.path), JSON.stringify({ id: `${P}-h`, annotations: {} }));
+    expect(d.code, d.stderr).toBe(0);
+    expect(linksIn(pod!.path)).toEqual(['lo']);
+    expect(ipFiles()).toEqual([]);
+  });
+
   it('a plugin failure in the hook is ERR_NSTOOL_CNI and the plugin error is on stderr', async () => {
     const bad = path.join(confDir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ cniVersion: '1.0.0', name: netName, type: 'bridge', bridge: 'nstbad0', ipam: { type: 'host-local', ranges: [[{ subnet: 'not-a-subnet' }]], dataDir: ipamDir } }));
-    const r = await nstool(['hook', 'create-runtime', '--conflist', bad], JSON.stringify({ id: `${P}-e`, annotations: annotations({ 'nstool.netns': pod!.path }) }));
+    const r = await nstool(hook('create-runtime', '--conflist', bad), JSON.stringify({ id: `${P}-e`, annotations: { 'nstool.netns': pod!.path } }));
     expect(r.code).toBe(1);
     expect(r.error?.code).toBe('ERR_NSTOOL_CNI');
     expect(r.stderr).toContain('"plugin":"bridge"');
