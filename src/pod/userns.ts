@@ -1,11 +1,10 @@
 // The pod's user namespace, found from its netns. A runtime joins a userns
 // by path, so one that is not pinned yet gets a pin, made from the fd that
 // NS_GET_USERNS returns for the netns.
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { callAsync, callSync, NstoolError } from '../errors.js';
 import { native } from '../native.js';
-import { DEFAULT_USERNS_PIN_DIR, inspectNetns, NetnsInfo, PinDirs, validateName } from '../netns.js';
+import { DEFAULT_USERNS_PIN_DIR, ensurePinDir, inspectNetns, NetnsInfo, PinDirs, validateName } from '../netns.js';
 
 export interface PodUserns {
   netns: NetnsInfo;
@@ -45,8 +44,7 @@ export async function podUserns(netns: string, dirs: PinDirs = {}): Promise<PodU
   if (info.usernsPath) return { netns: info, usernsPath: info.usernsPath, pinned: false };
   const dir = dirs.usernsPinDir ?? DEFAULT_USERNS_PIN_DIR;
   const target = path.join(dir, validateName(info.name ?? path.basename(info.path)));
-  await mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
-  callSync(() => native.ensurePinDirSync(dir), `preparing pin dir ${dir}`);
+  ensurePinDir(dir);
   await pinOwner(info, target);
   return { netns: { ...info, usernsPath: target }, usernsPath: target, pinned: true };
 }
