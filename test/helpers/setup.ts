@@ -1,2 +1,0 @@
-// Runs before every test file: fail (not skip) root-only suites under CI.
-export {};
