@@ -50,6 +50,12 @@ export function invalidArg(message: string, code = 'ERR_INVALID_ARG_VALUE'): Nst
   return new NstoolError(message, { code });
 }
 
+/** P as a path string that is absolute and NUL-free, else ERR_INVALID_ARG_VALUE naming WHAT. */
+export function requireAbsolute(p: unknown, what: string): string {
+  if (typeof p !== 'string' || !p.startsWith('/') || p.includes('\0')) throw invalidArg(`${what} must be an absolute path`);
+  return p;
+}
+
 interface NativeErrorLike {
   code?: unknown;
   errno?: unknown;

@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { lstatSync, mkdirSync, Stats, statSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { callAsync, callSync, invalidArg, NstoolError } from './errors.js';
+import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from './errors.js';
 import { IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
 import { native, NativeNsInfo } from './native.js';
 
@@ -66,9 +66,7 @@ export function validateName(name: unknown, what = 'name'): string {
 }
 
 function absDir(dir: string | undefined, fallback: string, what: string): string {
-  const d = dir ?? fallback;
-  if (typeof d !== 'string' || !path.isAbsolute(d) || d.includes('\0')) throw invalidArg(`${what} must be an absolute path`);
-  return path.normalize(d);
+  return path.normalize(requireAbsolute(dir ?? fallback, what));
 }
 
 export function generateName(prefix = 'pod'): string {

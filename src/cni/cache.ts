@@ -4,7 +4,7 @@
 // new one, never an empty one.
 import { mkdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { invalidArg, NstoolError } from '../errors.js';
+import { NstoolError, requireAbsolute } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { validateContainerId, validateIfName, validateNetworkName } from './names.js';
 
@@ -49,7 +49,7 @@ export class ResultCache {
   readonly dir: string;
 
   constructor(dir: string = DEFAULT_CACHE_DIR) {
-    if (typeof dir !== 'string' || !path.isAbsolute(dir) || dir.includes('\0')) throw invalidArg('cacheDir must be an absolute path');
+    requireAbsolute(dir, 'cacheDir');
     this.dir = path.normalize(dir);
   }
 

@@ -4,7 +4,7 @@
 // ever taken from there, never from the container's annotations.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { invalidArg } from '../errors.js';
+import { invalidArg, requireAbsolute } from '../errors.js';
 import { CniHookSettings, resolveSettings, settingsToFlags } from './settings.js';
 
 /** bin/nstool.js of this package (from src/hook or dist/hook alike). */
@@ -33,7 +33,7 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 export function cniHooks(opts: CniHooksOptions = {}): { createRuntime: OciHook[]; poststop: OciHook[] } {
   const { nstoolBin = NSTOOL_BIN, node = process.execPath, timeout, path: envPath = DEFAULT_PATH, ...settings } = opts;
   for (const [what, p] of [['nstoolBin', nstoolBin], ['node', node]] as const) {
-    if (typeof p !== 'string' || !path.isAbsolute(p)) throw invalidArg(`${what} must be an absolute path`);
+    requireAbsolute(p, what);
   }
   if (timeout !== undefined && (!Number.isInteger(timeout) || timeout <= 0)) throw invalidArg('timeout must be a positive whole number of seconds');
   // Same checks as at hook time, so a bad setting fails while building the spec.

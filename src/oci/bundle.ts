@@ -4,12 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { invalidArg, NstoolError } from '../errors.js';
+import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import type { Spec } from './types.js';
 
 /** Writes DIR/config.json (mode 0644) via a temporary file, fsync and rename; returns its path. */
 export async function writeBundle(dir: string, spec: Spec): Promise<string> {
-  if (typeof dir !== 'string' || !path.isAbsolute(dir) || dir.includes('\0')) throw invalidArg('bundle dir must be an absolute path');
+  requireAbsolute(dir, 'bundle dir');
   if (spec === null || typeof spec !== 'object' || typeof spec.ociVersion !== 'string') throw invalidArg('spec must be an OCI runtime config', 'ERR_INVALID_ARG_TYPE');
   const text = `${JSON.stringify(spec, null, 2)}\n`;
   const final = path.join(dir, 'config.json');

@@ -6,7 +6,7 @@ import { closeSync, constants, fchownSync, openSync, realpathSync } from 'node:f
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
-import { callAsync, invalidArg, NstoolError } from '../errors.js';
+import { callAsync, invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import { IdMapping, toHostId } from '../idmap.js';
 import { buildSpec, specNeedsIdmap, writeBundle } from '../oci/index.js';
 import type { BuildSpecOptions, MountRequest, Spec } from '../oci/index.js';
@@ -69,8 +69,7 @@ function client(r: PodContainerOptions['runtime']): RuncClient {
 }
 
 function absPath(p: unknown, what: string): string {
-  if (typeof p !== 'string' || !path.isAbsolute(p) || p.includes('\0')) throw invalidArg(`${what} must be an absolute path`);
-  return path.normalize(p);
+  return path.normalize(requireAbsolute(p, what));
 }
 
 /**

@@ -4,7 +4,7 @@
 // keeps the idmap, so the pod's root owns what host root owns, without chown.
 import { lstat, mkdir, rmdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { callAsync, callSync, invalidArg, NstoolError } from '../errors.js';
+import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import { IdMapping, sameIdMap } from '../idmap.js';
 import { native } from '../native.js';
 import type { Mount } from '../oci/types.js';
@@ -24,7 +24,7 @@ export interface StageOptions {
  */
 export async function stageIdmapped(source: string, target: string, o: StageOptions): Promise<void> {
   for (const [p, what] of [[source, 'source'], [target, 'target'], [o.usernsPath, 'usernsPath']] as const) {
-    if (typeof p !== 'string' || !path.isAbsolute(p) || p.includes('\0')) throw invalidArg(`${what} must be an absolute path`);
+    requireAbsolute(p, what);
   }
   const st = await lstat(source).catch((err: NodeJS.ErrnoException) => {
     throw new NstoolError(`cannot stage ${source}: ${err.message}`, { code: err.code ?? 'ENOENT', path: source, syscall: 'lstat' });

@@ -1,8 +1,7 @@
 // Pure argv builders for an OCI runtime (runc, crun): one per command, no
 // side effects, so unit tests can pin down exactly what the runtime receives.
 import os from 'node:os';
-import path from 'node:path';
-import { invalidArg } from '../errors.js';
+import { invalidArg, requireAbsolute } from '../errors.js';
 
 /** The container id rule runc and the CNI plugins share. */
 const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -16,11 +15,6 @@ export function validateContainerId(id: unknown): string {
   return id;
 }
 
-function absPath(p: unknown, what: string): string {
-  if (typeof p !== 'string' || !path.isAbsolute(p) || p.includes('\0')) throw invalidArg(`${what} must be an absolute path`);
-  return p;
-}
-
 export interface GlobalOptions {
   root?: string;
   log?: string;
@@ -31,8 +25,8 @@ export interface GlobalOptions {
 /** Flags that go before the command. */
 export function globalArgs(o: GlobalOptions): string[] {
   const a: string[] = [];
-  if (o.root !== undefined) a.push('--root', absPath(o.root, 'root'));
-  if (o.log !== undefined) a.push('--log', absPath(o.log, 'log'), '--log-format', o.logFormat ?? 'json');
+  if (o.root !== undefined) a.push('--root', requireAbsolute(o.root, 'root'));
+  if (o.log !== undefined) a.push('--log', requireAbsolute(o.log, 'log'), '--log-format', o.logFormat ?? 'json');
   if (o.systemdCgroup) a.push('--systemd-cgroup');
   return a;
 }
@@ -45,9 +39,9 @@ export interface CreateOptions {
 }
 
 export function createArgs(id: string, bundle: string, o: CreateOptions = {}): string[] {
-  const a = ['create', '--bundle', absPath(bundle, 'bundle')];
-  if (o.pidFile !== undefined) a.push('--pid-file', absPath(o.pidFile, 'pidFile'));
-  if (o.consoleSocket !== undefined) a.push('--console-socket', absPath(o.consoleSocket, 'consoleSocket'));
+  const a = ['create', '--bundle', requireAbsolute(bundle, 'bundle')];
+  if (o.pidFile !== undefined) a.push('--pid-file', requireAbsolute(o.pidFile, 'pidFile'));
+  if (o.consoleSocket !== undefined) a.push('--console-socket', requireAbsolute(o.consoleSocket, 'consoleSocket'));
   if (o.noPivot) a.push('--no-pivot');
   if (o.noNewKeyring) a.push('--no-new-keyring');
   a.push(validateContainerId(id));
@@ -106,9 +100,9 @@ export interface ExecArgsOptions {
 export function execArgs(id: string, o: ExecArgsOptions): string[] {
   const a = ['exec'];
   if (o.processFile !== undefined) {
-    a.push('--process', absPath(o.processFile, 'processFile'));
+    a.push('--process', requireAbsolute(o.processFile, 'processFile'));
   } else {
-    if (o.cwd !== undefined) a.push('--cwd', absPath(o.cwd, 'cwd'));
+    if (o.cwd !== undefined) a.push('--cwd', requireAbsolute(o.cwd, 'cwd'));
     for (const [k, v] of Object.entries(o.env ?? {})) {
       if (!k || k.includes('=') || k.includes('\0') || v.includes('\0')) throw invalidArg(`bad environment variable "${k}"`);
       a.push('--env', `${k}=${v}`);
@@ -120,7 +114,7 @@ export function execArgs(id: string, o: ExecArgsOptions): string[] {
   }
   if (o.tty) a.push('--tty');
   if (o.detach) a.push('--detach');
-  if (o.pidFile !== undefined) a.push('--pid-file', absPath(o.pidFile, 'pidFile'));
+  if (o.pidFile !== undefined) a.push('--pid-file', requireAbsolute(o.pidFile, 'pidFile'));
   a.push(validateContainerId(id));
   if (o.processFile === undefined) {
     const argv = o.argv ?? [];

@@ -7,7 +7,7 @@ import { addNetwork, CniError, delNetwork, DEFAULT_IFNAME, toNetworkList } from 
 import type { CniResult, NetworkConfigList } from '../cni/index.js';
 import { loadNetworkList } from '../cni/index.js';
 import { findPlugin, pluginPath } from '../cni/index.js';
-import { invalidArg, NstoolError } from '../errors.js';
+import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import { IdMapInput, parseIdMap } from '../idmap.js';
 import { native } from '../native.js';
 import { createPodNetns, DEFAULT_PIN_DIR, DEFAULT_USERNS_PIN_DIR, deletePodNetns } from '../netns.js';
@@ -110,9 +110,7 @@ export function validateSandboxId(id: unknown): string {
 }
 
 function abs(p: string | undefined, fallback: string, what: string): string {
-  const v = p ?? fallback;
-  if (typeof v !== 'string' || !path.isAbsolute(v) || v.includes('\0')) throw invalidArg(`${what} must be an absolute path`);
-  return path.normalize(v);
+  return path.normalize(requireAbsolute(p ?? fallback, what));
 }
 
 interface Dirs {
@@ -228,7 +226,7 @@ export async function createSandbox(o: CreateSandboxOptions): Promise<SandboxInf
   const dirs = sandboxDirs(o);
   const uidMap = parseIdMap(o.uidMap, 'uidMap');
   const gidMap = parseIdMap(o.gidMap ?? o.uidMap, 'gidMap');
-  if (!o.pause || typeof o.pause.rootfs !== 'string' || !path.isAbsolute(o.pause.rootfs)) throw invalidArg('pause.rootfs must be an absolute path');
+  requireAbsolute(o.pause?.rootfs, 'pause.rootfs');
   const list = o.network ? await resolveNetwork(o.network) : undefined;
   // A missing plugin is bad input: say so before anything is created.
   if (list) for (const p of list.plugins) findPlugin(p.type, pluginPath(o.network?.pluginPath));
