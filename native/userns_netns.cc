@@ -39,8 +39,10 @@ constexpr size_t kHelperStack = 64 * 1024;
 // memory, only prctl and pause (signals blocked), on its own stack, until it is killed; the
 // parent does all the work through /proc/<pid>. PDEATHSIG covers the parent
 // thread dying first (it fires when the forking *thread* exits).
-int HelperMain(void*) {
+int HelperMain(void* parent) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // The parent may have died before the line above: then no signal comes.
+  if (getppid() != static_cast<pid_t>(reinterpret_cast<intptr_t>(parent))) _exit(0);
   for (;;) pause();
   return 0;
 }
@@ -60,7 +62,8 @@ class Helper {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_ = clone(HelperMain, static_cast<char*>(stack_) + kHelperStack,
-                 CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd);
+                 CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD,
+                 reinterpret_cast<void*>(static_cast<intptr_t>(getpid())), &pidfd);
     int clone_err = errno;
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid_ < 0) {
