@@ -1,6 +1,7 @@
 // nstool sandbox create|delete|list|inspect, nstool gc
 import { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
+import { NstoolError } from '../errors.js';
 import { createSandbox, deleteSandbox, gc, listSandboxes, loadSandbox } from '../sandbox/index.js';
 import type { SandboxDirs, SandboxNetwork } from '../sandbox/index.js';
 import { emit, ExitCode, Io, UsageError, withJson } from './context.js';
@@ -87,7 +88,7 @@ export function registerSandboxCommands(program: Command, io: Io): void {
 
   dirFlags(sb.command('inspect').description('a sandbox, checked against what is really there').argument('<id>')).action(async (id: string, o: DirFlags) => {
     const s = await loadSandbox(id, dirs(o));
-    if (!s) throw Object.assign(new Error(`no sandbox ${id}`), { code: 'ENOENT' });
+    if (!s) throw new NstoolError(`no sandbox ${id}`, { code: 'ENOENT', hint: '`nstool sandbox list` shows the sandboxes' });
     emit(io, o.json, s, () =>
       [`id:     ${s.id}`, `phase:  ${s.phase}`, `netns:  ${s.netnsPath ?? '-'} (${s.netnsPresent ? 'present' : 'missing'})`, `ips:    ${s.ips.join(', ') || '-'}`, `pause:  ${s.containerId ?? '-'} ${s.status ?? ''} pid ${s.pid ?? '-'}`].join('\n'),
     );

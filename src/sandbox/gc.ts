@@ -8,8 +8,7 @@ import path from 'node:path';
 import { delNetwork, toNetworkList } from '../cni/index.js';
 import { deletePodNetns, listNetns } from '../netns.js';
 import { removePodContainer } from '../pod/container.js';
-import { RuncClient } from '../runc/client.js';
-import { SANDBOX_PREFIX, SandboxDirs, sandboxDirs, SandboxRuntime, _forGc } from './sandbox.js';
+import { runtimeClient, SANDBOX_PREFIX, SandboxDirs, sandboxDirs, SandboxRuntime, _forGc } from './sandbox.js';
 import { listStateIds, readState, SandboxLock } from './state.js';
 
 export interface GcOptions extends SandboxDirs {
@@ -112,7 +111,7 @@ export async function gc(o: GcOptions = {}): Promise<GcAction[]> {
   async function removeOrphans(): Promise<void> {
     // 2. Containers and bundles of sandboxes without state; removal unmounts
     //    the idmapped rootfs before the bundle goes.
-    const rt = new RuncClient({ binary: o.runtime?.binary ?? 'runc', ...(o.runtime?.root ? { root: o.runtime.root } : {}) });
+    const rt = runtimeClient(o.runtime);
     const containers = new Map((await rt.list().catch(() => [])).map((c) => [c.id, c.status]));
     const names = new Set<string>();
     for (const n of [...containers.keys(), ...(await entries(dirs.bundle))]) if (await orphan(n)) names.add(n);

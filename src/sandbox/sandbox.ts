@@ -141,8 +141,13 @@ function ipsOf(result: CniResult | Record<string, unknown> | undefined): string[
   return ips.map((i) => i.address);
 }
 
+/** The runtime client for R (default runc with its own root). */
+export function runtimeClient(r: SandboxRuntime = {}): RuncClient {
+  return new RuncClient({ binary: r.binary ?? 'runc', ...(r.root ? { root: r.root } : {}) });
+}
+
 function runtimeOf(st: SandboxState): RuncClient {
-  return new RuncClient({ binary: st.pause!.runtime.binary, ...(st.pause!.runtime.root ? { root: st.pause!.runtime.root } : {}) });
+  return runtimeClient(st.pause!.runtime);
 }
 
 // ---- the steps, shared by create, delete and gc -----------------------------
@@ -154,17 +159,18 @@ async function removePause(st: SandboxState): Promise<void> {
 }
 
 /**
- * Whether the pin still holds the netns this sandbox created. A pin of the
- * same name holding another netns is not ours: never DEL in it or unpin it.
+ * What the sandbox's pin holds now: its own netns, another one (a pin of
+ * the same name made since: never DEL in it or unpin it), or nothing.
  */
+async function pinHolds(st: SandboxState): Promise<'ours' | 'other' | 'none'> {
+  if (!st.netns) return 'none';
+  const info = await native.inspectNs(st.netns.path, true).catch(() => null);
+  if (!info?.nsfs) return 'none';
+  return st.netns.inode === undefined || info.ino === st.netns.inode ? 'ours' : 'other';
+}
+
 async function ownsPin(st: SandboxState): Promise<boolean> {
-  if (!st.netns) return false;
-  try {
-    const info = await native.inspectNs(st.netns.path, true);
-    return info.nsfs && (st.netns.inode === undefined || info.ino === st.netns.inode);
-  } catch {
-    return false;
-  }
+  return (await pinHolds(st)) === 'ours';
 }
 
 async function removeNetwork(st: SandboxState, dirs: Dirs): Promise<void> {
@@ -180,11 +186,7 @@ async function removeNetwork(st: SandboxState, dirs: Dirs): Promise<void> {
 }
 
 async function removeNetns(st: SandboxState): Promise<void> {
-  if (!st.netns) return;
-  if (st.netns.inode !== undefined) {
-    const info = await native.inspectNs(st.netns.path, true).catch(() => null);
-    if (info?.nsfs && info.ino !== st.netns.inode) return; // someone else's netns now
-  }
+  if (!st.netns || (await pinHolds(st)) === 'other') return;
   await deletePodNetns(st.netns.name, { pinDir: st.netns.pinDir, usernsPinDir: st.netns.usernsPinDir });
 }
 
@@ -304,7 +306,7 @@ export async function createSandbox(o: CreateSandboxOptions): Promise<SandboxInf
       }
 
       const bundle = path.join(dirs.bundle, name);
-      const rt = new RuncClient({ binary: runtime.binary, ...(runtime.root ? { root: runtime.root } : {}) });
+      const rt = runtimeClient(runtime);
       // Someone else's container with this id must not be deleted by our undo.
       if (await rt.state(name).then(() => true, () => false)) {
         throw new NstoolError(`a container named ${name} already exists`, { code: 'EEXIST', hint: 'delete it, or choose another sandbox id' });

@@ -66,3 +66,20 @@ export function linksIn(netnsPath: string): string[] {
     .filter(Boolean)
     .map((l) => l.split(':')[1]!.trim().split('@')[0]!);
 }
+
+/**
+ * A bridge + host-local + loopback network list for a test-made node netns,
+ * named NAME, keeping host-local's reservations under DATADIR.
+ */
+export function bridgeNetwork(name: string, dataDir: string): { net: ReturnType<typeof testSubnet>; list: Record<string, unknown> } {
+  const net = testSubnet();
+  const list = {
+    cniVersion: '1.0.0',
+    name,
+    plugins: [
+      { type: 'bridge', bridge: bridgeName(), isGateway: true, ipMasq: false, ipam: { type: 'host-local', subnet: net.subnet, dataDir, routes: [{ dst: '0.0.0.0/0' }] } },
+      { type: 'loopback' },
+    ],
+  };
+  return { net, list };
+}

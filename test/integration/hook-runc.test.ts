@@ -8,7 +8,7 @@ import { cniHooks } from '../../src/hook/index.js';
 import { buildSpec, writeBundle } from '../../src/oci/index.js';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { bridgeName, makeNodeNetns, NodeNetns, testSubnet } from '../helpers/node-netns.js';
+import { bridgeNetwork, makeNodeNetns, NodeNetns } from '../helpers/node-netns.js';
 import { buildBusyboxRootfs, removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('hookrunc');
@@ -28,17 +28,10 @@ describeRoot('OCI hook mode with runc run', () => {
   });
 
   it('gives the container a working eth0 and releases the IP after delete', async () => {
-    const net = testSubnet();
     const dataDir = path.join(tmp, 'ipam');
+    const { net, list } = bridgeNetwork(`${P}-net`, dataDir);
     const conflist = path.join(tmp, 'net.conflist');
-    writeFileSync(
-      conflist,
-      JSON.stringify({
-        cniVersion: '1.0.0',
-        name: `${P}-net`,
-        plugins: [{ type: 'bridge', bridge: bridgeName(), isGateway: true, ipam: { type: 'host-local', subnet: net.subnet, dataDir } }, { type: 'loopback' }],
-      }),
-    );
+    writeFileSync(conflist, JSON.stringify(list));
     const result = path.join(tmp, 'result.json');
     const bundle = path.join(tmp, 'bundle');
     mkdirSync(bundle, { mode: 0o755 });

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { bridgeName, makeNodeNetns, NodeNetns, testSubnet } from '../helpers/node-netns.js';
+import { bridgeNetwork, makeNodeNetns, NodeNetns } from '../helpers/node-netns.js';
 import { buildBusyboxRootfs, removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('sbcli');
@@ -39,16 +39,9 @@ describeRoot('nstool sandbox and gc commands', () => {
   }
 
   it('create, list, inspect, delete and gc with --json', () => {
-    const net = testSubnet();
+    const { net, list } = bridgeNetwork(`${P}-net`, path.join(tmp, 'ipam'));
     const conflist = path.join(tmp, 'net.conflist');
-    writeFileSync(
-      conflist,
-      JSON.stringify({
-        cniVersion: '1.0.0',
-        name: `${P}-net`,
-        plugins: [{ type: 'bridge', bridge: bridgeName(), isGateway: true, ipam: { type: 'host-local', subnet: net.subnet, dataDir: path.join(tmp, 'ipam') } }],
-      }),
-    );
+    writeFileSync(conflist, JSON.stringify(list));
     const rootfs = buildBusyboxRootfs(path.join(tmp, 'rootfs'));
     const id = `${P}-a`;
     const c = nstool(['sandbox', 'create', id, '--rootfs', rootfs, '--conflist', conflist, '--node-netns', node.path, ...flags, '--json']);

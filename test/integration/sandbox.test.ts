@@ -9,7 +9,7 @@ import { createSandbox, deleteSandbox, gc, listSandboxes, loadSandbox } from '..
 import type { CreateSandboxOptions } from '../../src/sandbox/index.js';
 import { describeRoot } from '../helpers/env.js';
 import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { bridgeName, makeNodeNetns, NodeNetns, testSubnet } from '../helpers/node-netns.js';
+import { bridgeName, bridgeNetwork, makeNodeNetns, NodeNetns, testSubnet } from '../helpers/node-netns.js';
 import { buildBusyboxRootfs, removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('sb');
@@ -33,16 +33,8 @@ describeRoot('pod sandbox: netns + CNI + pause container', () => {
     dirs = { stateDir: path.join(tmp, 'state'), bundleDir: path.join(tmp, 'bundles'), cniCacheDir: path.join(tmp, 'cni-cache') };
     runtime = { binary: 'runc', root: path.join(tmp, 'runc') };
     mkdirSync(runtime.root, { mode: 0o700 });
-    net = testSubnet();
     dataDir = path.join(tmp, 'ipam');
-    list = {
-      cniVersion: '1.0.0',
-      name: `${P}-net`,
-      plugins: [
-        { type: 'bridge', bridge: bridgeName(), isGateway: true, ipMasq: false, ipam: { type: 'host-local', subnet: net.subnet, dataDir, routes: [{ dst: '0.0.0.0/0' }] } },
-        { type: 'loopback' },
-      ],
-    };
+    ({ net, list } = bridgeNetwork(`${P}-net`, dataDir));
   });
   afterAll(async () => {
     // Whatever a failed test left: gc with these dirs removes it.
