@@ -10,7 +10,8 @@
         "native/nsinfo.cc",
         "native/exec.cc",
         "native/idmap_mount.cc",
-        "native/lock.cc"
+        "native/lock.cc",
+        "native/rootfs.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -14,6 +14,7 @@
 #include "lock.h"
 #include "nsinfo.h"
 #include "pin.h"
+#include "rootfs.h"
 #include "userns_netns.h"
 
 namespace nstool {
@@ -184,6 +185,15 @@ Napi::Value ExecToJs(Napi::Env env, ExecResult& r) {
   return o;
 }
 
+Napi::Value RootFileToJs(Napi::Env env, RootFile& f) {
+  if (!f.found) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("mode", double(f.mode));
+  o.Set("size", double(f.size));
+  o.Set("data", f.read ? Napi::Value(Napi::Buffer<char>::Copy(env, f.data.data(), f.data.size())) : env.Null());
+  return o;
+}
+
 // ---- exports ----------------------------------------------------------------
 
 Napi::Value EnsurePinDirJs(const Napi::CallbackInfo& info) {
@@ -291,6 +301,22 @@ Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
   return Run<bool>(info.Env(), false, [=] { CloseFd(fd); return true; }, Undef);
 }
 
+Napi::Value ReadInRootImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string root = ArgStr(info, 0, "root"), path = ArgStr(info, 1, "path");
+  if (info.Length() <= 2 || !info[2].IsNumber()) ThrowType(info.Env(), "maxBytes must be a number");
+  double max = info[2].As<Napi::Number>().DoubleValue();
+  if (!(max >= 0 && max <= 1 << 30)) ThrowType(info.Env(), "maxBytes must be from 0 to 2^30");
+  ResolveHow how = ResolveHow::kAuto;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    std::string h = ArgStr(info, 3, "how");
+    if (h == "openat2") how = ResolveHow::kOpenat2;
+    else if (h == "walk") how = ResolveHow::kWalk;
+    else if (h != "auto") ThrowType(info.Env(), "how must be auto, openat2 or walk");
+  }
+  size_t max_bytes = static_cast<size_t>(max);
+  return Run<RootFile>(info.Env(), async, [=] { return ReadInRoot(root, path, max_bytes, how); }, RootFileToJs);
+}
+
 template <Napi::Value (*F)(const Napi::CallbackInfo&, bool), bool Async>
 Napi::Value Bind(const Napi::CallbackInfo& info) {
   return F(info, Async);
@@ -317,6 +343,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("idmapMount", Napi::Function::New(env, Bind<IdmapImpl, true>, "idmapMount"));
   exports.Set("lockFileSync", Napi::Function::New(env, Bind<LockImpl, false>, "lockFileSync"));
   exports.Set("lockFile", Napi::Function::New(env, Bind<LockImpl, true>, "lockFile"));
+  exports.Set("readInRootSync", Napi::Function::New(env, Bind<ReadInRootImpl, false>, "readInRootSync"));
+  exports.Set("readInRoot", Napi::Function::New(env, Bind<ReadInRootImpl, true>, "readInRoot"));
   exports.Set("closeFdSync", Napi::Function::New(env, CloseFdJs, "closeFdSync"));
   return exports;
 }

@@ -46,6 +46,11 @@ export interface ExecResult {
   stderr: Buffer;
 }
 
+/** What a path inside a root names; data only for a regular file of at most maxBytes. */
+export interface RootFile { mode: number; size: number; data: Buffer | null }
+/** auto: openat2(RESOLVE_IN_ROOT), else the O_PATH walk; the others force one (tests). */
+export type ResolveHow = 'auto' | 'openat2' | 'walk';
+
 export interface NativeCore {
   ensurePinDirSync(dir: string): void;
   pinSync(source: string, target: string): void;
@@ -69,6 +74,9 @@ export interface NativeCore {
   lockFileSync(path: string, wait: boolean): number;
   lockFile(path: string, wait: boolean): Promise<number>;
   closeFdSync(fd: number): void;
+  /** Reads PATH resolved as if ROOT were "/"; null when a component is missing or not a directory. */
+  readInRootSync(root: string, path: string, maxBytes: number, how?: ResolveHow): RootFile | null;
+  readInRoot(root: string, path: string, maxBytes: number, how?: ResolveHow): Promise<RootFile | null>;
   idmapMount(source: string, target: string, userns: string, recursive: boolean, readonly: boolean): Promise<void>;
 }
 
