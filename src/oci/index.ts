@@ -2,7 +2,7 @@
 export { buildSpec, normalizeCapabilities, specNeedsIdmap } from './build.js';
 export { writeBundle } from './bundle.js';
 export { resolveUser, parseGroup, parsePasswd } from './user.js';
-export { resolveInRoot, readRootfsFile } from './rootfs-path.js';
+export { readRootfsFile } from './rootfs-path.js';
 export { mergeArgs, mergeEnv, pickCwd, DEFAULT_PATH } from './process-args.js';
 export { lockedFlags } from './mounts.js';
 export {

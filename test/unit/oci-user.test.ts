@@ -1,10 +1,11 @@
 // Container user resolution against a fixture rootfs, including a rootfs
 // whose /etc/passwd is a symlink aimed outside it.
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSpec, parseGroup, parsePasswd, readRootfsFile, resolveInRoot, resolveUser } from '../../src/oci/index.js';
+import { buildSpec, parseGroup, parsePasswd, readRootfsFile, resolveUser } from '../../src/oci/index.js';
 import { schemaErrors } from '../fixtures/oci/schema.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { errorCode } from '../helpers/errors.js';
@@ -103,22 +104,38 @@ describe('resolveUser', () => {
     mkdirSync(path.join(odd, 'etc/passwd'));
     expect(code(() => resolveUser(odd, 'root'))).toBe('ERR_NSTOOL_ROOTFS_FILE');
   });
+
+  it('refuses a fifo at /etc/passwd without hanging, and a file too large to be one', () => {
+    const fifo = writeRootfs('fifo', {});
+    execFileSync('mkfifo', [path.join(fifo, 'etc/passwd')]);
+    expect(code(() => resolveUser(fifo, 'root'))).toBe('ERR_NSTOOL_ROOTFS_FILE');
+    const big = writeRootfs('big', { 'etc/passwd': '' });
+    truncateSync(path.join(big, 'etc/passwd'), 9 * 1024 * 1024);
+    expect(code(() => resolveUser(big, '0'))).toBe('ERR_NSTOOL_ROOTFS_FILE');
+  });
+
+  it('a rootfs that is not an absolute path is ERR_INVALID_ARG_VALUE', () => {
+    expect(code(() => resolveUser('rootfs', '0'))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(code(() => readRootfsFile(rootfs, 'etc/passwd\0'))).toBe('ERR_INVALID_ARG_VALUE');
+  });
 });
 
 describe('reading the rootfs never leaves it', () => {
   it('an absolute symlink to a host file resolves inside the rootfs', () => {
     const r = writeRootfs('abs-link', { 'etc/group': GROUP });
     symlinkSync(path.join(outside, 'passwd'), path.join(r, 'etc/passwd'));
-    expect(resolveInRoot(r, '/etc/passwd')).toBe(path.join(r, outside, 'passwd'));
     expect(readRootfsFile(r, '/etc/passwd')).toBeUndefined();
     expect(code(() => resolveUser(r, 'evil'))).toBe('ERR_NSTOOL_UNKNOWN_USER');
     expect(code(() => resolveUser(r, 'app'))).toBe('ERR_NSTOOL_UNKNOWN_USER');
+    // The same absolute path inside the rootfs is what the link names.
+    mkdirSync(path.join(r, outside), { recursive: true });
+    writeFileSync(path.join(r, outside, 'passwd'), 'inside:x:66:67::/:/bin/sh\n');
+    expect(resolveUser(r, 'inside')).toMatchObject({ uid: 66, gid: 67 });
   });
 
   it('a relative symlink climbing with .. stops at the rootfs', () => {
     const r = writeRootfs('dotdot-link', {});
     symlinkSync('../../../../../../../../host-etc/passwd', path.join(r, 'etc/passwd'));
-    expect(resolveInRoot(r, '/etc/passwd')).toBe(path.join(r, 'host-etc/passwd'));
     expect(code(() => resolveUser(r, 'evil'))).toBe('ERR_NSTOOL_UNKNOWN_USER');
     // The same target inside the rootfs is read.
     mkdirSync(path.join(r, 'host-etc'));
