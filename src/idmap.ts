@@ -1,7 +1,8 @@
 // ID mappings: parsing, formatting and validation, all before any side
 // effect. One mapping is { containerID, hostID, size } as in the OCI spec.
 import { readFile } from 'node:fs/promises';
-import { invalidArg } from './errors.js';
+import { invalidArg, NstoolError } from './errors.js';
+import { showValue } from './names.js';
 
 export interface IdMapping {
   containerID: number;
@@ -19,7 +20,7 @@ const MAP_WRITE_LIMIT = 4096;
 function parseOne(text: string, what: string): IdMapping {
   const parts = text.trim().split(/[:\s]+/);
   if (parts.length !== 3 || parts.some((p) => !/^\d+$/.test(p))) {
-    throw invalidArg(`${what}: "${text}" is not "containerID:hostID:size"`);
+    throw invalidArg(`${what}: ${showValue(text)} is not "containerID:hostID:size"`);
   }
   const [containerID, hostID, size] = parts.map(Number) as [number, number, number];
   return { containerID, hostID, size };
@@ -32,9 +33,11 @@ export function parseIdMap(input: IdMapInput, what = 'id map'): IdMapping[] {
       : Array.isArray(input)
         ? [...(input as ReadonlyArray<IdMapping | string>)]
         : [input as IdMapping];
+  // Counted before parsing, so a huge list costs nothing to refuse.
+  if (items.length > MAX_MAP_LINES) throw invalidArg(`${what}: the kernel takes at most ${MAX_MAP_LINES} mappings, got ${items.length}`);
   const out = items.map((it) => {
     if (typeof it === 'string') return parseOne(it, what);
-    if (it === null || typeof it !== 'object') throw invalidArg(`${what}: each mapping must be an object or a string`);
+    if (it === null || typeof it !== 'object') throw invalidArg(`${what}: each mapping must be an object or a string, got ${showValue(it)}`);
     return { containerID: it.containerID, hostID: it.hostID, size: it.size };
   });
   validateIdMap(out, what);
@@ -52,7 +55,7 @@ export function validateIdMap(map: readonly IdMapping[], what = 'id map'): void 
     for (const k of ['containerID', 'hostID', 'size'] as const) {
       const v = m[k];
       if (!Number.isInteger(v) || v < 0 || v >= U32_LIMIT) {
-        throw invalidArg(`${what}: ${k} must be an integer from 0 to 4294967295, got ${String(v)}`);
+        throw invalidArg(`${what}: ${k} must be an integer from 0 to 4294967295, got ${showValue(v)}`);
       }
     }
     if (m.size === 0) throw invalidArg(`${what}: size must be greater than 0`);
@@ -76,6 +79,32 @@ export function validateIdMap(map: readonly IdMapping[], what = 'id map'): void 
       }
     }
   }
+}
+
+/** The error code for a map that gives a pod id to host uid or gid 0. */
+export const HOST_ROOT_MAP = 'ERR_NSTOOL_HOST_ROOT_MAP';
+
+/** The mapping whose host range holds host id 0 (root), if any. */
+export function hostRootMapping(map: readonly IdMapping[]): IdMapping | undefined {
+  // In a valid map (ids unsigned) that is the range starting at host id 0.
+  return map.find((m) => m.hostID <= 0 && m.hostID + m.size > 0);
+}
+
+/**
+ * Refuses a map under which some container id is host id 0: whatever that
+ * id owns or writes inside the pod is host root's outside it. WHAT names the
+ * map ("uidMap", "gidMap") in the error.
+ */
+export function assertNoHostRoot(map: readonly IdMapping[], what = 'id map'): void {
+  const m = hostRootMapping(map);
+  if (!m) return;
+  throw new NstoolError(
+    `${what} maps container id ${m.containerID} to host id 0 (root) through the range ${formatIdMap([m])}`,
+    {
+      code: HOST_ROOT_MAP,
+      hint: 'map the pod to unprivileged host ids (e.g. 0:100000:65536 from /etc/subuid and /etc/subgid); pass allowHostRoot: true (--allow-host-root) only if the pod is meant to hold host root',
+    },
+  );
 }
 
 export function formatIdMap(map: readonly IdMapping[]): string {
@@ -133,5 +162,5 @@ export async function allocateFromSubid(
       return map;
     }
   }
-  throw invalidArg(`${file} has no range of ${size} ids for ${user}`, 'ERR_NSTOOL_SUBID');
+  throw invalidArg(`${file} has no range of ${size} ids for ${showValue(user)}`, 'ERR_NSTOOL_SUBID');
 }

@@ -3,6 +3,9 @@ export { NstoolError, fromNative } from './errors.js';
 export type { ErrorFields } from './errors.js';
 export {
   allocateFromSubid,
+  assertNoHostRoot,
+  hostRootMapping,
+  HOST_ROOT_MAP,
   formatIdMap,
   parseIdMap,
   parseKernelMap,
@@ -13,6 +16,19 @@ export {
   MAX_MAP_LINES,
 } from './idmap.js';
 export type { IdMapInput, IdMapping } from './idmap.js';
+export {
+  showName,
+  showValue,
+  validateContainerId,
+  validateIfName,
+  validateNetworkName,
+  validatePinName,
+  validatePluginType,
+  CONTAINER_ID_MAX,
+  CONTAINER_ID_RE,
+  IFNAME_MAX,
+  NAME_MAX,
+} from './names.js';
 export {
   createPodNetns,
   createPodNetnsSync,

@@ -6,12 +6,14 @@ import { lstatSync, mkdirSync, Stats, statSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from './errors.js';
-import { IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
+import { assertNoHostRoot, IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
 import { native, NativeNsInfo } from './native.js';
+import { showValue, validatePinName } from './names.js';
 
 export const DEFAULT_PIN_DIR = '/run/netns';
 export const DEFAULT_USERNS_PIN_DIR = '/run/nstool/userns';
-const NAME_MAX = 255;
+/** Longest path the kernel takes (PATH_MAX, with its NUL). */
+const PATH_MAX = 4096;
 
 export const NS_TYPES: Record<number, string> = {
   0x00020000: 'mnt',
@@ -41,6 +43,11 @@ export interface CreatePodNetnsOptions extends PinDirs {
   setgroups?: 'allow' | 'deny';
   /** Also pin the userns (so runtimes can join it by path). */
   pinUserns?: boolean;
+  /**
+   * Accept maps under which a pod id is host uid or gid 0. Off by default:
+   * such a pod's root (or another of its ids) is host root.
+   */
+  allowHostRoot?: boolean;
 }
 
 export interface PodNetns {
@@ -54,19 +61,16 @@ export interface PodNetns {
   setgroups: 'allow' | 'deny';
 }
 
-/** Rejects names that are not one plain path component. */
-export function validateName(name: unknown, what = 'name'): string {
-  if (typeof name !== 'string') throw invalidArg(`${what} must be a string`, 'ERR_INVALID_ARG_TYPE');
-  if (name === '') throw invalidArg(`${what} must not be empty`);
-  if (Buffer.byteLength(name) > NAME_MAX) throw invalidArg(`${what} must be at most ${NAME_MAX} bytes`);
-  if (name.includes('\0')) throw invalidArg(`${what} must not contain NUL`);
-  if (name.includes('/')) throw invalidArg(`${what} must not contain "/"`);
-  if (name === '.' || name === '..') throw invalidArg(`${what} must not be "." or ".."`);
-  return name;
+/** Pin names: one plain path component (the rule lives in names.ts). */
+export { validatePinName as validateName } from './names.js';
+
+function checkPathLength(p: string, what: string): string {
+  if (Buffer.byteLength(p) >= PATH_MAX) throw invalidArg(`${what} ${showValue(p)} is longer than the kernel takes (${PATH_MAX - 1} bytes)`);
+  return p;
 }
 
 function absDir(dir: string | undefined, fallback: string, what: string): string {
-  return path.normalize(requireAbsolute(dir ?? fallback, what));
+  return path.normalize(checkPathLength(requireAbsolute(dir ?? fallback, what), what));
 }
 
 export function generateName(prefix = 'pod'): string {
@@ -77,12 +81,13 @@ export function generateName(prefix = 'pod'): string {
 export function resolvePin(nameOrPath: string, pinDir?: string): { name?: string; path: string; named: boolean } {
   if (typeof nameOrPath === 'string' && nameOrPath.startsWith('/')) {
     if (nameOrPath.includes('\0')) throw invalidArg('path must not contain NUL');
-    const p = path.normalize(nameOrPath);
+    // Any other byte may be in a pin another tool made, so deleting it by path stays possible.
+    const p = path.normalize(checkPathLength(nameOrPath, 'path'));
     // A path inside the pin dir is the pin of that name (its userns pin too).
     const named = path.dirname(p) === absDir(pinDir, DEFAULT_PIN_DIR, 'pinDir');
     return { name: path.basename(p), path: p, named };
   }
-  const name = validateName(nameOrPath);
+  const name = validatePinName(nameOrPath);
   return { name, path: path.join(absDir(pinDir, DEFAULT_PIN_DIR, 'pinDir'), name), named: true };
 }
 
@@ -101,16 +106,23 @@ const readyDirs = new Set<string>();
 
 function prepare(opts: CreatePodNetnsOptions): Prepared {
   if (opts === null || typeof opts !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
-  const name = opts.name === undefined ? generateName() : validateName(opts.name);
+  const name = opts.name === undefined ? generateName() : validatePinName(opts.name);
   const dir = absDir(opts.pinDir, DEFAULT_PIN_DIR, 'pinDir');
   const uidMap = parseIdMap(opts.uidMap, 'uidMap');
   const gidMap = parseIdMap(opts.gidMap ?? opts.uidMap, 'gidMap');
   const setgroups = opts.setgroups ?? 'allow';
-  if (setgroups !== 'allow' && setgroups !== 'deny') throw invalidArg('setgroups must be "allow" or "deny"');
-  const p: Prepared = { name, dir, netnsPin: path.join(dir, name), uidMap, gidMap, setgroups };
+  if (setgroups !== 'allow' && setgroups !== 'deny') throw invalidArg(`setgroups must be "allow" or "deny", got ${showValue(setgroups)}`);
+  if (opts.allowHostRoot !== undefined && typeof opts.allowHostRoot !== 'boolean') {
+    throw invalidArg(`allowHostRoot must be a boolean, got ${showValue(opts.allowHostRoot)}`, 'ERR_INVALID_ARG_TYPE');
+  }
+  if (opts.allowHostRoot !== true) {
+    assertNoHostRoot(uidMap, 'uidMap');
+    assertNoHostRoot(gidMap, 'gidMap');
+  }
+  const p: Prepared = { name, dir, netnsPin: checkPathLength(path.join(dir, name), 'pin path'), uidMap, gidMap, setgroups };
   if (opts.pinUserns) {
     p.usernsDir = absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir');
-    p.usernsPin = path.join(p.usernsDir, name);
+    p.usernsPin = checkPathLength(path.join(p.usernsDir, name), 'userns pin path');
   }
   return p;
 }

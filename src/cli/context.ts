@@ -1,6 +1,7 @@
 // What every command shares: printing text or JSON, and the error shape.
 import { Command, Option } from 'commander';
 import { NstoolError } from '../errors.js';
+import { showValue } from '../names.js';
 
 export interface Io {
   stdout: (s: string) => void;
@@ -51,7 +52,7 @@ export class UsageError extends Error {}
 export function intOption(value: string, name: string, min = 1): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > 2 ** 31 - 1) {
-    throw new UsageError(`${name} must be a whole number from ${min} to ${2 ** 31 - 1}, got "${value}"`);
+    throw new UsageError(`${name} must be a whole number from ${min} to ${2 ** 31 - 1}, got ${showValue(value)}`);
   }
   return n;
 }

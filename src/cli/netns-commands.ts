@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import os from 'node:os';
 import { execInNetns } from '../exec.js';
 import { allocateFromSubid, formatIdMap, IdMapping } from '../idmap.js';
+import { showName } from '../names.js';
 import { createPodNetns, DeleteResult, deletePodNetns, inspectNetns, listNetns, NetnsInfo } from '../netns.js';
 import { emit, ExitCode, intOption, Io, UsageError, withJson } from './context.js';
 
@@ -21,14 +22,14 @@ function dirOptions(cmd: Command): Command {
 function showInfo(i: NetnsInfo): string {
   const owner = i.owner ? `${i.owner.host ? 'host' : 'pod'} userns ${i.owner.inode} (created by uid ${i.owner.uid})` : 'unknown';
   return [
-    `path:      ${i.path}`,
+    `path:      ${showName(i.path)}`,
     `type:      ${i.type}`,
     `inode:     ${i.inode}`,
     `owner:     ${owner}`,
     `uid map:   ${formatIdMap(i.uidMap)}`,
     `gid map:   ${formatIdMap(i.gidMap)}`,
     `setgroups: ${i.setgroups}`,
-    ...(i.usernsPath ? [`userns:    ${i.usernsPath}`] : []),
+    ...(i.usernsPath ? [`userns:    ${showName(i.usernsPath)}`] : []),
   ].join('\n');
 }
 
@@ -47,7 +48,8 @@ export function registerNetnsCommands(program: Command, io: Io): void {
     .option('--size <n>', 'ids to take with --subid-user', '65536')
     .addOption(new Option('--setgroups <mode>', 'setgroups in the pod userns').choices(['allow', 'deny']).default('allow'))
     .option('--pin-userns', 'also pin the user namespace under --userns-pin-dir')
-    .action(async (name: string | undefined, o: DirOpts & { uidmap?: string; gidmap?: string; subidUser?: string; size: string; setgroups: 'allow' | 'deny'; pinUserns?: boolean }) => {
+    .option('--allow-host-root', 'accept maps under which a pod id is host uid or gid 0 (refused by default)')
+    .action(async (name: string | undefined, o: DirOpts & { uidmap?: string; gidmap?: string; subidUser?: string; size: string; setgroups: 'allow' | 'deny'; pinUserns?: boolean; allowHostRoot?: boolean }) => {
       let uidMap: string | IdMapping[] | undefined = o.uidmap;
       let gidMap: string | IdMapping[] | undefined = o.gidmap;
       if (o.subidUser) {
@@ -62,6 +64,7 @@ export function registerNetnsCommands(program: Command, io: Io): void {
         ...(gidMap !== undefined ? { gidMap } : {}),
         setgroups: o.setgroups,
         pinUserns: !!o.pinUserns,
+        allowHostRoot: !!o.allowHostRoot,
         ...(o.pinDir ? { pinDir: o.pinDir } : {}),
         ...(o.usernsPinDir ? { usernsPinDir: o.usernsPinDir } : {}),
       });
@@ -72,7 +75,7 @@ export function registerNetnsCommands(program: Command, io: Io): void {
     .action(async (names: string[], o: DirOpts) => {
       const out: DeleteResult[] = [];
       for (const n of names) out.push(await deletePodNetns(n, { pinDir: o.pinDir, usernsPinDir: o.usernsPinDir }));
-      emit(io, o.json, out, () => out.map((r) => `${r.path}: ${r.existed ? (r.stale ? 'removed (stale)' : 'deleted') : 'already gone'}`).join('\n'));
+      emit(io, o.json, out, () => out.map((r) => `${showName(r.path)}: ${r.existed ? (r.stale ? 'removed (stale)' : 'deleted') : 'already gone'}`).join('\n'));
     });
 
   withJson(program.command('list').description('list the pin dir, with each netns owner').option('--pin-dir <dir>', 'where netns pins live', '/run/netns'))
@@ -80,7 +83,7 @@ export function registerNetnsCommands(program: Command, io: Io): void {
       const l = await listNetns(o.pinDir);
       emit(io, o.json, l, () =>
         l
-          .map((e) => `${e.name}\t${e.kind === 'netns' ? (e.owner ? (e.owner.host ? 'host' : `userns:${e.owner.inode}`) : 'unknown') : e.kind}`)
+          .map((e) => `${showName(e.name)}\t${e.kind === 'netns' ? (e.owner ? (e.owner.host ? 'host' : `userns:${e.owner.inode}`) : 'unknown') : e.kind}`)
           .join('\n'),
       );
     });

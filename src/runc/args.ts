@@ -2,18 +2,10 @@
 // side effects, so unit tests can pin down exactly what the runtime receives.
 import os from 'node:os';
 import { invalidArg, requireAbsolute } from '../errors.js';
+import { showValue, validateContainerId } from '../names.js';
 
-/** The container id rule runc and the CNI plugins share. */
-const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const ID_MAX = 1024;
-
-export function validateContainerId(id: unknown): string {
-  if (typeof id !== 'string') throw invalidArg('container id must be a string', 'ERR_INVALID_ARG_TYPE');
-  if (!ID_RE.test(id) || id.length > ID_MAX) {
-    throw invalidArg(`container id "${id}" must match ${ID_RE.source} and be at most ${ID_MAX} characters`);
-  }
-  return id;
-}
+// The container id rule runc and the CNI plugins share lives in ../names.ts.
+export { validateContainerId } from '../names.js';
 
 export interface GlobalOptions {
   root?: string;
@@ -61,12 +53,12 @@ export function signalName(sig: string | number): string {
   const signals = os.constants.signals as Record<string, number>;
   if (typeof sig === 'number') {
     const name = Object.keys(signals).find((k) => signals[k] === sig);
-    if (!name) throw invalidArg(`unknown signal number ${sig}`);
+    if (!name) throw invalidArg(`unknown signal number ${showValue(sig)}`);
     return name;
   }
   const up = typeof sig === 'string' ? sig.toUpperCase() : '';
   const name = up.startsWith('SIG') ? up : `SIG${up}`;
-  if (!(name in signals)) throw invalidArg(`unknown signal ${String(sig)}`);
+  if (!(name in signals)) throw invalidArg(`unknown signal ${showValue(sig)}`);
   return name;
 }
 
@@ -104,11 +96,11 @@ export function execArgs(id: string, o: ExecArgsOptions): string[] {
   } else {
     if (o.cwd !== undefined) a.push('--cwd', requireAbsolute(o.cwd, 'cwd'));
     for (const [k, v] of Object.entries(o.env ?? {})) {
-      if (!k || k.includes('=') || k.includes('\0') || v.includes('\0')) throw invalidArg(`bad environment variable "${k}"`);
+      if (!k || k.includes('=') || k.includes('\0') || v.includes('\0')) throw invalidArg(`bad environment variable ${showValue(k)}`);
       a.push('--env', `${k}=${v}`);
     }
     if (o.user !== undefined) {
-      if (!/^\d+(:\d+)?$/.test(o.user)) throw invalidArg(`user must be "uid" or "uid:gid", got "${o.user}"`);
+      if (!/^\d+(:\d+)?$/.test(o.user)) throw invalidArg(`user must be "uid" or "uid:gid", got ${showValue(o.user)}`);
       a.push('--user', o.user);
     }
   }

@@ -67,6 +67,14 @@ describeRoot('nstool CLI, spawned as a user runs it', () => {
   it('exits 2 on wrong usage and 0 on --help', () => {
     expect(nstool(['create-pod-netns', `${P}-u`]).code).toBe(2); // no map
     expect(nstool(['create-pod-netns', 'a/b', '--uidmap', '0:1:1']).code).toBe(2);
+    // Names other tools could take for an option or that would garble a listing.
+    for (const name of [`-${P}`, `${P}\tx`, `${P}\nx`, `${P}\x1b[31m`]) {
+      const r = nstool(['create-pod-netns', '--uidmap', '0:100000:65536', '--json', '--', name]);
+      if (r.code === 0) nstool(['delete', `/run/netns/${name}`]);
+      expect(r.code, JSON.stringify(name)).toBe(2);
+      expect(JSON.parse(r.out)).toMatchObject({ error: { code: 'ERR_INVALID_ARG_VALUE' } });
+      expect(r.err).not.toContain('\x1b');
+    }
     expect(nstool(['no-such-command']).code).toBe(2);
     expect(nstool(['list', '--bogus']).code).toBe(2);
     expect(nstool(['exec', 'x', '--timeout', 'soon', '--', 'true']).code).toBe(2);
@@ -76,6 +84,7 @@ describeRoot('nstool CLI, spawned as a user runs it', () => {
       expect(h.code, cmd).toBe(0);
       expect(h.out).toContain(`Usage: nstool ${cmd}`);
     }
+    expect(nstool(['create-pod-netns', '--help']).out).toContain('--allow-host-root');
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(P))).toEqual([]);
   });
 
@@ -89,6 +98,23 @@ describeRoot('nstool CLI, spawned as a user runs it', () => {
     expect(error.hint).toBe('run as root or with CAP_SYS_ADMIN');
     expect(r.err).toContain('run as root or with CAP_SYS_ADMIN');
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(P))).toEqual([]);
+  });
+
+  it('refuses a map that makes a pod id host root, unless --allow-host-root', () => {
+    const name = `${P}-root`;
+    const r = nstool(['create-pod-netns', name, '--uidmap', '0:100000:65536', '--gidmap', '0:0:65536', '--json']);
+    if (r.code === 0) nstool(['delete', name]);
+    expect(r.code, r.err).toBe(1);
+    expect(JSON.parse(r.out)).toMatchObject({ error: { code: 'ERR_NSTOOL_HOST_ROOT_MAP' } });
+    expect(readdirSync('/run/netns').filter((n) => n.startsWith(P))).toEqual([]);
+    const ok = nstool(['create-pod-netns', name, '--uidmap', '0:100000:65536', '--gidmap', '0:0:65536', '--allow-host-root', '--json']);
+    try {
+      expect(ok.code, ok.err).toBe(0);
+      expect(JSON.parse(ok.out)).toMatchObject({ name, gidMap: [{ containerID: 0, hostID: 0, size: 65536 }] });
+      expect(nstool(['inspect', name]).out).toContain('gid map:   0:0:65536');
+    } finally {
+      expect(nstool(['delete', name]).code).toBe(0);
+    }
   });
 
   it('reports EEXIST with exit 1 and leaves the pin alone', () => {

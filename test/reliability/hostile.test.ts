@@ -1,6 +1,7 @@
 // Hostile input: fuzzed names, maps and paths either succeed (and are
-// cleaned up) or fail with a typed ERR_INVALID_ARG_* error before any side
-// effect; symlinks in a pin dir are never followed.
+// cleaned up) or fail with a typed ERR_INVALID_ARG_* error (or
+// ERR_NSTOOL_HOST_ROOT_MAP for a map that gives a pod id host root) before
+// any side effect; symlinks in a pin dir are never followed.
 import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -33,10 +34,14 @@ function state(): string {
   return [list(PIN_DIR), list(USERNS_DIR), mountPoints().filter((m) => m.startsWith(BASE)).length].join(' / ');
 }
 
-function expectInvalidArg(e: unknown): void {
+function expectInvalidArg(e: unknown, codes = /^ERR_INVALID_ARG_/): void {
   expect(e).toBeInstanceOf(NstoolError);
-  expect((e as NstoolError).code).toMatch(/^ERR_INVALID_ARG_/);
+  expect((e as NstoolError).code).toMatch(codes);
 }
+
+// Independent of src/names.ts: what a pin name must never hold.
+const UNSAFE_NAME = /^-|[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const hostRoot = (m: Array<{ hostID: number }>) => m.some((r) => r.hostID === 0);
 
 function expectCode(fn: () => unknown, code: string): void {
   let err: unknown;
@@ -55,27 +60,42 @@ async function expectRejectCode(p: Promise<unknown>, code: string): Promise<void
   expect((err as NstoolError).code).toBe(code);
 }
 
-/** Create with ARGS; on success check the pin and delete it; on error no side effect. */
+/**
+ * Create with ARGS; on success check the pin (its name safe, its maps free of
+ * host root unless allowed) and delete it; on error no side effect.
+ */
 async function createOrNothing(opts: Record<string, unknown>): Promise<void> {
   const before = state();
   let made;
   try {
     made = createPodNetnsSync({ ...DIRS, pinUserns: true, ...opts } as never);
   } catch (e) {
-    expectInvalidArg(e);
+    expectInvalidArg(e, /^(ERR_INVALID_ARG_|ERR_NSTOOL_HOST_ROOT_MAP$)/);
     expect(state()).toBe(before);
     return;
   }
+  const after = readdirSync(PIN_DIR);
+  expect((await inspectNetns(made.path, DIRS)).inode).toBe(made.netnsInode);
+  expect((await deletePodNetns(made.path, DIRS)).existed).toBe(true);
+  expect(made.name).not.toMatch(UNSAFE_NAME);
+  // The file has exactly the name asked for (no U+FFFD stand-in).
+  expect(after).toContain(made.name);
+  if (opts['allowHostRoot'] !== true) {
+    expect(hostRoot(made.uidMap)).toBe(false);
+    expect(hostRoot(made.gidMap)).toBe(false);
+  }
   expect(made.path).toBe(path.join(PIN_DIR, made.name));
-  expect((await inspectNetns(made.name, DIRS)).inode).toBe(made.netnsInode);
-  expect((await deletePodNetns(made.name, DIRS)).existed).toBe(true);
   expect(state()).toBe(before);
 }
 
+// Names built from the characters that make trouble: controls, "-", "/", ".".
+const trouble = fc.constantFrom('a', 'b', '-', '.', '/', ' ', '\t', '\n', '\r', '\x1b', '\x7f', '\x85', '\x9b', '\u2028', '\u202e', 'é', '\ud800', '\udc00', '\0');
 const anyName = fc.oneof(
   fc.string({ maxLength: 40 }),
   fc.string({ unit: 'binary', maxLength: 300 }),
-  fc.constantFrom('', '.', '..', 'a/b', '../x', '/etc', 'x\0y', 'a'.repeat(255), 'a'.repeat(256), 'é'.repeat(128), ' ', '-'),
+  fc.string({ unit: trouble, maxLength: 12 }),
+  fc.tuple(fc.constantFrom('', '-', '--', 'ok-'), fc.string({ unit: trouble, maxLength: 6 }), fc.constantFrom('', 'x', '-rf')).map((p) => p.join('')),
+  fc.constantFrom('', '.', '..', 'a/b', '../x', '/etc', 'x\0y', 'a'.repeat(255), 'a'.repeat(256), 'é'.repeat(128), ' ', '-', '-rf', '--help', 'a\tb', 'a\nb', '\x1b[2J', 'a\x7f', '\u2028', 'x\ud800'),
   fc.anything(),
 );
 
@@ -83,7 +103,12 @@ const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
 const anyNumber = fc.oneof(u32, fc.constantFrom(-1, 2 ** 32, 0.5, NaN, Infinity, 1e20), fc.double(), fc.anything());
 const mapping = fc.record({ containerID: anyNumber, hostID: anyNumber, size: anyNumber });
 const goodMapping = fc.record({ containerID: u32, hostID: u32, size: fc.integer({ min: 1, max: 2 ** 32 - 1 }) });
+// A range holding host id 0, alone or after a harmless one.
+const rootMapping = fc.record({ containerID: fc.integer({ min: 0, max: 100 }), hostID: fc.constant(0), size: fc.integer({ min: 1, max: 65536 }) });
 const anyMap = fc.oneof(
+  fc.constantFrom('0:0:65536', '0:0:1', '0:1:10,10:0:1', '0:100000:65536,65536:0:1'),
+  fc.array(rootMapping, { minLength: 1, maxLength: 1 }),
+  fc.tuple(fc.constant({ containerID: 200, hostID: 100000, size: 10 }), rootMapping),
   fc.anything(),
   fc.string(),
   fc.array(fc.tuple(u32, u32, u32).map((t) => t.join(':')), { maxLength: 4 }).map((a) => a.join(',')),
@@ -104,10 +129,15 @@ describeRoot('hostile input', () => {
     await fc.assert(fc.asyncProperty(anyName, (name) => createOrNothing({ name, uidMap: MAP })), { numRuns: 300 });
   });
 
-  it('fuzzed maps: success and cleanup, or ERR_INVALID_ARG_* and no side effect', async () => {
+  it('fuzzed maps: success and cleanup, or ERR_INVALID_ARG_* / ERR_NSTOOL_HOST_ROOT_MAP and no side effect', async () => {
     await fc.assert(
-      fc.asyncProperty(anyMap, fc.option(anyMap, { nil: undefined }), (uidMap, gidMap) =>
-        createOrNothing({ name: `${prefix}-map`, uidMap, ...(gidMap === undefined ? {} : { gidMap }) }),
+      fc.asyncProperty(anyMap, fc.option(anyMap, { nil: undefined }), fc.option(fc.boolean(), { nil: undefined }), (uidMap, gidMap, allowHostRoot) =>
+        createOrNothing({
+          name: `${prefix}-map`,
+          uidMap,
+          ...(gidMap === undefined ? {} : { gidMap }),
+          ...(allowHostRoot === undefined ? {} : { allowHostRoot }),
+        }),
       ),
       { numRuns: 400 },
     );

@@ -4,6 +4,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   allocateFromSubid,
+  assertNoHostRoot,
+  hostRootMapping,
+  HOST_ROOT_MAP,
   formatIdMap,
   parseIdMap,
   parseKernelMap,
@@ -60,6 +63,49 @@ describe('id maps', () => {
     expect(parseIdMap('0:0:4294967295')).toEqual([{ containerID: 0, hostID: 0, size: 4294967295 }]);
   });
 
+  it('refuses a huge map before parsing it, and never repeats a huge value', () => {
+    const many = Array.from({ length: 100_000 }, (_, i) => `${i}:${100000 + i}:1`).join(',');
+    expect(code(() => parseIdMap(many))).toBe('ERR_INVALID_ARG_VALUE');
+    const huge = '9'.repeat(20 * 1024 * 1024);
+    for (const bad of [huge, `0:${huge}:1`, `0:1:\x1b${huge}`, [{ containerID: huge, hostID: 1, size: 1 }], [huge as unknown as string]]) {
+      let msg = '';
+      try {
+        parseIdMap(bad as never);
+      } catch (e) {
+        expect((e as { code: string }).code).toBe('ERR_INVALID_ARG_VALUE');
+        msg = (e as Error).message;
+      }
+      expect(msg.length).toBeGreaterThan(0);
+      expect(msg.length).toBeLessThan(1000);
+      expect(msg).not.toContain('\x1b');
+    }
+  });
+
+  it('finds the range that maps a container id to host id 0 (root)', () => {
+    expect(hostRootMapping(parseIdMap('0:100000:65536'))).toBeUndefined();
+    expect(hostRootMapping(parseIdMap('0:1:65536'))).toBeUndefined();
+    expect(hostRootMapping(parseIdMap('0:0:1'))).toEqual({ containerID: 0, hostID: 0, size: 1 });
+    expect(hostRootMapping(parseIdMap('0:1:10,10:0:1'))).toEqual({ containerID: 10, hostID: 0, size: 1 });
+    expect(hostRootMapping(parseIdMap('0:0:4294967295'))).toEqual({ containerID: 0, hostID: 0, size: 4294967295 });
+  });
+
+  it('refuses host-root maps with ERR_NSTOOL_HOST_ROOT_MAP naming the map and the range', () => {
+    expect(HOST_ROOT_MAP).toBe('ERR_NSTOOL_HOST_ROOT_MAP');
+    expect(() => assertNoHostRoot(parseIdMap('0:100000:65536'), 'uidMap')).not.toThrow();
+    for (const [text, range] of [['0:0:65536', '0:0:65536'], ['0:1:10,10:0:1', '10:0:1'], ['5:200000:1,0:0:5', '0:0:5']] as const) {
+      let err: { code?: string; message?: string; hint?: string } = {};
+      try {
+        assertNoHostRoot(parseIdMap(text), 'gidMap');
+      } catch (e) {
+        err = e as typeof err;
+      }
+      expect(err.code, text).toBe('ERR_NSTOOL_HOST_ROOT_MAP');
+      expect(err.message).toContain('gidMap');
+      expect(err.message).toContain(range);
+      expect(err.hint).toMatch(/allowHostRoot/);
+    }
+  });
+
   it('maps ids and compares maps regardless of order', () => {
     const m = parseIdMap('0:100000:65536');
     expect(toHostId(m, 0)).toBe(100000);
@@ -78,6 +124,10 @@ describe('id maps', () => {
       expect(await allocateFromSubid('carol', { file: f, uid: 1001 })).toEqual([{ containerID: 0, hostID: 300000, size: 65536 }]);
       await expect(allocateFromSubid('alice', { file: f })).rejects.toMatchObject({ code: 'ERR_NSTOOL_SUBID' });
       await expect(allocateFromSubid('bob', { file: path.join(dir, 'missing') })).rejects.toMatchObject({ code: 'ERR_NSTOOL_SUBID' });
+      const err = (await allocateFromSubid(`\x1b${'u'.repeat(1e6)}`, { file: f }).catch((e: unknown) => e)) as Error & { code: string };
+      expect(err.code).toBe('ERR_NSTOOL_SUBID');
+      expect(err.message.length).toBeLessThan(1000);
+      expect(err.message).not.toContain('\x1b');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

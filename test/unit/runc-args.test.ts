@@ -62,9 +62,30 @@ describe('runtime argv', () => {
     expect(() => execArgs('a', { argv: ['x'], user: 'root' })).toThrow(bad());
   });
 
-  it.each(['', '-a', '.a', 'a/b', 'a b', '../x', 'a\0b', 'x'.repeat(1025)])('rejects container id %j', (id) => {
+  it.each(['', '-a', '-rf', '--help', '.a', 'a/b', 'a b', '../x', 'a\0b', 'a\tb', 'a\nb', 'a\n', 'a\x1b[31m', 'a\x7f', 'a\u2028', 'x'.repeat(1025)])('rejects container id %j', (id) => {
     expect(() => validateContainerId(id)).toThrow(bad());
     expect(() => startArgs(id)).toThrow(bad());
+  });
+
+  it('never repeats a huge or hostile value in its errors', () => {
+    const huge = `\x1b${'v'.repeat(20 * 1024 * 1024)}`;
+    for (const fn of [
+      () => startArgs(huge),
+      () => killArgs('a', huge),
+      () => execArgs('a', { argv: ['x'], env: { [`${huge}=`]: '1' } }),
+      () => execArgs('a', { argv: ['x'], user: huge }),
+    ]) {
+      let msg = '';
+      try {
+        fn();
+      } catch (e) {
+        expect((e as { code: string }).code).toBe('ERR_INVALID_ARG_VALUE');
+        msg = (e as Error).message;
+      }
+      expect(msg.length).toBeGreaterThan(0);
+      expect(msg.length).toBeLessThan(1000);
+      expect(msg).not.toContain('\x1b');
+    }
   });
 
   it('rejects a non-string id with ERR_INVALID_ARG_TYPE', () => {
