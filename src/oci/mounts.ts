@@ -28,7 +28,7 @@ export interface StandardMountOptions {
 }
 
 /** /sys as a read-only recursive bind of the host's (rro: runc 1.1+, Linux 5.12+). */
-export const SYS_BIND: Readonly<Mount> = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'rro', 'nosuid', 'nodev', 'noexec'] };
+const SYS_BIND: Readonly<Mount> = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'rro', 'nosuid', 'nodev', 'noexec'] };
 
 export function standardMounts(o: StandardMountOptions): Mount[] {
   const pts = ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'];
