@@ -6,10 +6,13 @@
 #include <sys/mount.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <memory>
 
 #include "errors.h"
 #include "fd.h"
@@ -32,6 +35,33 @@ bool IsMountRoot(const std::string& dir) {
   return self.st_dev != parent.st_dev || self.st_ino == parent.st_ino;
 }
 
+// Detaches every mount directly in the directory DIR_FD names. DIR_FD was
+// opened before DIR got a mount of its own, so it still reaches the mounts
+// that mount now covers.
+void DetachCovered(int dir_fd, const std::string& dir) {
+  struct statx parent {};
+  if (statx(dir_fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &parent) < 0) Throw("statx", dir);
+  Fd list(openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!list.valid()) Throw("openat", dir);
+  DIR* d = fdopendir(list.get());
+  if (d == nullptr) Throw("fdopendir", dir);
+  list.release();
+  std::unique_ptr<DIR, int (*)(DIR*)> closer(d, closedir);
+  const std::string base = "/proc/self/fd/" + std::to_string(dir_fd) + "/";
+  while (struct dirent* e = readdir(d)) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    struct statx stx {};
+    if (statx(dir_fd, e->d_name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0) continue;  // gone meanwhile
+    bool mounted = (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+                       ? (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0
+                       : stx.stx_dev_major != parent.stx_dev_major || stx.stx_dev_minor != parent.stx_dev_minor;
+    if (!mounted) continue;
+    std::string covered = base + e->d_name;
+    if (umount2(covered.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
+      Throw("umount2", dir + "/" + e->d_name);
+  }
+}
+
 }  // namespace
 
 void EnsurePinDir(const std::string& dir) {
@@ -44,7 +74,12 @@ void EnsurePinDir(const std::string& dir) {
     if (mount("none", dir.c_str(), nullptr, MS_SHARED, nullptr) < 0) Throw("mount", dir);
     return;
   }
-  if (mount(dir.c_str(), dir.c_str(), "none", MS_BIND, nullptr) < 0) Throw("mount", dir, errno, dir);
+  // MS_REC: pins already mounted in the dir come along; a plain bind would
+  // cover them and leave only their empty files visible. The originals, now
+  // covered, are detached: each would keep its namespace alive after an
+  // unpin and make the unlink fail (EBUSY).
+  if (mount(dir.c_str(), dir.c_str(), "none", MS_BIND | MS_REC, nullptr) < 0) Throw("mount", dir, errno, dir);
+  DetachCovered(d.get(), dir);
   if (mount("none", dir.c_str(), nullptr, MS_PRIVATE, nullptr) < 0) Throw("mount", dir);
   if (mount("none", dir.c_str(), nullptr, MS_SHARED, nullptr) < 0) Throw("mount", dir);
 }

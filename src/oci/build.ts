@@ -1,6 +1,7 @@
 // buildSpec: the config.json a CRI runtime would hand runc for one container.
 // Every input is checked before anything is built; the only reads are the
-// rootfs's /etc/passwd and /etc/group and, in a user namespace, the mount table.
+// rootfs's /etc/passwd and /etc/group and, in a user namespace, the mount
+// table and the joined namespaces (type, owner, setgroups).
 import path from 'node:path';
 import { invalidArg, NstoolError } from '../errors.js';
 import { validateIdMap, type IdMapping } from '../idmap.js';
@@ -14,6 +15,7 @@ import {
   deviceRules,
 } from './defaults.js';
 import { callerMount, checkAbsPath, mergeMounts, readMountInfo, standardMounts } from './mounts.js';
+import { checkJoinedNamespaces, checkSupplementaryGroups } from './namespaces.js';
 import { mergeArgs, mergeEnv, pickCwd } from './process-args.js';
 import {
   OCI_VERSION,
@@ -196,10 +198,15 @@ export function buildSpec(opts: BuildSpecOptions): Spec {
   };
   if (opts.mounts !== undefined && !Array.isArray(opts.mounts)) throw invalidArg('mounts must be an array', 'ERR_INVALID_ARG_TYPE');
   const requested = (opts.mounts ?? []).map((r, i) => callerMount(r, i, ctx));
-  const mounts = mergeMounts(standardMounts({ userns, cgroupMount }), requested);
+  // A userns can mount sysfs only for a netns it owns: on the host network it gets the host's /sys bound.
+  const mounts = mergeMounts(standardMounts({ userns, cgroupMount, sysBind: userns && !!opts.hostNetwork }), requested);
+
+  // The kernel's view of the joined namespaces: what the runtime would trip over.
+  if (userns) checkJoinedNamespaces(opts.usernsPath!, opts.netnsPath);
 
   // The user last: it is the only part that reads the rootfs.
   const resolved = resolveUser(rootfs, opts.user ?? image?.user);
+  if (userns) checkSupplementaryGroups(opts.usernsPath!, resolved.gid, resolved.additionalGids);
   const user: Spec['process']['user'] = { uid: resolved.uid, gid: resolved.gid };
   if (opts.umask !== undefined) user.umask = opts.umask;
   if (resolved.additionalGids && resolved.additionalGids.length > 0) user.additionalGids = resolved.additionalGids;

@@ -19,7 +19,16 @@ export function checkAbsPath(p: unknown, what: string): string {
 export interface StandardMountOptions {
   userns: boolean;
   cgroupMount: 'cgroupfs' | 'bind' | 'none';
+  /**
+   * Bind the host's /sys (recursively read-only) instead of a new sysfs: a
+   * user namespace may mount sysfs only for a netns it owns, so one on the
+   * host network gets EPERM.
+   */
+  sysBind?: boolean;
 }
+
+/** /sys as a read-only recursive bind of the host's (rro: runc 1.1+, Linux 5.12+). */
+const SYS_BIND: Readonly<Mount> = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'rro', 'nosuid', 'nodev', 'noexec'] };
 
 export function standardMounts(o: StandardMountOptions): Mount[] {
   const pts = ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'];
@@ -31,7 +40,9 @@ export function standardMounts(o: StandardMountOptions): Mount[] {
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: pts },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    o.sysBind
+      ? { ...SYS_BIND, options: [...SYS_BIND.options!] }
+      : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
   ];
   if (o.cgroupMount === 'cgroupfs') {
     mounts.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] });

@@ -39,7 +39,9 @@ function build(opts: Partial<BuildSpecOptions>): Spec {
 
 const code = errorCode;
 
-const userns = { usernsPath: '/run/nstool/userns/p', netnsPath: '/run/netns/p', uidMappings: MAP, gidMappings: MAP };
+// Real namespace files (the builder reads them): this process's own netns and
+// the userns that owns it, which any user may open.
+const userns = { usernsPath: '/proc/self/ns/user', netnsPath: '/proc/self/ns/net', uidMappings: MAP, gidMappings: MAP };
 
 describe('buildSpec defaults', () => {
   it('gives the runtime defaults', () => {
@@ -111,7 +113,7 @@ describe('namespaces', () => {
   it('joins the userns by path and writes its maps', () => {
     const uid = [{ containerID: 0, hostID: 200000, size: 65536 }];
     const s = build({ ...userns, uidMappings: uid });
-    expect(types(s)).toEqual(['pid', 'ipc', 'uts', 'mount', 'cgroup', 'network=/run/netns/p', 'user=/run/nstool/userns/p']);
+    expect(types(s)).toEqual(['pid', 'ipc', 'uts', 'mount', 'cgroup', 'network=/proc/self/ns/net', 'user=/proc/self/ns/user']);
     expect(s.linux.uidMappings).toEqual(uid);
     expect(s.linux.gidMappings).toEqual(MAP);
   });
@@ -120,6 +122,25 @@ describe('namespaces', () => {
     expect(code(() => buildSpec({ rootfs, command: ['x'], usernsPath: '/u' }))).toBe('ERR_NSTOOL_MISSING_MAPPINGS');
     expect(code(() => buildSpec({ rootfs, command: ['x'], usernsPath: '/u', uidMappings: MAP }))).toBe('ERR_NSTOOL_MISSING_MAPPINGS');
     expect(code(() => buildSpec({ rootfs, command: ['x'], uidMappings: MAP, gidMappings: MAP }))).toBe('ERR_INVALID_ARG_VALUE');
+  });
+
+  it('refuses namespace paths that are not namespaces of their kind, before reading the rootfs', () => {
+    const noRootfs = path.join(dir, 'no-rootfs');
+    const at = (o: Partial<BuildSpecOptions>) => {
+      try {
+        buildSpec({ rootfs: noRootfs, command: ['x'], ...userns, ...o });
+      } catch (e) {
+        return { code: (e as { code?: string }).code, path: (e as { path?: string }).path };
+      }
+      return undefined;
+    };
+    expect(at({ netnsPath: '/proc/self/ns/user' })).toEqual({ code: 'ERR_INVALID_ARG_VALUE', path: '/proc/self/ns/user' });
+    expect(at({ usernsPath: '/proc/self/ns/net' })).toEqual({ code: 'ERR_INVALID_ARG_VALUE', path: '/proc/self/ns/net' });
+    const plain = path.join(rootfs, 'etc/passwd');
+    expect(at({ usernsPath: plain })).toEqual({ code: 'ERR_INVALID_ARG_VALUE', path: plain });
+    expect(at({ netnsPath: path.join(dir, 'missing') })).toMatchObject({ code: 'ENOENT' });
+    // The userns is checked even on the host network; nothing was read from the (missing) rootfs.
+    expect(at({ netnsPath: undefined, hostNetwork: true, usernsPath: plain })).toEqual({ code: 'ERR_INVALID_ARG_VALUE', path: plain });
   });
 
   it('validates the maps with the idmap rules', () => {
@@ -155,6 +176,16 @@ describe('standard mounts', () => {
     expect(m['/sys']).toMatchObject({ type: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] });
     expect(m['/sys/fs/cgroup']).toMatchObject({ type: 'cgroup' });
     expect(m['/sys/fs/cgroup']!.options).toContain('ro');
+  });
+
+  it('in a userns on the host network, binds the host /sys read-only instead of mounting sysfs', () => {
+    const { netnsPath: _n, ...hostUserns } = userns;
+    const m = byDest(build({ ...hostUserns, hostNetwork: true }));
+    expect(m['/sys']).toEqual({ destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'rro', 'nosuid', 'nodev', 'noexec'] });
+    // Its own netns (joined or new) or no userns: sysfs, which works there.
+    expect(byDest(build(userns))['/sys']!.type).toBe('sysfs');
+    expect(byDest(build(hostUserns))['/sys']!.type).toBe('sysfs');
+    expect(byDest(build({ hostNetwork: true }))['/sys']!.type).toBe('sysfs');
   });
 
   it('drops gid=5 from devpts in a user namespace', () => {
