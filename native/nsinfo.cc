@@ -21,7 +21,9 @@ namespace nstool {
 
 NsInfo InspectNs(const std::string& path, bool nofollow) {
   NsInfo info;
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0)));
+  // O_NONBLOCK: a FIFO (or a device) where a namespace should be must not
+  // hang the caller in open(); fstatfs below then says it is no namespace.
+  Fd fd(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0)));
   if (!fd.valid()) Throw("open", path);
   struct stat st {};
   if (fstat(fd.get(), &st) < 0) Throw("fstat", path);
@@ -96,7 +98,7 @@ bool WriteAll(int fd, const void* data, size_t len) {
 }  // namespace
 
 IdMaps ReadIdMaps(const std::string& path, bool owner) {
-  Fd ns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd ns(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (!ns.valid()) Throw("open", path);
   Fd user;
   if (owner) {

@@ -5,11 +5,13 @@
 // the spec. Annotations may come from a pod's author (a CRI can pass them
 // through), yet the hook runs as root. So every path that decides what root
 // executes, reads as config, writes or deletes is a flag only; annotations
-// carry the network name, the interface name and the netns, and an annotated
-// netns must be the container's own (/proc/<state pid>/ns/net) or a pin
-// directly inside /run/netns or a --netns-pin-dir.
+// carry the network name, the interface name and the netns. An annotated
+// netns must name a place a container's own netns can be (checked here) and
+// then be that very netns, same dev and inode (checked in ./netns.ts).
 import path from 'node:path';
 import { invalidArg, NstoolError } from '../errors.js';
+import { validateIfName, validateNetworkName } from '../cni/names.js';
+import { showValue } from '../show.js';
 
 export interface CniHookSettings {
   /** The container's netns; default /proc/<pid>/ns/net. */
@@ -30,6 +32,12 @@ export interface CniHookSettings {
   nodeNetns?: string;
   /** Another dir whose direct entries an annotated netns may name (besides /run/netns). Flag only. */
   netnsPinDir?: string;
+  /**
+   * Where a runtime that gives no pid (a VM runtime such as Kata) pins its
+   * containers' netns: only then, and only a direct entry of this dir, may an
+   * annotated netns stand without the pid check. Off by default. Flag only.
+   */
+  pidlessNetnsDir?: string;
 }
 
 /** The settings an annotation may carry. */
@@ -54,6 +62,7 @@ export const FLAG_ONLY_ANNOTATIONS: Readonly<Record<string, keyof CniHookSetting
   'nstool.cni.cachedir': 'cacheDir',
   'nstool.cni.nodenetns': 'nodeNetns',
   'nstool.cni.netnspindir': 'netnsPinDir',
+  'nstool.cni.pidlessnetnsdir': 'pidlessNetnsDir',
 };
 
 /** The CLI flag for each setting. */
@@ -68,13 +77,18 @@ export const HOOK_FLAGS: Readonly<Record<keyof CniHookSettings, string>> = {
   cacheDir: '--cache-dir',
   nodeNetns: '--node-netns',
   netnsPinDir: '--netns-pin-dir',
+  pidlessNetnsDir: '--pidless-netns-dir',
 };
 
 /** Where `ip netns` pins (DEFAULT_PIN_DIR of src/netns.ts; not imported, to keep this file free of the native core). */
 const RUN_NETNS = '/run/netns';
 const KEYS = Object.keys(HOOK_FLAGS) as (keyof CniHookSettings)[];
 const ANNOTATED = Object.keys(HOOK_ANNOTATIONS) as AnnotatedSetting[];
-const PATHS: (keyof CniHookSettings)[] = ['netns', 'conflist', 'confDir', 'result', 'cacheDir', 'nodeNetns', 'netnsPinDir'];
+const PATHS: (keyof CniHookSettings)[] = ['netns', 'conflist', 'confDir', 'result', 'cacheDir', 'nodeNetns', 'netnsPinDir', 'pidlessNetnsDir'];
+/** Longest value each setting may have (bytes): PATH_MAX for paths, NAME_MAX for a network, IFNAMSIZ-1. */
+const PATH_MAX = 4095;
+const MAX_BYTES: Partial<Record<keyof CniHookSettings, number>> = { network: 255, ifName: 15 };
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 function settingError(message: string, hint: string): NstoolError {
   return new NstoolError(message, { code: 'ERR_NSTOOL_HOOK_SETTING', hint });
@@ -98,16 +112,31 @@ export function cniAnnotations(s: Pick<CniHookSettings, AnnotatedSetting>): Reco
   return out;
 }
 
-/** Refuses an annotated netns that is not the container's own or a pin in /run/netns or the flag's pin dir. */
-function checkAnnotatedNetns(v: string, pid: number | undefined, pinDir: string | undefined): string {
+/**
+ * Where an annotated netns may be: with a pid, /proc/<pid>/ns/net or a pin
+ * directly inside /run/netns or --netns-pin-dir; without one, only a pin
+ * directly inside --pidless-netns-dir. (Being there is not enough: ./netns.ts
+ * then checks it is the container's own.)
+ */
+function checkAnnotatedNetns(v: string, pid: number | undefined, s: CniHookSettings): string {
   const p = path.resolve(v);
-  const dirs = [RUN_NETNS, ...(pinDir ? [path.resolve(pinDir)] : [])];
-  const own = pid !== undefined && p === `/proc/${pid}/ns/net`;
-  if (own || dirs.includes(path.dirname(p))) return p;
+  const name = `${HOOK_ANNOTATIONS.netns}=${showValue(v)}`;
+  if (pid === undefined) {
+    const dir = s.pidlessNetnsDir ? path.resolve(s.pidlessNetnsDir) : undefined;
+    if (dir && path.dirname(p) === dir) return p;
+    throw settingError(
+      `${name} cannot be checked: the OCI state has no pid${dir ? `, and it is not a pin directly inside ${dir}` : ''}`,
+      dir
+        ? `a runtime without pids must pin the netns directly inside ${dir}; give any other netns with the hook flag ${HOOK_FLAGS.netns}`
+        : `an annotated netns is compared with /proc/<pid>/ns/net; for a runtime that gives no pid (a VM runtime) name the dir of its pins with the hook flag ${HOOK_FLAGS.pidlessNetnsDir}, or give the netns with ${HOOK_FLAGS.netns}`,
+    );
+  }
+  const dirs = [RUN_NETNS, ...(s.netnsPinDir ? [path.resolve(s.netnsPinDir)] : [])];
+  if (p === `/proc/${pid}/ns/net` || dirs.includes(path.dirname(p))) return p;
   throw settingError(
-    `${HOOK_ANNOTATIONS.netns}=${JSON.stringify(v)} is not a netns the hook may use`,
-    `an annotated netns must be /proc/<the container's pid>/ns/net or a pin directly inside ${dirs.join(' or ')}; ` +
-      `give any other netns with the hook flag ${HOOK_FLAGS.netns}${pinDir ? '' : ` or its dir with ${HOOK_FLAGS.netnsPinDir}`}`,
+    `${name} is not a netns the hook may use`,
+    `an annotated netns must be /proc/<the container's pid>/ns/net or a pin of it directly inside ${dirs.join(' or ')}; ` +
+      `give any other netns with the hook flag ${HOOK_FLAGS.netns}${s.netnsPinDir ? '' : ` or its dir with ${HOOK_FLAGS.netnsPinDir}`}`,
   );
 }
 
@@ -126,11 +155,20 @@ export function resolveSettings(flags: CniHookSettings, annotations: Record<stri
     const v = fromFlag ? flags[k] : isAnnotated(k) ? annotations[HOOK_ANNOTATIONS[k]] : undefined;
     if (v === undefined) continue;
     const name = fromFlag ? HOOK_FLAGS[k] : HOOK_ANNOTATIONS[k as AnnotatedSetting];
-    if (typeof v !== 'string' || v === '' || v.includes('\0')) throw invalidArg(`${name} must be a non-empty string`);
-    if (PATHS.includes(k) && !path.isAbsolute(v)) throw invalidArg(`${name} must be an absolute path, not ${JSON.stringify(v)}`);
+    if (typeof v !== 'string' || v === '' || v.includes('\0')) throw invalidArg(`${name} must be a non-empty string without NUL`);
+    const max = MAX_BYTES[k] ?? PATH_MAX;
+    if (Buffer.byteLength(v) > max) throw invalidArg(`${name}=${showValue(v)} is longer than ${max} bytes`);
+    if (PATHS.includes(k) && !path.isAbsolute(v)) throw invalidArg(`${name} must be an absolute path, not ${showValue(v)}`);
+    if (k === 'ifName' || k === 'network') {
+      // Their own rules say what is wrong (the length check above bounds what they quote);
+      // names also reach logs and file names, so no control characters either.
+      if (k === 'ifName') validateIfName(v);
+      else validateNetworkName(v);
+      if (CONTROL.test(v)) throw invalidArg(`${name}=${showValue(v)} holds control characters`);
+    }
     out[k] = v;
   }
-  if (out.netns !== undefined && flags.netns === undefined) out.netns = checkAnnotatedNetns(out.netns, pid, out.netnsPinDir);
+  if (out.netns !== undefined && flags.netns === undefined) out.netns = checkAnnotatedNetns(out.netns, pid, out);
   if (out.conflist && (out.confDir || out.network)) {
     throw invalidArg(`give either ${HOOK_FLAGS.conflist} or ${HOOK_FLAGS.confDir}/${HOOK_FLAGS.network} (annotation ${HOOK_ANNOTATIONS.network}), not both`);
   }

@@ -39,11 +39,20 @@ async function nstool(argv: string[], stdin: string): Promise<Run> {
   }
 }
 
+/** PID once it runs sleep (unshare/nsenter exec it after joining or making the netns); bounded wait. */
+async function waitForSleep(pid: number): Promise<number> {
+  for (let i = 0; i < 300 && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('sleep');
+  return pid;
+}
+
 describeRoot('OCI hook mode with real CNI plugins', () => {
   let node: NodeNetns | undefined;
   let pod: PodNetns | undefined;
   let tmp: string | undefined;
   let sleeper: ChildProcess | undefined;
+  let inPod: ChildProcess | undefined; // the container living in the pod netns
+  let podPid = 0;
   let conflist: string;
   let confDir: string;
   let ipamDir: string;
@@ -72,12 +81,15 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
     writeFileSync(path.join(confDir, '10-other.conflist'), JSON.stringify({ ...list, name: `${P}-other` }));
     node = makeNodeNetns(P);
     pod = await makePodNetns(P);
+    inPod = spawn('nsenter', [`--net=${pod.path}`, 'sleep', '120'], { stdio: 'ignore' });
+    podPid = await waitForSleep(inPod.pid!);
   });
 
   afterAll(async () => {
-    if (sleeper && sleeper.exitCode === null && sleeper.signalCode === null) {
-      const gone = new Promise((r) => sleeper!.once('exit', r));
-      sleeper.kill('SIGKILL');
+    for (const child of [sleeper, inPod]) {
+      if (!child || child.exitCode !== null || child.signalCode !== null) continue;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
       await gone;
     }
     await removePodNetns(pod);
@@ -88,11 +100,8 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
   it('create-runtime adds the process netns (from pid), writes the result; running it twice is fine; post-stop undoes it', async () => {
     // A process living in its own fresh netns stands in for a container.
     sleeper = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
-    const pid = sleeper.pid!;
-    // Wait (bounded) until unshare has made the netns and exec'd sleep.
-    for (let i = 0; i < 200 && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
+    const pid = await waitForSleep(sleeper.pid!);
     const netnsPath = `/proc/${pid}/ns/net`;
-    expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('sleep');
     const resultFile = path.join(tmp!, 'result-a.json');
     const state = JSON.stringify({
       ociVersion: '1.0.2',
@@ -127,28 +136,74 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
     expect(existsSync(resultFile)).toBe(false);
   });
 
-  it('takes the netns (a /run/netns pin) from nstool.netns and the network from --conf-dir + nstool.cni.network; post-stop without a pid still releases', async () => {
+  it('takes the netns (a pin of the container\'s own netns) from nstool.netns and the network from --conf-dir + nstool.cni.network; post-stop undoes what the record says', async () => {
     const resultFile = path.join(tmp!, 'result-b.json');
     expect(path.dirname(pod!.path)).toBe('/run/netns');
-    const ann = { 'nstool.netns': pod!.path, 'nstool.cni.network': netName };
-    const add = await nstool(hook('create-runtime', '--conf-dir', confDir, '--result', resultFile), JSON.stringify({ id: `${P}-b`, pid: 1, annotations: ann }));
+    const ann = { 'nstool.netns': pod!.path, 'nstool.cni.network': netName, 'nstool.cni.ifname': 'net1' };
+    const add = await nstool(hook('create-runtime', '--json', '--conf-dir', confDir, '--result', resultFile), JSON.stringify({ id: `${P}-b`, pid: podPid, annotations: ann }));
     expect(add.code, add.stderr).toBe(0);
-    expect(add.stdout).toContain(`added ${P}-b to ${netName}`);
+    const out = JSON.parse(add.stdout);
+    expect(out).toMatchObject({ id: `${P}-b`, network: netName, netns: pod!.path });
     const addr: string = JSON.parse(readFileSync(resultFile, 'utf8')).ips[0].address;
-    const seen = await execInNetns(pod!.path, ['ip', '-o', '-4', 'addr', 'show', 'eth0'], { timeoutMs: 5000 });
+    const seen = await execInNetns(pod!.path, ['ip', '-o', '-4', 'addr', 'show', 'net1'], { timeoutMs: 5000 });
     expect(seen.stdout).toContain(`inet ${addr} `);
+    // Root's alone: the result and the record of what ADD did, for post-stop.
+    expect(statSync(resultFile).mode & 0o777).toBe(0o600);
+    expect(out.record).toBe(path.join(tmp!, 'cache', 'nstool-hook', `${P}-b`));
+    expect(statSync(out.record).mode & 0o777).toBe(0o600);
+    expect(statSync(path.dirname(out.record)).mode & 0o777).toBe(0o700);
+    const st = statSync(pod!.path, { bigint: true });
+    expect(JSON.parse(readFileSync(out.record, 'utf8'))).toEqual({
+      kind: 'nstoolHookV1',
+      containerId: `${P}-b`,
+      network: netName,
+      ifName: 'net1',
+      netns: { path: pod!.path, dev: String(st.dev), ino: String(st.ino), source: 'annotation' },
+    });
 
-    const del = await nstool(hook('post-stop', '--json', '--conf-dir', confDir, '--result', resultFile), JSON.stringify({ id: `${P}-b`, annotations: ann }));
+    // The state at post-stop has no pid and no annotations: the record is enough.
+    const del = await nstool(hook('post-stop', '--json', '--conf-dir', confDir, '--result', resultFile), JSON.stringify({ id: `${P}-b`, annotations: {} }));
     expect(del.code, del.stderr).toBe(0);
-    expect(JSON.parse(del.stdout)).toMatchObject({ stage: 'post-stop', netns: pod!.path });
+    expect(JSON.parse(del.stdout)).toMatchObject({ stage: 'post-stop', network: netName, netns: pod!.path, warnings: [] });
     expect(linksIn(pod!.path)).toEqual(['lo']);
     expect(ipFiles()).toEqual([]);
     expect(existsSync(resultFile)).toBe(false);
+    expect(existsSync(out.record)).toBe(false);
+  });
+
+  it('post-stop gives DEL no netns when the recorded pin no longer holds the same netns, or the record is not this container\'s', async () => {
+    const id = `${P}-r`;
+    const add = await nstool(hook('create-runtime', '--json', '--conflist', conflist), JSON.stringify({ id, pid: podPid, annotations: { 'nstool.netns': pod!.path } }));
+    expect(add.code, add.stderr).toBe(0);
+    const record: string = JSON.parse(add.stdout).record;
+    const saved = readFileSync(record, 'utf8');
+    // Another container's record under this id: ignored (the IP is still released).
+    writeFileSync(record, saved.replace(`"containerId":"${id}"`, `"containerId":"${P}-other"`));
+    const r1 = await nstool(hook('post-stop', '--json', '--conflist', conflist), JSON.stringify({ id, annotations: {} }));
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(JSON.parse(r1.stdout)).toMatchObject({ netns: '', warnings: [expect.stringContaining('ignored')] });
+    expect(r1.stderr).toContain('warning');
+    expect(linksIn(pod!.path)).toContain('eth0');
+    expect(ipFiles()).toEqual([]);
+    // A record whose inode no longer matches what the pin holds: no netns either.
+    const again = await nstool(hook('create-runtime', '--conflist', conflist), JSON.stringify({ id, pid: podPid, annotations: { 'nstool.netns': pod!.path } }));
+    expect(again.code, again.stderr).toBe(0);
+    const rec = JSON.parse(readFileSync(record, 'utf8'));
+    writeFileSync(record, JSON.stringify({ ...rec, netns: { ...rec.netns, ino: String(BigInt(rec.netns.ino) + 1n) } }));
+    const r2 = await nstool(hook('post-stop', '--json', '--conflist', conflist), JSON.stringify({ id, annotations: {} }));
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(JSON.parse(r2.stdout)).toMatchObject({ netns: '', warnings: [] });
+    expect(ipFiles()).toEqual([]);
+    expect(existsSync(record)).toBe(false);
+    // The interface stayed (DEL had no netns to enter): take it down with the right record.
+    expect(linksIn(pod!.path)).toContain('eth0');
+    await execInNetns(pod!.path, ['ip', 'link', 'del', 'eth0'], { timeoutMs: 5000 });
+    expect(linksIn(pod!.path)).toEqual(['lo']);
   });
 
   it('reads the state from --state FILE', async () => {
     const f = path.join(tmp!, 'state.json');
-    writeFileSync(f, JSON.stringify({ id: `${P}-c`, annotations: { 'nstool.netns': pod!.path } }));
+    writeFileSync(f, JSON.stringify({ id: `${P}-c`, pid: podPid, annotations: { 'nstool.netns': pod!.path } }));
     expect((await nstool(hook('create-runtime', '--state', f, '--conflist', conflist), 'ignored')).code).toBe(0);
     expect(linksIn(pod!.path)).toContain('eth0');
     expect((await nstool(hook('post-stop', '--state', f, '--conflist', conflist), 'ignored')).code).toBe(0);
@@ -171,7 +226,7 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
       expect(r.code, state).toBe(1);
       expect(r.error?.code, state).toBe(code);
     }
-    const none = await nstool(hook('create-runtime', '--conflist', path.join(tmp!, 'none')), JSON.stringify({ id: `${P}-d`, annotations: { 'nstool.netns': pod!.path } }));
+    const none = await nstool(hook('create-runtime', '--conflist', path.join(tmp!, 'none')), JSON.stringify({ id: `${P}-d`, pid: podPid, annotations: { 'nstool.netns': pod!.path } }));
     expect(none.error?.code).toBe('ENOENT');
     expect(ipFiles()).toEqual([]);
     expect(linksIn(pod!.path)).toEqual(['lo']);
@@ -202,6 +257,11 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
         for (const flags of [['--conflist', conflist], ['--conflist', conflist, '--result', flagResult, '--plugin-path', '/usr/lib/cni:/opt/cni/bin']]) {
           const r = await nstool(hook(stage, ...flags), state(status));
           const what = `${stage} ${JSON.stringify(extra)} ${flags.join(' ')}`;
+          if (stage === 'post-stop') {
+            // Post-stop reads no annotations at all (and never fails).
+            expect(r.code, what).toBe(0);
+            continue;
+          }
           expect(r.code, what).toBe(1);
           expect(r.error?.code, what).toBe('ERR_NSTOOL_HOOK_SETTING');
           expect(String((r.error as Error).message), what).toContain(Object.keys(extra)[0]);
@@ -239,13 +299,15 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
         [path.join(tmp!, 'sub', 'x'), opid, ['--netns-pin-dir', tmp!]],
       ];
       for (const [netns, pid, extra] of cases) {
-        for (const stage of ['create-runtime', 'post-stop']) {
-          const state = JSON.stringify({ id: `${P}-g`, ...(pid ? { pid } : {}), annotations: { 'nstool.netns': netns } });
-          const r = await nstool(hook(stage, '--conflist', conflist, ...extra), state);
-          expect(r.code, `${stage} ${netns}`).toBe(1);
-          expect(r.error?.code, `${stage} ${netns}`).toBe('ERR_NSTOOL_HOOK_SETTING');
-          expect(String((r.error as Error).message)).toContain('--netns');
-        }
+        const state = JSON.stringify({ id: `${P}-g`, ...(pid ? { pid } : {}), annotations: { 'nstool.netns': netns } });
+        const r = await nstool(hook('create-runtime', '--conflist', conflist, ...extra), state);
+        expect(r.code, netns).toBe(1);
+        expect(r.error?.code, netns).toBe('ERR_NSTOOL_HOOK_SETTING');
+        expect(String((r.error as Error).message)).toContain('--netns');
+        // Post-stop ignores the annotation: DEL with no netns, for this id only.
+        const d = await nstool(hook('post-stop', '--json', '--conflist', conflist, ...extra), state);
+        expect(d.code, netns).toBe(0);
+        expect(JSON.parse(d.stdout)).toMatchObject({ netns: '' });
       }
       expect(linksIn(notOurs)).toEqual(linksBefore);
     } finally {
@@ -270,10 +332,16 @@ describeRoot('OCI hook mode with real CNI plugins', () => {
   it('a plugin failure in the hook is ERR_NSTOOL_CNI and the plugin error is on stderr', async () => {
     const bad = path.join(confDir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ cniVersion: '1.0.0', name: netName, type: 'bridge', bridge: 'nstbad0', ipam: { type: 'host-local', ranges: [[{ subnet: 'not-a-subnet' }]], dataDir: ipamDir } }));
-    const r = await nstool(hook('create-runtime', '--conflist', bad), JSON.stringify({ id: `${P}-e`, annotations: { 'nstool.netns': pod!.path } }));
+    const state = JSON.stringify({ id: `${P}-e`, pid: podPid, annotations: { 'nstool.netns': pod!.path } });
+    const r = await nstool(hook('create-runtime', '--conflist', bad), state);
     expect(r.code).toBe(1);
     expect(r.error?.code).toBe('ERR_NSTOOL_CNI');
     expect(r.stderr).toContain('"plugin":"bridge"');
     expect(linksIn(pod!.path)).toEqual(['lo']);
+    // The runtime then runs post-stop: it fails the same way, says so, and exits 0.
+    const d = await nstool(hook('post-stop', '--conflist', bad), state);
+    expect(d.code).toBe(0);
+    expect(d.stderr).toContain('"plugin":"bridge"');
+    expect(d.stderr).toContain('nstool hook post-stop: ERR_NSTOOL_CNI');
   });
 });
