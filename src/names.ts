@@ -5,6 +5,9 @@
 // be taken for something else. Errors quote input through showValue, so a
 // hostile value can neither flood a log nor drive a terminal.
 import { invalidArg } from './errors.js';
+import { CONTROL, hex, LONE_SURROGATE, showValue } from './show.js';
+
+export { hasControlChars, showName, showValue, SHOW_MAX } from './show.js';
 
 /** Longest file name component (NAME_MAX), in bytes. */
 export const NAME_MAX = 255;
@@ -12,93 +15,9 @@ export const NAME_MAX = 255;
 export const CONTAINER_ID_MAX = 1024;
 /** Longest interface name, in bytes (IFNAMSIZ - 1). */
 export const IFNAME_MAX = 15;
-/** Characters of a value quoted in an error message; the rest is counted. */
-export const SHOW_MAX = 200;
 
 /** The container id rule runc and the CNI plugins share; CNI network names follow it too. */
 export const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-
-// C0, DEL, C1, the Unicode line and paragraph separators, and the bidi
-// controls that reorder what a terminal shows (U+061C, U+200E/F, U+202A-E,
-// U+2066-9).
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
-// A surrogate half without its partner has no UTF-8 form: the kernel would
-// get U+FFFD instead and the file would not have the name asked for.
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-function hex(c: number): string {
-  return `\\u${c.toString(16).padStart(4, '0')}`;
-}
-
-/** Up to MAX characters of S, escaped; `more` tells whether any were left out. */
-function escapeHead(s: string, max: number): { text: string; more: boolean } {
-  let text = '';
-  let n = 0;
-  for (const ch of s) {
-    if (n++ === max) return { text, more: true };
-    const c = ch.codePointAt(0)!;
-    if (ch === '"' || ch === '\\') text += `\\${ch}`;
-    else if (ch === '\n') text += '\\n';
-    else if (ch === '\t') text += '\\t';
-    else if (ch === '\r') text += '\\r';
-    else if (CONTROL.test(ch) || (c >= 0xd800 && c <= 0xdfff)) text += hex(c);
-    else text += ch;
-  }
-  return { text, more: false };
-}
-
-function capped(s: string, quote: boolean, max = SHOW_MAX): string {
-  const { text, more } = escapeHead(s, max);
-  const q = quote ? '"' : '';
-  return `${q}${text}${q}${more ? `…(${Buffer.byteLength(s)} bytes)` : ''}`;
-}
-
-/**
- * VALUE as it may appear in an error message or on a terminal: strings
- * quoted with control characters escaped, and at most SHOW_MAX characters
- * of it followed by its full size in bytes; other values by their kind.
- */
-export function showValue(value: unknown): string {
-  switch (typeof value) {
-    case 'string':
-      return capped(value, true);
-    case 'number':
-    case 'boolean':
-    case 'undefined':
-      return String(value);
-    case 'bigint':
-      return capped(`${value}n`, false);
-    case 'symbol':
-      return capped(value.toString(), false);
-    case 'function':
-      return capped(`function ${value.name || '(anonymous)'}`, false);
-    default:
-      break;
-  }
-  if (value === null) return 'null';
-  try {
-    if (Array.isArray(value)) return `an array of ${value.length} items`;
-    const ctor = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
-    return typeof ctor === 'string' && ctor !== '' && ctor !== 'Object' ? capped(`an instance of ${ctor}`, false) : 'an object';
-  } catch {
-    // a proxy or a getter that throws: its kind is all we say
-    return 'an object';
-  }
-}
-
-/**
- * A name or path read from the system (bounded by the kernel) as a terminal
- * line may show it: itself when plain, else quoted with control characters
- * escaped, like showValue but cut only past PATH_MAX.
- */
-export function showName(name: string): string {
-  return !CONTROL.test(name) && !LONE_SURROGATE.test(name) && !name.startsWith('"') ? name : capped(name, true, 4096);
-}
-
-/** True when S holds a character that could change what a terminal or a log shows. */
-export function hasControlChars(s: string): boolean {
-  return CONTROL.test(s);
-}
 
 function requireString(v: unknown, what: string): string {
   if (typeof v !== 'string') throw invalidArg(`${what} must be a string, got ${showValue(v)}`, 'ERR_INVALID_ARG_TYPE');

@@ -8,8 +8,6 @@ export const SHOW_MAX = 200;
 /** How many characters of a whole message (or field) reach a log. */
 export const TEXT_MAX = 2000;
 
-// JSON.stringify escapes C0, '"' and '\'; these it lets through.
-const MORE_CONTROLS = /[\u007f-\u009f\u2028\u2029]/g;
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 const HAS_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
@@ -19,10 +17,86 @@ function suffix(s: string, max: number): string {
   return s.length > max ? `…(${Buffer.byteLength(s)} bytes)` : '';
 }
 
-/** V quoted as a JSON string, at most MAX characters of it, e.g. "abc"…(20971520 bytes). */
-export function showValue(v: unknown, max = SHOW_MAX): string {
-  const s = typeof v === 'string' ? v : String(v);
-  return JSON.stringify(s.slice(0, max)).replace(MORE_CONTROLS, escape) + suffix(s, max);
+// C0, DEL, C1, the Unicode line and paragraph separators, and the bidi
+// controls that reorder what a terminal shows (U+061C, U+200E/F, U+202A-E,
+// U+2066-9).
+export const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+// A surrogate half without its partner has no UTF-8 form: the kernel would
+// get U+FFFD instead and the file would not have the name asked for.
+export const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+export function hex(c: number): string {
+  return `\\u${c.toString(16).padStart(4, '0')}`;
+}
+
+/** Up to MAX characters of S, escaped; `more` tells whether any were left out. */
+function escapeHead(s: string, max: number): { text: string; more: boolean } {
+  let text = '';
+  let n = 0;
+  for (const ch of s) {
+    if (n++ === max) return { text, more: true };
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') text += `\\${ch}`;
+    else if (ch === '\n') text += '\\n';
+    else if (ch === '\t') text += '\\t';
+    else if (ch === '\r') text += '\\r';
+    else if (CONTROL.test(ch) || (c >= 0xd800 && c <= 0xdfff)) text += hex(c);
+    else text += ch;
+  }
+  return { text, more: false };
+}
+
+function capped(s: string, quote: boolean, max = SHOW_MAX): string {
+  const { text, more } = escapeHead(s, max);
+  const q = quote ? '"' : '';
+  return `${q}${text}${q}${more ? `…(${Buffer.byteLength(s)} bytes)` : ''}`;
+}
+
+/**
+ * VALUE as it may appear in an error message or on a terminal: strings
+ * quoted with control characters escaped, and at most SHOW_MAX characters
+ * of it followed by its full size in bytes; other values by their kind.
+ */
+export function showValue(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return capped(value, true);
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return String(value);
+    case 'bigint':
+      return capped(`${value}n`, false);
+    case 'symbol':
+      return capped(value.toString(), false);
+    case 'function':
+      return capped(`function ${value.name || '(anonymous)'}`, false);
+    default:
+      break;
+  }
+  if (value === null) return 'null';
+  try {
+    if (Array.isArray(value)) return `an array of ${value.length} items`;
+    const ctor = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+    return typeof ctor === 'string' && ctor !== '' && ctor !== 'Object' ? capped(`an instance of ${ctor}`, false) : 'an object';
+  } catch {
+    // a proxy or a getter that throws: its kind is all we say
+    return 'an object';
+  }
+}
+
+/**
+ * A name or path read from the system (bounded by the kernel) as a terminal
+ * line may show it: itself when plain, else quoted with control characters
+ * escaped, like showValue but cut only past PATH_MAX.
+ */
+export function showName(name: string): string {
+  return !CONTROL.test(name) && !LONE_SURROGATE.test(name) && !name.startsWith('"') ? name : capped(name, true, 4096);
+}
+
+/** True when S holds a character that could change what a terminal or a log shows. */
+export function hasControlChars(s: string): boolean {
+  return CONTROL.test(s);
 }
 
 /** Free text (a message) capped at MAX characters, control characters (newlines too) escaped. */

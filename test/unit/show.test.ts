@@ -7,13 +7,12 @@ describe('showValue / showText / capError', () => {
   it('quotes a short value as JSON', () => {
     expect(showValue('eth0')).toBe('"eth0"');
     expect(showValue('a"b\\c\n')).toBe('"a\\"b\\\\c\\n"');
-    expect(showValue(42)).toBe('"42"');
+    expect(showValue(42)).toBe('42');
   });
   it('caps a long value at 200 characters and says how many bytes it had', () => {
     const v = 'é'.repeat(300);
     expect(showValue(v)).toBe(`${JSON.stringify('é'.repeat(200))}…(600 bytes)`);
     expect(showValue('x'.repeat(20 * 1024 * 1024)).length).toBeLessThan(230);
-    expect(showValue('abcdef', 3)).toBe('"abc"…(6 bytes)');
   });
   it('escapes every control character, C1 and line separators included', () => {
     const v = '\u001b[2J\r\n\u0000\u007f\u009b\u2028\u2029x';
