@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { NstoolError } from '../errors.js';
+import { showText } from '../show.js';
 import { errorJson, ExitCode, Io, processIo, UsageError } from './context.js';
 import { registerHookCommands } from './hook-commands.js';
 import { registerNetnsCommands } from './netns-commands.js';
@@ -13,19 +14,22 @@ function version(): string {
   return pkg.version;
 }
 
+// Commander quotes a bad option or argument whole: cap it and escape control characters.
+const outputError = (s: string, write: (s: string) => void): void => write(`${showText(s.replace(/\n+$/, ''))}\n`);
+
 export function buildProgram(io: Io): Command {
   const program = new Command('nstool')
     .description('namespace plumbing for pods with user namespaces')
     .version(version())
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError });
   registerNetnsCommands(program, io);
   registerPodCommands(program, io);
   registerSandboxCommands(program, io);
   registerHookCommands(program, io);
   const configure = (c: Command): void => {
-    c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError });
     c.commands.forEach(configure);
   };
   program.commands.forEach(configure);
