@@ -22,6 +22,13 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fstack-protector-strong"]
+    },
+    {
+      "target_name": "nstool-spawn",
+      "type": "executable",
+      "sources": ["native/spawn/nstool-spawn.cc"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fstack-protector-strong"]
     }
   ]
 }
