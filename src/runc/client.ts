@@ -1,12 +1,12 @@
 // A client for an OCI runtime binary (runc, crun): global flags held once,
 // argv from the pure builders in args.ts, spawned with argument arrays, and
 // every failure turned into a RuntimeError carrying the runtime's own words.
-import { spawn, StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { invalidArg, NstoolError } from '../errors.js';
+import { childEnv, runProcess } from '../process.js';
 import {
   createArgs,
   CreateOptions,
@@ -126,12 +126,6 @@ interface RunOutput {
 }
 
 const MAX_OUTPUT = 16 << 20;
-
-function childEnv(): NodeJS.ProcessEnv {
-  // A runtime that sees NOTIFY_SOCKET hands it to the container and waits for READY.
-  const { NOTIFY_SOCKET: _n, ...env } = process.env;
-  return env;
-}
 
 export class RuncClient {
   readonly binary: string;
@@ -263,83 +257,47 @@ export class RuncClient {
     }
   }
 
-  private spawn(argv: string[], s: RunSpec): Promise<RunOutput> {
+  private async spawn(argv: string[], s: RunSpec): Promise<RunOutput> {
     const timeoutMs = s.timeoutMs ?? this.timeoutMs;
     const full = [this.binary, ...argv];
-    if (s.signal?.aborted) return Promise.reject(aborted(full));
-    const captureOut = !s.stdio;
-    const captureErr = !s.stdio;
-    const stdio: StdioOptions = s.stdio
-      ? s.stdio
-      : [s.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
-    return new Promise<RunOutput>((resolve, reject) => {
-      const child = spawn(this.binary, argv, { stdio, env: childEnv() });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let outLen = 0;
-      let timedOut = false;
-      let wasAborted = false;
-      const collect = (buf: Buffer[], d: Buffer) => {
-        outLen += d.length;
-        if (outLen <= MAX_OUTPUT) buf.push(d);
-      };
-      if (captureOut) child.stdout?.on('data', (d: Buffer) => collect(out, d));
-      if (captureErr) child.stderr?.on('data', (d: Buffer) => collect(err, d));
-      if (child.stdin) {
-        child.stdin.on('error', () => {}); // the program may exit without reading
-        child.stdin.end(s.input);
-      }
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, timeoutMs);
-      const onAbort = () => {
-        wasAborted = true;
-        child.kill('SIGKILL');
-      };
-      s.signal?.addEventListener('abort', onAbort, { once: true });
-      const done = () => {
-        clearTimeout(timer);
-        s.signal?.removeEventListener('abort', onAbort);
-      };
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        done();
-        reject(
-          new NstoolError(`cannot run ${this.binary}: ${e.message}`, {
-            code: e.code ?? 'ERR_NSTOOL_RUNTIME',
-            path: this.binary,
-            syscall: 'spawn',
-            hint: 'install the runtime (apt-get install runc) or give its path as binary',
-            cause: e,
-          }),
-        );
+    try {
+      // The container's init keeps the stdio it is given; without it, output is captured.
+      const r = await runProcess({ file: this.binary, args: argv }, {
+        env: childEnv(),
+        timeoutMs,
+        maxOutput: MAX_OUTPUT,
+        ...(s.stdio ? { stdio: s.stdio } : {}),
+        ...(s.input !== undefined ? { input: s.input } : {}),
+        ...(s.signal ? { signal: s.signal } : {}),
       });
-      // 'close' waits for our pipes; without pipes 'exit' is the end (a created container keeps its own stdio).
-      child.on(captureOut || captureErr ? 'close' : 'exit', (code: number | null, sig: NodeJS.Signals | null) => {
-        done();
-        if (wasAborted) return reject(aborted(full));
-        if (timedOut) {
-          return reject(
-            new NstoolError(`${full.join(' ')} did not finish within ${timeoutMs} ms and was killed`, {
-              code: 'ETIMEDOUT',
-              hint: 'the runtime may be stuck on a hook or a lock; `runc list` and `runc state` show what it left',
-            }),
-          );
-        }
-        resolve({
-          exitCode: code,
-          signal: sig,
-          stdout: Buffer.concat(out).toString('utf8'),
-          stderr: Buffer.concat(err).toString('utf8'),
-          argv: full,
+      return { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, argv: full };
+    } catch (err) {
+      // ProcessErrors, and which()'s ENOENT for a name not in PATH.
+      if (!(err instanceof NstoolError)) throw err;
+      if (err.code === 'ABORT_ERR') throw aborted(full, err);
+      if (err.code === 'ETIMEDOUT') {
+        throw new NstoolError(`${full.join(' ')} did not finish within ${timeoutMs} ms and was killed`, {
+          code: 'ETIMEDOUT',
+          hint: 'the runtime may be stuck on a hook or a lock; `runc list` and `runc state` show what it left',
+          cause: err,
         });
-      });
-    });
+      }
+      if (err.syscall === 'execve') {
+        throw new NstoolError(`cannot run ${this.binary}: ${err.message}`, {
+          code: err.code,
+          path: this.binary,
+          syscall: 'execve',
+          hint: 'install the runtime (apt-get install runc) or give its path as binary',
+          cause: err,
+        });
+      }
+      throw err;
+    }
   }
 }
 
-function aborted(argv: string[]): NstoolError {
-  return new NstoolError(`${argv.join(' ')} was aborted`, { code: 'ABORT_ERR' });
+function aborted(argv: string[], cause?: unknown): NstoolError {
+  return new NstoolError(`${argv.join(' ')} was aborted`, { code: 'ABORT_ERR', ...(cause ? { cause } : {}) });
 }
 
 async function runtimeFailed(log: string | undefined): Promise<boolean> {
