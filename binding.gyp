@@ -8,7 +8,6 @@
         "native/userns_netns.cc",
         "native/pin.cc",
         "native/nsinfo.cc",
-        "native/exec.cc",
         "native/idmap_mount.cc",
         "native/lock.cc"
       ],

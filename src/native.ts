@@ -22,30 +22,6 @@ export interface NativeNsInfo {
 }
 export interface NativeIdMaps { uidMap: string; gidMap: string; setgroups: string }
 export interface UnpinResult { unmounted: boolean; removed: boolean }
-export interface ExecParams {
-  netns?: string;
-  userns?: string;
-  /** Join the userns that owns netns (NS_GET_USERNS). */
-  ownerUserns?: boolean;
-  becomeRoot?: boolean;
-  file: string;
-  argv: string[];
-  env: string[];
-  cwd?: string;
-  stdio?: [number, number, number];
-  input?: string | Buffer;
-  timeoutMs?: number;
-  maxOutput?: number;
-}
-export interface ExecResult {
-  pid: number;
-  exitCode: number | null;
-  signal: number | null;
-  timedOut: boolean;
-  stdout: Buffer;
-  stderr: Buffer;
-}
-
 export interface NativeCore {
   ensurePinDirSync(dir: string): void;
   pinSync(source: string, target: string): void;
@@ -62,8 +38,6 @@ export interface NativeCore {
   inspectNs(path: string, nofollow: boolean): Promise<NativeNsInfo>;
   readIdMapsSync(path: string, owner: boolean): NativeIdMaps;
   readIdMaps(path: string, owner: boolean): Promise<NativeIdMaps>;
-  execSync(p: ExecParams): ExecResult;
-  exec(p: ExecParams): Promise<ExecResult>;
   idmapMountSync(source: string, target: string, userns: string, recursive: boolean, readonly: boolean): void;
   /** flock(LOCK_EX) on a file; returns the fd holding the lock. */
   lockFileSync(path: string, wait: boolean): number;
