@@ -1,12 +1,14 @@
 // Attacks on the process runner: what a child nstool starts (a runtime, a
 // CNI plugin, a program in a pod) may inherit, which groups it keeps, and
-// whether it outlives nstool. Each one runs in a Node child built from dist/,
-// so the fds, groups and the SIGKILL belong to that child, not the test runner.
-import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+// whether it outlives nstool; and the runtime client's files at rest. The
+// first three run in a Node child built from dist/, so the fds, groups and
+// the SIGKILL belong to that child, not the test runner.
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DEFAULT_RUNTIME_LOG_DIR, gcRuntimeFiles, RuncClient } from '../../src/runc/client.js';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { makeNodeNetns, NodeNetns } from '../helpers/node-netns.js';
@@ -196,5 +198,64 @@ setInterval(() => {}, 1000);
       const { deletePodNetns } = await import('../../src/netns.js');
       await deletePodNetns(pod).catch(() => {});
     }
+  });
+});
+
+describeRoot('runtime client files at rest', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = traversableTempDir(`${prefix}-logs`);
+  });
+
+  afterAll(() => {
+    if (dir) removeTree(dir);
+  });
+
+  /** A fake runtime recording the mode of the --log file it was given. */
+  function fakeRuntime(name: string): { binary: string; seen: string } {
+    const binary = path.join(dir, name);
+    const seen = path.join(dir, `${name}.seen`);
+    writeFileSync(
+      binary,
+      `#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ "$1" = --log ]; then stat -c '%a %n' "$2" > '${seen}'; fi; shift; done\necho '[]'\n`,
+      { mode: 0o755 },
+    );
+    return { binary, seen };
+  }
+
+  it('the runtime log is 0600 while it runs, and files of dead processes are swept', async () => {
+    const logs = path.join(dir, 'logs');
+    const dead = spawnSync('true').pid!;
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const myStart = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+    const names = {
+      dead: `${dead}-1234-log-0123456789ab.json`,
+      reused: `${process.pid}-1-process-0123456789ab.json`, // our pid, another process's start time
+      live: `${process.pid}-${myStart}-log-0123456789ab.json`,
+      foreign: `${dead}-1234-log-notours.json`,
+    };
+    mkdirSync(logs, { mode: 0o700 });
+    for (const n of Object.values(names)) writeFileSync(path.join(logs, n), '{}', { mode: 0o600 });
+    const rt = fakeRuntime('rt');
+    expect(await new RuncClient({ binary: rt.binary, logDir: logs }).list()).toEqual([]);
+    const [mode, file] = readFileSync(rt.seen, 'utf8').trim().split(' ');
+    expect(mode).toBe('600');
+    expect(path.dirname(file!)).toBe(logs);
+    expect(path.basename(file!)).toMatch(new RegExp(`^${process.pid}-${myStart}-log-[0-9a-f]{12}\\.json$`));
+    const left = readdirSync(logs).sort();
+    expect(left).toEqual([names.foreign, names.live].sort());
+    // gc can call the sweep itself; the live file is ours and stays.
+    expect(await gcRuntimeFiles(logs)).toEqual([]);
+  });
+
+  it('by default they live in a 0700 dir under /run/nstool, which stays traversable', async () => {
+    const rt = fakeRuntime('rt-default');
+    await new RuncClient({ binary: rt.binary }).list();
+    const file = readFileSync(rt.seen, 'utf8').trim().split(' ')[1]!;
+    expect(path.dirname(file)).toBe(DEFAULT_RUNTIME_LOG_DIR);
+    expect(statSync(DEFAULT_RUNTIME_LOG_DIR).mode & 0o777).toBe(0o700);
+    expect(statSync(path.dirname(DEFAULT_RUNTIME_LOG_DIR)).mode & 0o011).toBe(0o011);
+    expect(() => statSync(file)).toThrow();
   });
 });
