@@ -8,7 +8,6 @@
         "native/userns_netns.cc",
         "native/pin.cc",
         "native/nsinfo.cc",
-        "native/exec.cc",
         "native/idmap_mount.cc",
         "native/lock.cc",
         "native/rootfs.cc"
@@ -23,6 +22,13 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fstack-protector-strong"]
+    },
+    {
+      "target_name": "nstool-spawn",
+      "type": "executable",
+      "sources": ["native/spawn/nstool-spawn.cc"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fstack-protector-strong"]
     }
   ]
 }

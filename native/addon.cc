@@ -9,7 +9,6 @@
 #include <optional>
 
 #include "errors.h"
-#include "exec.h"
 #include "idmap_mount.h"
 #include "lock.h"
 #include "nsinfo.h"
@@ -43,22 +42,6 @@ std::string PropStr(const Napi::Object& o, const char* key, bool required) {
   std::string s = v.As<Napi::String>();
   if (s.find('\0') != std::string::npos) ThrowType(o.Env(), std::string(key) + " must not contain NUL");
   return s;
-}
-
-std::vector<std::string> PropStrings(const Napi::Object& o, const char* key) {
-  std::vector<std::string> out;
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return out;
-  if (!v.IsArray()) ThrowType(o.Env(), std::string(key) + " must be an array of strings");
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value e = a.Get(i);
-    if (!e.IsString()) ThrowType(o.Env(), std::string(key) + " must be an array of strings");
-    std::string s = e.As<Napi::String>();
-    if (s.find('\0') != std::string::npos) ThrowType(o.Env(), std::string(key) + " must not contain NUL");
-    out.push_back(std::move(s));
-  }
-  return out;
 }
 
 Napi::Object ArgObj(const Napi::CallbackInfo& info, size_t i) {
@@ -174,17 +157,6 @@ Napi::Value MapsToJs(Napi::Env env, IdMaps& m) {
   return o;
 }
 
-Napi::Value ExecToJs(Napi::Env env, ExecResult& r) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("pid", r.pid);
-  o.Set("exitCode", r.exit_code >= 0 ? Napi::Value(Napi::Number::New(env, r.exit_code)) : env.Null());
-  o.Set("signal", r.signal ? Napi::Value(Napi::Number::New(env, r.signal)) : env.Null());
-  o.Set("timedOut", r.timed_out);
-  o.Set("stdout", Napi::Buffer<char>::Copy(env, r.out.data(), r.out.size()));
-  o.Set("stderr", Napi::Buffer<char>::Copy(env, r.err.data(), r.err.size()));
-  return o;
-}
-
 Napi::Value RootFileToJs(Napi::Env env, RootFile& f) {
   if (!f.found) return env.Null();
   Napi::Object o = Napi::Object::New(env);
@@ -245,41 +217,6 @@ Napi::Value MapsImpl(const Napi::CallbackInfo& info, bool async) {
   return Run<IdMaps>(info.Env(), async, [=] { return ReadIdMaps(path, owner); }, MapsToJs);
 }
 
-Napi::Value ExecImpl(const Napi::CallbackInfo& info, bool async) {
-  Napi::Object o = ArgObj(info, 0);
-  ExecParams p;
-  p.netns = PropStr(o, "netns", false);
-  p.userns = PropStr(o, "userns", false);
-  p.owner_userns = o.Get("ownerUserns").ToBoolean().Value();
-  p.file = PropStr(o, "file", true);
-  p.argv = PropStrings(o, "argv");
-  p.envp = PropStrings(o, "env");
-  p.cwd = PropStr(o, "cwd", false);
-  Napi::Value root = o.Get("becomeRoot");
-  p.become_root = root.IsUndefined() ? true : root.ToBoolean().Value();
-  Napi::Value stdio = o.Get("stdio");
-  if (stdio.IsArray()) {
-    Napi::Array a = stdio.As<Napi::Array>();
-    for (uint32_t i = 0; i < 3 && i < a.Length(); i++) {
-      Napi::Value v = a.Get(i);
-      p.stdio[i] = v.IsNumber() ? v.As<Napi::Number>().Int32Value() : -1;
-    }
-  }
-  Napi::Value input = o.Get("input");
-  if (input.IsBuffer()) {
-    auto b = input.As<Napi::Buffer<char>>();
-    p.input.assign(b.Data(), b.Length());
-  } else if (input.IsString()) {
-    p.input = input.As<Napi::String>().Utf8Value();
-  }
-  Napi::Value timeout = o.Get("timeoutMs");
-  if (timeout.IsNumber()) p.timeout_ms = timeout.As<Napi::Number>().Int32Value();
-  Napi::Value maxOut = o.Get("maxOutput");
-  if (maxOut.IsNumber()) p.max_output = static_cast<size_t>(maxOut.As<Napi::Number>().Int64Value());
-  if (p.argv.empty()) p.argv.push_back(p.file);
-  return Run<ExecResult>(info.Env(), async, [p] { return ExecIn(p); }, ExecToJs);
-}
-
 Napi::Value IdmapImpl(const Napi::CallbackInfo& info, bool async) {
   std::string src = ArgStr(info, 0, "source"), target = ArgStr(info, 1, "target"),
               userns = ArgStr(info, 2, "userns");
@@ -337,8 +274,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("inspectNs", Napi::Function::New(env, Bind<InspectImpl, true>, "inspectNs"));
   exports.Set("readIdMapsSync", Napi::Function::New(env, Bind<MapsImpl, false>, "readIdMapsSync"));
   exports.Set("readIdMaps", Napi::Function::New(env, Bind<MapsImpl, true>, "readIdMaps"));
-  exports.Set("execSync", Napi::Function::New(env, Bind<ExecImpl, false>, "execSync"));
-  exports.Set("exec", Napi::Function::New(env, Bind<ExecImpl, true>, "exec"));
   exports.Set("idmapMountSync", Napi::Function::New(env, Bind<IdmapImpl, false>, "idmapMountSync"));
   exports.Set("idmapMount", Napi::Function::New(env, Bind<IdmapImpl, true>, "idmapMount"));
   exports.Set("lockFileSync", Napi::Function::New(env, Bind<LockImpl, false>, "lockFileSync"));

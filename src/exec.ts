@@ -1,12 +1,13 @@
-// Running programs inside namespaces: fork + setns + execve in the native
-// core, never setns on a Node thread (namespaces are per thread and the
-// libuv pool would carry them into unrelated work).
-import { accessSync, constants } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { callAsync, invalidArg, NstoolError } from './errors.js';
+// Running programs inside namespaces, through the process runner
+// (src/process.ts): its spawn helper joins the namespaces on a process of its
+// own, never on a Node thread (namespaces are per thread and the libuv pool
+// would carry them into unrelated work).
+import { callAsync, NstoolError } from './errors.js';
 import { native } from './native.js';
 import { hostUsernsInode, NS_TYPES, PinDirs, resolvePin } from './netns.js';
+import { childEnv, ProcessError, ProcessResult, runProcess } from './process.js';
+
+export { which } from './process.js';
 
 export interface RunOptions {
   /** Namespace files to join (netns first, then userns). */
@@ -16,14 +17,20 @@ export interface RunOptions {
   ownerUserns?: boolean;
   /** After joining the userns, become its root (default true, as nsenter). */
   becomeRoot?: boolean;
+  /** Drop supplementary groups before joining (default true when a userns is joined). */
+  dropGroups?: boolean;
   /** Environment; defaults to this process's, less NOTIFY_SOCKET. */
   env?: Record<string, string | undefined>;
   cwd?: string;
-  /** Bytes for stdin; stdin is /dev/null-like (closed pipe) otherwise. */
+  /** Bytes for stdin; stdin is /dev/null otherwise. */
   input?: string | Buffer;
   /** "inherit" hands this process's 0/1/2 to the program. */
   stdio?: 'pipe' | 'inherit';
+  /** SIGKILL after this long; the result then says timedOut. */
   timeoutMs?: number;
+  /** SIGKILL on abort; rejects with ABORT_ERR. */
+  signal?: AbortSignal;
+  /** Bytes kept of stdout and of stderr (default 64 MiB). */
   maxOutput?: number;
 }
 
@@ -34,73 +41,44 @@ export interface RunResult {
   timedOut: boolean;
   stdout: string;
   stderr: string;
+  /** Output beyond maxOutput was dropped. */
+  truncated: boolean;
 }
 
-/** Resolves a program name against PATH (this mount namespace's view). */
-export function which(file: string, envPath = process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'): string {
-  if (file.includes('/')) return path.resolve(file);
-  for (const dir of envPath.split(':')) {
-    if (!dir) continue;
-    const p = path.join(dir, file);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // keep looking
-    }
-  }
-  throw new NstoolError(`${file}: command not found in PATH`, { code: 'ENOENT', path: file, syscall: 'execve' });
-}
+const MAX_OUTPUT = 64 << 20;
 
-const SIGNALS: Record<number, NodeJS.Signals> = Object.fromEntries(
-  Object.entries(os.constants.signals).map(([k, v]) => [v, k as NodeJS.Signals]),
-);
-
-function envList(env: Record<string, string | undefined>): string[] {
-  return Object.entries(env)
-    .filter(([k, v]) => v !== undefined && k !== 'NOTIFY_SOCKET')
-    .map(([k, v]) => `${k}=${v}`);
+function toRun(r: ProcessResult, timedOut: boolean): RunResult {
+  return { pid: r.pid, exitCode: r.exitCode, signal: r.signal, timedOut, stdout: r.stdout, stderr: r.stderr, truncated: r.truncated };
 }
 
 /** Runs ARGV with the given namespaces joined; resolves when it exits. */
 export async function runInNamespaces(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  if (!Array.isArray(argv) || argv.length === 0 || argv.some((a) => typeof a !== 'string' || a.includes('\0'))) {
-    throw invalidArg('argv must be a non-empty array of strings without NUL');
+  const joinsUserns = !!opts.userns || !!opts.ownerUserns;
+  try {
+    const r = await runProcess(argv, {
+      env: childEnv(opts.env ?? process.env),
+      maxOutput: opts.maxOutput ?? MAX_OUTPUT,
+      ...(opts.netns ? { netns: opts.netns } : {}),
+      ...(opts.userns ? { userns: opts.userns } : {}),
+      ...(opts.ownerUserns ? { ownerUserns: true } : {}),
+      // Becoming root needs a userns to be root of.
+      ...(joinsUserns ? { becomeRoot: opts.becomeRoot ?? true } : {}),
+      ...(opts.dropGroups !== undefined ? { dropGroups: opts.dropGroups } : {}),
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      ...(opts.stdio === 'inherit' ? { stdio: 'inherit' as const } : {}),
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    return toRun(r, false);
+  } catch (err) {
+    // A timeout is a result here, as it always was.
+    if (err instanceof ProcessError && err.code === 'ETIMEDOUT' && err.result) return toRun(err.result, true);
+    throw err;
   }
-  if (opts.timeoutMs !== undefined && (!Number.isSafeInteger(opts.timeoutMs) || opts.timeoutMs < 1 || opts.timeoutMs > 2 ** 31 - 1)) {
-    throw invalidArg(`timeoutMs must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
-  }
-  const env = opts.env ?? process.env;
-  const file = which(argv[0]!, env['PATH']);
-  const r = await callAsync(
-    () =>
-      native.exec({
-        ...(opts.netns ? { netns: opts.netns } : {}),
-        ...(opts.userns ? { userns: opts.userns } : {}),
-        ...(opts.ownerUserns ? { ownerUserns: true } : {}),
-        becomeRoot: opts.becomeRoot ?? true,
-        file,
-        argv: [...argv],
-        env: envList(env),
-        ...(opts.cwd ? { cwd: opts.cwd } : {}),
-        ...(opts.stdio === 'inherit' ? { stdio: [0, 1, 2] as [number, number, number] } : {}),
-        ...(opts.input !== undefined ? { input: opts.input } : {}),
-        ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
-        ...(opts.maxOutput ? { maxOutput: opts.maxOutput } : {}),
-      }),
-    `running ${argv[0]}`,
-  );
-  return {
-    pid: r.pid,
-    exitCode: r.exitCode,
-    signal: r.signal === null ? null : (SIGNALS[r.signal] ?? null),
-    timedOut: r.timedOut,
-    stdout: r.stdout.toString('utf8'),
-    stderr: r.stderr.toString('utf8'),
-  };
 }
 
-export interface ExecInNetnsOptions extends Omit<RunOptions, 'netns' | 'userns'>, PinDirs {
+export interface ExecInNetnsOptions extends Omit<RunOptions, 'netns' | 'userns' | 'dropGroups'>, PinDirs {
   /** Also join the netns's owning userns (default true). */
   userns?: boolean;
 }
@@ -108,7 +86,9 @@ export interface ExecInNetnsOptions extends Omit<RunOptions, 'netns' | 'userns'>
 /**
  * Runs ARGV inside a pinned netns and, by default, the user namespace that
  * owns it (found from the netns itself with NS_GET_USERNS). A netns owned by
- * this process's own userns is joined alone, as `ip netns exec` does.
+ * this process's own userns is joined alone, as `ip netns exec` does. The
+ * caller's supplementary groups are dropped first, while that is still
+ * allowed (a pod userns with setgroups "deny" refuses it later).
  */
 export async function execInNetns(nameOrPath: string, argv: readonly string[], opts: ExecInNetnsOptions = {}): Promise<RunResult> {
   const pin = resolvePin(nameOrPath, opts.pinDir);
@@ -122,5 +102,5 @@ export async function execInNetns(nameOrPath: string, argv: readonly string[], o
     });
   }
   const joinOwner = userns && info.owner !== null && info.owner.ino !== hostUsernsInode();
-  return runInNamespaces(argv, { ...rest, netns: pin.path, ownerUserns: joinOwner });
+  return runInNamespaces(argv, { ...rest, netns: pin.path, ownerUserns: joinOwner, dropGroups: true });
 }

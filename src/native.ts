@@ -22,30 +22,6 @@ export interface NativeNsInfo {
 }
 export interface NativeIdMaps { uidMap: string; gidMap: string; setgroups: string }
 export interface UnpinResult { unmounted: boolean; removed: boolean }
-export interface ExecParams {
-  netns?: string;
-  userns?: string;
-  /** Join the userns that owns netns (NS_GET_USERNS). */
-  ownerUserns?: boolean;
-  becomeRoot?: boolean;
-  file: string;
-  argv: string[];
-  env: string[];
-  cwd?: string;
-  stdio?: [number, number, number];
-  input?: string | Buffer;
-  timeoutMs?: number;
-  maxOutput?: number;
-}
-export interface ExecResult {
-  pid: number;
-  exitCode: number | null;
-  signal: number | null;
-  timedOut: boolean;
-  stdout: Buffer;
-  stderr: Buffer;
-}
-
 /** What a path inside a root names; data only for a regular file of at most maxBytes. */
 export interface RootFile { mode: number; size: number; data: Buffer | null }
 /** auto: openat2(RESOLVE_IN_ROOT), else the O_PATH walk; the others force one (tests). */
@@ -67,8 +43,6 @@ export interface NativeCore {
   inspectNs(path: string, nofollow: boolean): Promise<NativeNsInfo>;
   readIdMapsSync(path: string, owner: boolean): NativeIdMaps;
   readIdMaps(path: string, owner: boolean): Promise<NativeIdMaps>;
-  execSync(p: ExecParams): ExecResult;
-  exec(p: ExecParams): Promise<ExecResult>;
   idmapMountSync(source: string, target: string, userns: string, recursive: boolean, readonly: boolean): void;
   /** flock(LOCK_EX) on a file; returns the fd holding the lock. */
   lockFileSync(path: string, wait: boolean): number;

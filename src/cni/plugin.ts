@@ -1,10 +1,9 @@
 // Finding and running one CNI plugin: CNI_* environment, config on stdin,
 // result or {code, msg, details} error on stdout.
-import { spawn } from 'node:child_process';
 import { statSync, accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { invalidArg } from '../errors.js';
-import { runInNamespaces } from '../exec.js';
+import { ProcessError, ProcessResult, runProcess } from '../process.js';
 import { CniError } from './errors.js';
 import { validatePluginType } from './names.js';
 import type { CniVerb } from './version.js';
@@ -74,52 +73,6 @@ export function pluginEnv(inv: Invocation, base: NodeJS.ProcessEnv = process.env
   return env;
 }
 
-interface Raw {
-  exitCode: number | null;
-  signal: string | null;
-  timedOut: boolean;
-  stdout: string;
-  stderr: string;
-}
-
-function spawnPlugin(file: string, env: Record<string, string>, stdin: string, timeoutMs: number): Promise<Raw> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, [], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let size = 0;
-    const keep = (dst: Buffer[]) => (b: Buffer) => {
-      if (size < MAX_OUTPUT) dst.push(b);
-      size += b.length;
-    };
-    child.stdout.on('data', keep(out));
-    child.stderr.on('data', keep(err));
-    // A plugin that exits without reading its stdin is not our failure.
-    child.stdin.on('error', () => {});
-    child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({
-        exitCode: code,
-        signal,
-        timedOut: signal === 'SIGKILL' && child.killed,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-      }),
-    );
-    child.stdin.end(stdin);
-  });
-}
-
-async function runRaw(file: string, env: Record<string, string>, stdin: string, o: ExecOptions): Promise<Raw> {
-  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (o.nodeNetns) {
-    // Forked and setns'd in the native core: no Node thread changes netns.
-    const r = await runInNamespaces([file], { netns: o.nodeNetns, env, input: stdin, timeoutMs, maxOutput: MAX_OUTPUT });
-    return r;
-  }
-  return spawnPlugin(file, env, stdin, timeoutMs);
-}
-
 interface PluginErrorJson {
   code?: unknown;
   msg?: unknown;
@@ -130,13 +83,25 @@ interface PluginErrorJson {
 export async function invokePlugin(file: string, inv: Invocation, o: ExecOptions = {}): Promise<unknown> {
   const type = path.basename(file);
   const env = pluginEnv(inv);
-  let r: Raw;
+  let r: ProcessResult;
   try {
-    r = await runRaw(file, env, inv.stdin, o);
+    // Through the process runner: fds 0-2 only, and the plugin dies with us
+    // (an ADD that outlived nstool could finish after a later DEL).
+    r = await runProcess({ file }, {
+      env,
+      input: inv.stdin,
+      timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      maxOutput: MAX_OUTPUT,
+      ...(o.nodeNetns ? { netns: o.nodeNetns } : {}),
+    });
   } catch (err) {
+    if (err instanceof ProcessError && err.code === 'ETIMEDOUT') {
+      throw new CniError(`CNI plugin ${type} (${inv.command}) timed out`, { plugin: type, hint: 'raise timeoutMs or check the plugin', cause: err });
+    }
+    const inNetns = o.nodeNetns !== undefined && (err as { path?: unknown }).path === o.nodeNetns;
     throw new CniError(`running CNI plugin ${type} (${inv.command}): ${(err as Error).message}`, {
       plugin: type,
-      hint: o.nodeNetns ? `check that ${o.nodeNetns} is a network namespace` : 'check that the plugin is executable',
+      hint: inNetns ? `check that ${o.nodeNetns} is a network namespace` : 'check that the plugin is executable',
       cause: err,
     });
   }
@@ -149,9 +114,6 @@ export async function invokePlugin(file: string, inv: Invocation, o: ExecOptions
     } catch (err) {
       parseError = err as Error;
     }
-  }
-  if (r.timedOut) {
-    throw new CniError(`CNI plugin ${type} (${inv.command}) timed out`, { plugin: type, hint: 'raise timeoutMs or check the plugin' });
   }
   if (r.exitCode !== 0) {
     const e = (parsed ?? {}) as PluginErrorJson;

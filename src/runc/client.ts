@@ -1,12 +1,12 @@
 // A client for an OCI runtime binary (runc, crun): global flags held once,
 // argv from the pure builders in args.ts, spawned with argument arrays, and
 // every failure turned into a RuntimeError carrying the runtime's own words.
-import { spawn, StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
+import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { invalidArg, NstoolError } from '../errors.js';
+import { childEnv, runProcess } from '../process.js';
 import {
   createArgs,
   CreateOptions,
@@ -29,7 +29,11 @@ export interface RuncClientOptions {
   binary?: string;
   /** State dir (runc --root); the runtime's default when omitted. */
   root?: string;
-  /** Where per-command JSON logs are written (and removed after reading); os.tmpdir() by default. */
+  /**
+   * Where per-command JSON logs and exec process files live while a command
+   * runs (default /run/nstool/runtime-logs, 0700). Files of processes that
+   * died before removing them are swept by later calls (gcRuntimeFiles).
+   */
   logDir?: string;
   /** Default time limit for one command, in ms (default 60000). */
   timeoutMs?: number;
@@ -127,11 +131,7 @@ interface RunOutput {
 
 const MAX_OUTPUT = 16 << 20;
 
-function childEnv(): NodeJS.ProcessEnv {
-  // A runtime that sees NOTIFY_SOCKET hands it to the container and waits for READY.
-  const { NOTIFY_SOCKET: _n, ...env } = process.env;
-  return env;
-}
+export const DEFAULT_RUNTIME_LOG_DIR = '/run/nstool/runtime-logs';
 
 export class RuncClient {
   readonly binary: string;
@@ -147,8 +147,10 @@ export class RuncClient {
       if (!path.isAbsolute(opts.root)) throw invalidArg('root must be an absolute path');
       this.root = opts.root;
     }
-    this.logDir = opts.logDir ?? os.tmpdir();
-    if (!path.isAbsolute(this.logDir)) throw invalidArg('logDir must be an absolute path');
+    this.logDir = opts.logDir ?? DEFAULT_RUNTIME_LOG_DIR;
+    if (typeof this.logDir !== 'string' || !path.isAbsolute(this.logDir) || this.logDir.includes('\0')) {
+      throw invalidArg('logDir must be an absolute path');
+    }
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     if (!Number.isInteger(this.timeoutMs) || this.timeoutMs <= 0) throw invalidArg('timeoutMs must be a positive integer');
     this.systemdCgroup = !!opts.systemdCgroup;
@@ -215,7 +217,7 @@ export class RuncClient {
       if (!p || !Array.isArray(p.args) || p.args.length === 0 || typeof p.cwd !== 'string') {
         throw invalidArg('process must have a non-empty args array and a cwd');
       }
-      processFile = this.tempFile('process');
+      processFile = await this.tempFile('process');
       await writeFile(processFile, JSON.stringify(p), { mode: 0o600, flag: 'wx' });
       a = { processFile };
     }
@@ -235,17 +237,21 @@ export class RuncClient {
     }
   }
 
-  private tempFile(kind: string): string {
-    return path.join(this.logDir, `nstool-runc-${kind}-${process.pid}-${randomBytes(6).toString('hex')}.json`);
+  /** A fresh file name in logDir, named with our pid and start time so a later sweep knows whose it is. */
+  private async tempFile(kind: 'log' | 'process'): Promise<string> {
+    await prepareLogDir(this.logDir);
+    return path.join(this.logDir, `${process.pid}-${selfStartTime()}-${kind}-${randomBytes(6).toString('hex')}.json`);
   }
 
   private async run(s: RunSpec): Promise<RunOutput> {
-    const log = s.bare ? undefined : this.tempFile('log');
+    const log = s.bare ? undefined : await this.tempFile('log');
     const argv = [
       ...(s.bare ? [] : globalArgs({ ...(this.root ? { root: this.root } : {}), ...(log ? { log } : {}), systemdCgroup: this.systemdCgroup })),
       ...s.args,
     ];
     try {
+      // Made here, 0600: the runtime would create it world-readable, and it may hold the spec's env.
+      if (log) await writeFile(log, '', { mode: 0o600, flag: 'wx' });
       const out = await this.spawn(argv, s);
       if (out.exitCode === 0 || (s.allowFailure && out.exitCode !== null && !(await runtimeFailed(log)))) return out;
       const logText = log ? await readFile(log, 'utf8').catch(() => '') : '';
@@ -263,83 +269,122 @@ export class RuncClient {
     }
   }
 
-  private spawn(argv: string[], s: RunSpec): Promise<RunOutput> {
+  private async spawn(argv: string[], s: RunSpec): Promise<RunOutput> {
     const timeoutMs = s.timeoutMs ?? this.timeoutMs;
     const full = [this.binary, ...argv];
-    if (s.signal?.aborted) return Promise.reject(aborted(full));
-    const captureOut = !s.stdio;
-    const captureErr = !s.stdio;
-    const stdio: StdioOptions = s.stdio
-      ? s.stdio
-      : [s.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
-    return new Promise<RunOutput>((resolve, reject) => {
-      const child = spawn(this.binary, argv, { stdio, env: childEnv() });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let outLen = 0;
-      let timedOut = false;
-      let wasAborted = false;
-      const collect = (buf: Buffer[], d: Buffer) => {
-        outLen += d.length;
-        if (outLen <= MAX_OUTPUT) buf.push(d);
-      };
-      if (captureOut) child.stdout?.on('data', (d: Buffer) => collect(out, d));
-      if (captureErr) child.stderr?.on('data', (d: Buffer) => collect(err, d));
-      if (child.stdin) {
-        child.stdin.on('error', () => {}); // the program may exit without reading
-        child.stdin.end(s.input);
-      }
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, timeoutMs);
-      const onAbort = () => {
-        wasAborted = true;
-        child.kill('SIGKILL');
-      };
-      s.signal?.addEventListener('abort', onAbort, { once: true });
-      const done = () => {
-        clearTimeout(timer);
-        s.signal?.removeEventListener('abort', onAbort);
-      };
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        done();
-        reject(
-          new NstoolError(`cannot run ${this.binary}: ${e.message}`, {
-            code: e.code ?? 'ERR_NSTOOL_RUNTIME',
-            path: this.binary,
-            syscall: 'spawn',
-            hint: 'install the runtime (apt-get install runc) or give its path as binary',
-            cause: e,
-          }),
-        );
+    try {
+      // The container's init keeps the stdio it is given; without it, output is captured.
+      const r = await runProcess({ file: this.binary, args: argv }, {
+        env: childEnv(),
+        timeoutMs,
+        maxOutput: MAX_OUTPUT,
+        ...(s.stdio ? { stdio: s.stdio } : {}),
+        ...(s.input !== undefined ? { input: s.input } : {}),
+        ...(s.signal ? { signal: s.signal } : {}),
       });
-      // 'close' waits for our pipes; without pipes 'exit' is the end (a created container keeps its own stdio).
-      child.on(captureOut || captureErr ? 'close' : 'exit', (code: number | null, sig: NodeJS.Signals | null) => {
-        done();
-        if (wasAborted) return reject(aborted(full));
-        if (timedOut) {
-          return reject(
-            new NstoolError(`${full.join(' ')} did not finish within ${timeoutMs} ms and was killed`, {
-              code: 'ETIMEDOUT',
-              hint: 'the runtime may be stuck on a hook or a lock; `runc list` and `runc state` show what it left',
-            }),
-          );
-        }
-        resolve({
-          exitCode: code,
-          signal: sig,
-          stdout: Buffer.concat(out).toString('utf8'),
-          stderr: Buffer.concat(err).toString('utf8'),
-          argv: full,
+      return { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, argv: full };
+    } catch (err) {
+      // ProcessErrors, and which()'s ENOENT for a name not in PATH.
+      if (!(err instanceof NstoolError)) throw err;
+      if (err.code === 'ABORT_ERR') throw aborted(full, err);
+      if (err.code === 'ETIMEDOUT') {
+        throw new NstoolError(`${full.join(' ')} did not finish within ${timeoutMs} ms and was killed`, {
+          code: 'ETIMEDOUT',
+          hint: 'the runtime may be stuck on a hook or a lock; `runc list` and `runc state` show what it left',
+          cause: err,
         });
-      });
-    });
+      }
+      if (err.syscall === 'execve') {
+        throw new NstoolError(`cannot run ${this.binary}: ${err.message}`, {
+          code: err.code,
+          path: this.binary,
+          syscall: 'execve',
+          hint: 'install the runtime (apt-get install runc) or give its path as binary',
+          cause: err,
+        });
+      }
+      throw err;
+    }
   }
 }
 
-function aborted(argv: string[]): NstoolError {
-  return new NstoolError(`${argv.join(' ')} was aborted`, { code: 'ABORT_ERR' });
+function aborted(argv: string[], cause?: unknown): NstoolError {
+  return new NstoolError(`${argv.join(' ')} was aborted`, { code: 'ABORT_ERR', ...(cause ? { cause } : {}) });
+}
+
+// ---- files the runtime commands leave while they run --------------------
+
+const FILE_RE = /^(\d+)-(\d+)-(log|process)-[0-9a-f]{12}\.json$/;
+const SWEEP_EVERY_MS = 60_000;
+const lastSweep = new Map<string, number>();
+let startTime: string | undefined;
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks), or null when PID is gone or a zombie. */
+function processStartTime(pid: number | 'self'): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return f[0] === 'Z' ? null : (f[19] ?? null);
+  } catch {
+    return null;
+  }
+}
+
+function selfStartTime(): string {
+  return (startTime ??= processStartTime('self') ?? '0');
+}
+
+/** Makes DIR (0700 when it is the default one, under a traversable /run/nstool) and sweeps it now and then. */
+async function prepareLogDir(dir: string): Promise<void> {
+  const last = lastSweep.get(dir);
+  if (last !== undefined && Date.now() - last < SWEEP_EVERY_MS) return;
+  lastSweep.set(dir, Date.now());
+  if (dir === DEFAULT_RUNTIME_LOG_DIR) {
+    // /run/nstool also holds bundles a pod's root must traverse: not 0700.
+    await mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
+    await mkdir(dir, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+    const st = await lstat(dir);
+    if (!st.isDirectory() || st.uid !== process.geteuid?.()) {
+      throw new NstoolError(`${dir} is not a directory of ours`, { code: 'ENOTDIR', path: dir, hint: 'remove it; nstool makes it again' });
+    }
+    if ((st.mode & 0o077) !== 0) await chmod(dir, 0o700);
+  } else {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  await gcRuntimeFiles(dir);
+}
+
+/**
+ * Removes the runtime log and process files in DIR whose process is gone (a
+ * killed nstool never removed them). Files of living processes, and every
+ * name nstool does not make, are left alone. Returns the removed paths.
+ */
+export async function gcRuntimeFiles(dir: string = DEFAULT_RUNTIME_LOG_DIR): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = FILE_RE.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (!Number.isSafeInteger(pid) || pid < 1) continue;
+    if (processStartTime(pid) === m[2]) continue;
+    const p = path.join(dir, name);
+    try {
+      if (!(await lstat(p)).isFile()) continue;
+      await rm(p, { force: true });
+      removed.push(p);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return removed;
 }
 
 async function runtimeFailed(log: string | undefined): Promise<boolean> {

@@ -1,0 +1,471 @@
+// The one way nstool starts a program: a runtime, a CNI plugin, or a program
+// inside a pod's namespaces. Every child goes through the native spawn
+// helper (native/spawn/nstool-spawn.cc), so it
+//   - keeps only fds 0-2 (Node's spawn passes on every fd without O_CLOEXEC),
+//   - dies with this process (PR_SET_PDEATHSIG): a plugin or runtime that
+//     outlived nstool could finish an ADD after a later DEL,
+//   - joins namespaces on a single-threaded process, never on a Node thread,
+// and it is waited for here, in JS, holding no libuv pool thread.
+import { ChildProcess, spawn, StdioOptions } from 'node:child_process';
+import { accessSync, constants, readSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { getSystemErrorMap } from 'node:util';
+import { fromNative, invalidArg, NstoolError } from './errors.js';
+
+/** One of a child's fds 0-2: an fd of ours, /dev/null, ours, or a pipe to capture or feed. */
+export type StdioSlot = number | 'ignore' | 'inherit' | 'pipe';
+
+export interface ProcessOptions {
+  /** The whole environment; default: this process's, less NOTIFY_SOCKET. */
+  env?: Record<string, string | undefined>;
+  /** Working directory, entered after the namespaces (with the program's rights). */
+  cwd?: string;
+  /** Bytes for stdin (then closed); without it stdin is /dev/null. */
+  input?: string | Buffer;
+  /**
+   * 'pipe' (default) captures stdout and stderr; 'inherit' hands over this
+   * process's 0-2; three slots give each fd explicitly (a container's init).
+   */
+  stdio?: 'pipe' | 'inherit' | readonly [StdioSlot, StdioSlot, StdioSlot];
+  /** SIGKILL after this many ms; rejects with ETIMEDOUT. */
+  timeoutMs?: number;
+  /** SIGKILL on abort; rejects with ABORT_ERR. */
+  signal?: AbortSignal;
+  /** Bytes kept of each captured stream (default 16 MiB); the rest is dropped and `truncated` set. */
+  maxOutput?: number;
+  /** Join this netns (a path) first. */
+  netns?: string;
+  /** Then join this userns (a path)... */
+  userns?: string;
+  /** ...or the userns that owns netns (NS_GET_USERNS). */
+  ownerUserns?: boolean;
+  /** Become root of the joined userns (default true when one is joined). */
+  becomeRoot?: boolean;
+  /**
+   * Drop supplementary groups, in this userns, before joining any
+   * (default true when a userns is joined: a userns with setgroups "deny"
+   * would refuse it later and the caller's host groups would stay).
+   */
+  dropGroups?: boolean;
+}
+
+export interface ProcessResult {
+  /** The program's argv (argv[0] as given). */
+  argv: string[];
+  /** The absolute path that was executed. */
+  file: string;
+  pid: number;
+  /** null when killed by a signal. */
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Some captured output went beyond maxOutput and was dropped. */
+  truncated: boolean;
+}
+
+/** A failure to start or finish a program; a timeout or abort carries what it printed so far. */
+export class ProcessError extends NstoolError {
+  readonly argv: string[];
+  readonly result?: ProcessResult;
+
+  constructor(message: string, f: ConstructorParameters<typeof NstoolError>[1] & { argv: string[]; result?: ProcessResult }) {
+    super(message, f);
+    this.name = 'ProcessError';
+    this.argv = f.argv;
+    if (f.result) this.result = f.result;
+  }
+}
+
+export const DEFAULT_MAX_OUTPUT = 16 << 20;
+const MAX_TIMEOUT = 2 ** 31 - 1;
+const REPORT_FD = 3;
+
+// ---- the helper --------------------------------------------------------
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+let found: { key: string; path: string } | undefined;
+
+/** The spawn helper's path: NSTOOL_SPAWN, else next to the addon. */
+export function spawnHelper(): string {
+  // NSTOOL_SPAWN / NSTOOL_ADDON point at another build (the sanitizer build).
+  const override = process.env['NSTOOL_SPAWN'];
+  const addon = process.env['NSTOOL_ADDON'];
+  const key = `${override}\0${addon}`;
+  if (found?.key === key) return found.path;
+  const tried = override
+    ? [path.resolve(override)]
+    : [
+        ...(addon ? [path.join(path.dirname(path.resolve(addon)), 'nstool-spawn')] : []),
+        path.join(root, 'build/Release/nstool-spawn'),
+        path.join(root, 'build/Debug/nstool-spawn'),
+      ];
+  for (const p of tried) {
+    try {
+      if (statSync(p).isFile()) {
+        accessSync(p, constants.X_OK);
+        found = { key, path: p };
+        return p;
+      }
+    } catch {
+      // next
+    }
+  }
+  throw new NstoolError(`nstool: the spawn helper (nstool-spawn) is not built; looked at ${tried.join(', ')}`, {
+    code: 'ERR_NSTOOL_NATIVE',
+    hint:
+      'install a compiler and Python (apt-get install build-essential python3) and run `npm install` ' +
+      '(or `npx node-gyp rebuild`) in the package directory',
+  });
+}
+
+// ---- validation --------------------------------------------------------
+
+function str(s: unknown, what: string): string {
+  if (typeof s !== 'string' || s.includes('\0')) throw invalidArg(`${what} must be a string without NUL`);
+  return s;
+}
+
+function abs(p: unknown, what: string): string {
+  if (str(p, what) === '' || !(p as string).startsWith('/')) throw invalidArg(`${what} must be an absolute path`);
+  return p as string;
+}
+
+/** Resolves a program name against PATH (this mount namespace's view). */
+export function which(file: string, envPath = process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'): string {
+  if (file.includes('/')) return path.resolve(file);
+  for (const dir of envPath.split(':')) {
+    if (!dir) continue;
+    const p = path.join(dir, file);
+    try {
+      if (!statSync(p).isFile()) continue;
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // keep looking
+    }
+  }
+  throw new NstoolError(`${file}: command not found in PATH`, {
+    code: 'ENOENT',
+    path: file,
+    syscall: 'execve',
+    hint: 'install the program or give its absolute path',
+  });
+}
+
+/** The default child environment: ours, less NOTIFY_SOCKET (a runtime would hand it to a container and wait for READY). */
+export function childEnv(base: Record<string, string | undefined> = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) if (v !== undefined && k !== 'NOTIFY_SOCKET') env[k] = v;
+  return env;
+}
+
+function checkEnv(env: Record<string, string | undefined>): Record<string, string> {
+  if (typeof env !== 'object' || env === null) throw invalidArg('env must be an object');
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) continue;
+    if (!k || k.includes('=') || k.includes('\0') || typeof v !== 'string' || v.includes('\0')) {
+      throw invalidArg(`bad environment variable "${k}"`);
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+function checkStdio(s: ProcessOptions['stdio']): [StdioSlot, StdioSlot, StdioSlot] | 'pipe' {
+  if (s === undefined || s === 'pipe') return 'pipe';
+  if (s === 'inherit') return ['inherit', 'inherit', 'inherit'];
+  if (!Array.isArray(s) || s.length !== 3) throw invalidArg("stdio must be 'pipe', 'inherit' or three slots");
+  for (const x of s) {
+    const ok = typeof x === 'number' ? Number.isSafeInteger(x) && x >= 0 : x === 'ignore' || x === 'inherit' || x === 'pipe';
+    if (!ok) throw invalidArg("each stdio slot must be an fd, 'ignore', 'inherit' or 'pipe'");
+  }
+  return [s[0], s[1], s[2]];
+}
+
+interface Plan {
+  file: string;
+  argv: string[];
+  helperArgs: string[];
+  env: Record<string, string>;
+  stdio: [StdioSlot, StdioSlot, StdioSlot];
+  input?: string | Buffer;
+  timeoutMs?: number;
+  maxOutput: number;
+  o: ProcessOptions;
+}
+
+function plan(cmd: readonly string[] | { file: string; args?: readonly string[] }, o: ProcessOptions): Plan {
+  if (typeof o !== 'object' || o === null) throw invalidArg('options must be an object');
+  let argv: string[];
+  let name: string;
+  if (Array.isArray(cmd)) {
+    if (cmd.length === 0) throw invalidArg('argv must be a non-empty array of strings without NUL');
+    argv = cmd.map((a, i) => str(a, `argv[${i}]`));
+    name = argv[0]!;
+  } else {
+    const c = cmd as { file: string; args?: readonly string[] };
+    name = str(c?.file, 'file');
+    if (c.args !== undefined && !Array.isArray(c.args)) throw invalidArg('args must be an array of strings');
+    argv = [name, ...(c.args ?? []).map((a, i) => str(a, `args[${i}]`))];
+  }
+  if (name === '') throw invalidArg('the program name must not be empty');
+  const env = checkEnv(o.env ?? childEnv());
+  const cwd = o.cwd === undefined ? undefined : abs(o.cwd, 'cwd');
+  const netns = o.netns === undefined ? undefined : abs(o.netns, 'netns');
+  const userns = o.userns === undefined ? undefined : abs(o.userns, 'userns');
+  if (userns && o.ownerUserns) throw invalidArg('give userns or ownerUserns, not both');
+  if (o.ownerUserns && !netns) throw invalidArg('ownerUserns needs netns');
+  const joinsUserns = !!userns || !!o.ownerUserns;
+  const becomeRoot = o.becomeRoot ?? joinsUserns;
+  if (becomeRoot && !joinsUserns) throw invalidArg('becomeRoot needs a user namespace to join');
+  const dropGroups = o.dropGroups ?? joinsUserns;
+  if (o.timeoutMs !== undefined && (!Number.isSafeInteger(o.timeoutMs) || o.timeoutMs < 1 || o.timeoutMs > MAX_TIMEOUT)) {
+    throw invalidArg(`timeoutMs must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT}`);
+  }
+  const maxOutput = o.maxOutput ?? DEFAULT_MAX_OUTPUT;
+  if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw invalidArg('maxOutput must be a whole number of bytes');
+  if (o.input !== undefined && typeof o.input !== 'string' && !Buffer.isBuffer(o.input)) throw invalidArg('input must be a string or a Buffer');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg('signal must be an AbortSignal');
+  const s = checkStdio(o.stdio);
+  const stdio: [StdioSlot, StdioSlot, StdioSlot] = s === 'pipe' ? [o.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] : s;
+  if (o.input !== undefined && stdio[0] !== 'pipe') throw invalidArg("input needs stdin to be a 'pipe'");
+  const file = which(name, env['PATH']);
+  const helperArgs = [
+    '--report-fd', String(REPORT_FD),
+    '--parent', String(process.pid),
+    ...(dropGroups ? ['--drop-groups'] : []),
+    ...(netns ? ['--netns', netns] : []),
+    ...(userns ? ['--userns', userns] : o.ownerUserns ? ['--owner-userns'] : []),
+    ...(becomeRoot ? ['--root'] : []),
+    ...(cwd ? ['--cwd', cwd] : []),
+    '--', file, ...argv,
+  ];
+  return {
+    file, argv, helperArgs, env, stdio, maxOutput, o,
+    ...(o.input !== undefined ? { input: o.input } : {}),
+    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+  };
+}
+
+// ---- the helper's report -----------------------------------------------
+
+interface Step {
+  syscall: string;
+  /** The path the step acted on. */
+  at?: (p: Plan) => string | undefined;
+  hints?: Record<string, string>;
+}
+
+const NOT_A_NAMESPACE = { EINVAL: 'the path is not a namespace of the expected type' };
+
+/** The helper's steps (native/spawn/nstool-spawn.cc), by the name it reports. */
+const STEPS: Record<string, Step> = {
+  'open-netns': { syscall: 'open', at: (p) => p.o.netns },
+  'open-userns': { syscall: 'open', at: (p) => p.o.userns },
+  'ns-get-userns': { syscall: 'ioctl', at: (p) => p.o.netns, hints: NOT_A_NAMESPACE },
+  'setns-net': { syscall: 'setns', at: (p) => p.o.netns, hints: NOT_A_NAMESPACE },
+  // With ownerUserns, the userns is the one that owns the netns.
+  'setns-user': { syscall: 'setns', at: (p) => p.o.userns ?? p.o.netns, hints: NOT_A_NAMESPACE },
+  chdir: {
+    syscall: 'chdir',
+    at: (p) => p.o.cwd,
+    hints: { ENOENT: 'the working directory does not exist', EACCES: 'the user the program runs as cannot reach the working directory' },
+  },
+  execve: {
+    syscall: 'execve',
+    at: (p) => p.file,
+    hints: {
+      ENOENT: 'the program or its interpreter is missing',
+      EACCES: "the user the program runs as (in a pod: the pod's root) cannot execute it",
+    },
+  },
+  usage: { syscall: 'nstool-spawn', hints: { EINVAL: 'nstool and its spawn helper disagree: rebuild the package (`npx node-gyp rebuild`)' } },
+};
+
+/** The helper's "STEP ERRNO" line as a ProcessError with Node's fields. */
+function reportError(line: string, p: Plan): ProcessError {
+  const m = /^([a-z_-]+) (\d+)\n?$/.exec(line);
+  if (!m) {
+    return new ProcessError(`running ${p.argv[0]}: the spawn helper reported "${line.slice(0, 100)}"`, { code: 'ERR_NSTOOL_NATIVE', argv: p.argv });
+  }
+  const errno = Number(m[2]);
+  const step = STEPS[m[1]!] ?? { syscall: m[1]! };
+  const at = step.at?.(p);
+  const [code, desc] = getSystemErrorMap().get(-errno) ?? ['EIO', 'unknown error'];
+  const message = `${code}: ${desc}, ${step.syscall}${at ? ` '${at}'` : ''}`;
+  // fromNative knows the hints for the common codes.
+  const { hint } = fromNative(Object.assign(new Error(message), { code, syscall: step.syscall }), undefined, step.hints) as NstoolError;
+  return new ProcessError(`running ${p.argv[0]}: ${message}`, {
+    code,
+    errno: -errno,
+    syscall: step.syscall,
+    ...(at ? { path: at } : {}),
+    ...(hint ? { hint } : {}),
+    argv: p.argv,
+  });
+}
+
+// ---- running -----------------------------------------------------------
+
+/** Collects one stream up to LIMIT bytes. */
+class Capture {
+  private chunks: Buffer[] = [];
+  size = 0;
+  truncated = false;
+  constructor(private readonly limit: number) {}
+  /** Takes B; false once nothing more is kept. */
+  add = (b: Buffer): boolean => {
+    const room = this.limit - this.size;
+    if (b.length > room) this.truncated = true;
+    if (room > 0) {
+      const part = b.length > room ? b.subarray(0, room) : b;
+      this.chunks.push(Buffer.from(part));
+      this.size += part.length;
+    }
+    return !this.truncated;
+  };
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
+/**
+ * Takes what a stream holds now, buffered or still in the kernel, and
+ * closes it: once the child is gone, a grandchild that kept the pipe open
+ * must not keep us waiting.
+ */
+function drainNow(stream: Readable | null | undefined, sink: Capture): void {
+  if (!stream || stream.destroyed) return;
+  // Buffered chunks reach the 'data' listener, in order.
+  while (stream.read() !== null) {
+    // the listener took it
+  }
+  const fd = (stream as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd === 'number' && fd >= 0) {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch {
+        break; // EAGAIN: nothing more for now
+      }
+      if (n <= 0 || !sink.add(buf.subarray(0, n))) break;
+    }
+  }
+  stream.destroy();
+}
+
+/**
+ * Runs a program through the spawn helper and waits for it. A non-zero exit
+ * is a result; failing to start it (a missing program, a namespace that
+ * cannot be joined), a timeout and an abort are ProcessErrors.
+ */
+export function runProcess(cmd: readonly string[] | { file: string; args?: readonly string[] }, opts: ProcessOptions = {}): Promise<ProcessResult> {
+  let p: Plan;
+  let helper: string;
+  try {
+    p = plan(cmd, opts);
+    helper = spawnHelper();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const sig = opts.signal;
+  if (sig?.aborted) return Promise.reject(abortError(p, undefined, sig.reason));
+
+  return new Promise<ProcessResult>((resolve, reject) => {
+    const stdio: StdioOptions = [...p.stdio, 'pipe'];
+    let child: ChildProcess;
+    try {
+      child = spawn(helper, p.helperArgs, { env: p.env, stdio });
+    } catch (err) {
+      reject(spawnError(p, err));
+      return;
+    }
+    const out = new Capture(p.maxOutput);
+    const err = new Capture(p.maxOutput);
+    const report = new Capture(256);
+    const report$ = child.stdio[REPORT_FD] as Readable | null;
+    child.stdout?.on('data', out.add);
+    child.stderr?.on('data', err.add);
+    report$?.on('data', report.add);
+    if (child.stdin) {
+      child.stdin.on('error', () => {}); // the program may exit without reading
+      child.stdin.end(p.input);
+    }
+    let why: 'timeout' | 'abort' | undefined;
+    let settled = false;
+    const kill = (w: 'timeout' | 'abort') => {
+      why ??= w;
+      child.kill('SIGKILL');
+    };
+    const timer = p.timeoutMs !== undefined ? setTimeout(() => kill('timeout'), p.timeoutMs) : undefined;
+    const onAbort = () => kill('abort');
+    sig?.addEventListener('abort', onAbort, { once: true });
+    const cleanup = () => {
+      if (timer) clearTimeout(timer);
+      sig?.removeEventListener('abort', onAbort);
+    };
+    child.on('error', (e) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      for (const s of [child.stdin, child.stdout, child.stderr, report$]) s?.destroy();
+      reject(spawnError(p, e));
+    });
+    child.on('exit', (code, signal) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      drainNow(child.stdout, out);
+      drainNow(child.stderr, err);
+      drainNow(report$, report);
+      child.stdin?.destroy();
+      const result: ProcessResult = {
+        argv: p.argv,
+        file: p.file,
+        pid: child.pid!,
+        exitCode: code,
+        signal: signal ?? null,
+        stdout: out.text(),
+        stderr: err.text(),
+        truncated: out.truncated || err.truncated,
+      };
+      const line = report.text();
+      // Written only when the helper failed before execve.
+      if (line) return reject(reportError(line, p));
+      if (why === 'timeout') {
+        return reject(
+          new ProcessError(`${p.argv[0]} did not finish within ${p.timeoutMs} ms and was killed`, {
+            code: 'ETIMEDOUT',
+            argv: p.argv,
+            result,
+            hint: 'raise timeoutMs, or look at what the program waits for',
+          }),
+        );
+      }
+      if (why === 'abort') return reject(abortError(p, result, sig?.reason));
+      resolve(result);
+    });
+  });
+}
+
+function abortError(p: Plan, result: ProcessResult | undefined, reason: unknown): ProcessError {
+  return new ProcessError(`${p.argv[0]} was aborted`, { code: 'ABORT_ERR', argv: p.argv, ...(result ? { result } : {}), cause: reason });
+}
+
+function spawnError(p: Plan, e: unknown): ProcessError {
+  const n = e as NodeJS.ErrnoException;
+  return new ProcessError(`cannot start the spawn helper for ${p.argv[0]}: ${n?.message ?? String(e)}`, {
+    code: n?.code ?? 'ERR_NSTOOL_NATIVE',
+    argv: p.argv,
+    syscall: 'spawn',
+    ...(n?.path ? { path: n.path } : {}),
+    hint: n?.code === 'EAGAIN' || n?.code === 'ENOMEM' ? 'the system is out of processes or memory' : 'rebuild the package (`npx node-gyp rebuild`)',
+    cause: e,
+  });
+}
