@@ -10,6 +10,7 @@
         "native/nsinfo.cc",
         "native/exec.cc",
         "native/idmap_mount.cc",
+        "native/overlay_mount.cc",
         "native/lock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -64,12 +64,18 @@ export interface NativeCore {
   readIdMaps(path: string, owner: boolean): Promise<NativeIdMaps>;
   execSync(p: ExecParams): ExecResult;
   exec(p: ExecParams): Promise<ExecResult>;
-  idmapMountSync(source: string, target: string, userns: string, recursive: boolean, readonly: boolean): void;
+  idmapMountSync(source: string, target: string, userns: string, recursive: boolean, readonly: boolean, nosuid?: boolean, nodev?: boolean): void;
   /** flock(LOCK_EX) on a file; returns the fd holding the lock. */
   lockFileSync(path: string, wait: boolean): number;
   lockFile(path: string, wait: boolean): Promise<number>;
   closeFdSync(fd: number): void;
-  idmapMount(source: string, target: string, userns: string, recursive: boolean, readonly: boolean): Promise<void>;
+  idmapMount(source: string, target: string, userns: string, recursive: boolean, readonly: boolean, nosuid?: boolean, nodev?: boolean): Promise<void>;
+  /** overlayfs with one lower layer at target (fsopen/fsconfig/fsmount/move_mount). */
+  overlayMountSync(lower: string, upper: string, work: string, target: string, nosuid: boolean, nodev: boolean): void;
+  overlayMount(lower: string, upper: string, work: string, target: string, nosuid: boolean, nodev: boolean): Promise<void>;
+  /** renameat2(RENAME_NOREPLACE): EEXIST instead of replacing `to`. */
+  renameNoReplaceSync(from: string, to: string): void;
+  renameNoReplace(from: string, to: string): Promise<void>;
 }
 
 const require = createRequire(import.meta.url);
