@@ -29,7 +29,10 @@ describeRoot('pod container', () => {
   beforeAll(async () => {
     dir = traversableTempDir(prefix);
     rootfs = buildBusyboxRootfs(path.join(dir, 'rootfs'));
-    vol = path.join(dir, 'vol');
+    // A writable idmapped volume: pod root's writes land as host root, so
+    // only a source no other user can reach is accepted.
+    mkdirSync(path.join(dir, 'private'), { mode: 0o700 });
+    vol = path.join(dir, 'private', 'vol');
     mkdirSync(vol, { mode: 0o755 });
     writeFileSync(path.join(vol, 'owned-by-host-root'), 'data\n');
     runc = new RuncClient({ root: path.join(dir, 'runc-root'), logDir: dir, timeoutMs: 30_000 });
@@ -102,7 +105,8 @@ describeRoot('pod container', () => {
     // Its stdio is a file the pod's root could open.
     expect(readFileSync(rec.stdout, 'utf8')).toBe('started\n');
     expect(statSync(rec.stdout).uid).toBe(100000);
-    expect(rec.staged.length).toBe(2);
+    // The rootfs's idmapped lower, the overlay on it, the volume's staging mount.
+    expect(rec.staged.length).toBe(3);
     for (const s of rec.staged) expect(mountPoints()).toContain(s);
 
     expect(await removePodContainer(id, { stateDir: path.join(dir, 'state'), runtime: runc })).toEqual({ id, existed: true });
