@@ -166,8 +166,11 @@ async function checkBundlePath(bundle: string, id: string, hostUid: number, host
   }
   let d = path.dirname(bundle);
   while (!(await exists(d))) d = path.dirname(d);
+  const real = await realpath(d).catch((err: NodeJS.ErrnoException) => {
+    throw new NstoolError(`the bundle ${bundle} cannot be made: ${d}: ${err.message}`, { code: 'ERR_NSTOOL_BUNDLE_PATH', path: d, cause: err });
+  });
   const own = await ownRunDir();
-  for (const dir of selfAndAncestors(await realpath(d))) {
+  for (const dir of selfAndAncestors(real)) {
     const st = await stat(dir);
     const unsafe = !st.isDirectory()
       ? 'is not a directory'
