@@ -9,6 +9,7 @@
         "native/pin.cc",
         "native/nsinfo.cc",
         "native/idmap_mount.cc",
+        "native/overlay_mount.cc",
         "native/lock.cc",
         "native/rootfs.cc"
       ],

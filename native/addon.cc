@@ -12,6 +12,7 @@
 #include "idmap_mount.h"
 #include "lock.h"
 #include "nsinfo.h"
+#include "overlay_mount.h"
 #include "pin.h"
 #include "rootfs.h"
 #include "userns_netns.h"
@@ -220,9 +221,27 @@ Napi::Value MapsImpl(const Napi::CallbackInfo& info, bool async) {
 Napi::Value IdmapImpl(const Napi::CallbackInfo& info, bool async) {
   std::string src = ArgStr(info, 0, "source"), target = ArgStr(info, 1, "target"),
               userns = ArgStr(info, 2, "userns");
-  bool recursive = ArgBool(info, 3), readonly = ArgBool(info, 4);
-  return Run<bool>(info.Env(), async,
-                   [=] { IdmapMount(src, target, userns, recursive, readonly); return true; }, Undef);
+  bool recursive = ArgBool(info, 3), readonly = ArgBool(info, 4), nosuid = ArgBool(info, 5),
+       nodev = ArgBool(info, 6);
+  return Run<bool>(info.Env(), async, [=] {
+    IdmapMount(src, target, userns, recursive, readonly, nosuid, nodev);
+    return true;
+  }, Undef);
+}
+
+Napi::Value OverlayImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string lower = ArgStr(info, 0, "lower"), upper = ArgStr(info, 1, "upper"),
+              work = ArgStr(info, 2, "work"), target = ArgStr(info, 3, "target");
+  bool nosuid = ArgBool(info, 4), nodev = ArgBool(info, 5);
+  return Run<bool>(info.Env(), async, [=] {
+    OverlayMount(lower, upper, work, target, nosuid, nodev);
+    return true;
+  }, Undef);
+}
+
+Napi::Value RenameImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string from = ArgStr(info, 0, "from"), to = ArgStr(info, 1, "to");
+  return Run<bool>(info.Env(), async, [=] { RenameNoReplace(from, to); return true; }, Undef);
 }
 
 Napi::Value LockImpl(const Napi::CallbackInfo& info, bool async) {
@@ -276,6 +295,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readIdMaps", Napi::Function::New(env, Bind<MapsImpl, true>, "readIdMaps"));
   exports.Set("idmapMountSync", Napi::Function::New(env, Bind<IdmapImpl, false>, "idmapMountSync"));
   exports.Set("idmapMount", Napi::Function::New(env, Bind<IdmapImpl, true>, "idmapMount"));
+  exports.Set("overlayMountSync", Napi::Function::New(env, Bind<OverlayImpl, false>, "overlayMountSync"));
+  exports.Set("overlayMount", Napi::Function::New(env, Bind<OverlayImpl, true>, "overlayMount"));
+  exports.Set("renameNoReplaceSync", Napi::Function::New(env, Bind<RenameImpl, false>, "renameNoReplaceSync"));
+  exports.Set("renameNoReplace", Napi::Function::New(env, Bind<RenameImpl, true>, "renameNoReplace"));
   exports.Set("lockFileSync", Napi::Function::New(env, Bind<LockImpl, false>, "lockFileSync"));
   exports.Set("lockFile", Napi::Function::New(env, Bind<LockImpl, true>, "lockFile"));
   exports.Set("readInRootSync", Napi::Function::New(env, Bind<ReadInRootImpl, false>, "readInRootSync"));

@@ -43,7 +43,7 @@ export interface NativeCore {
   inspectNs(path: string, nofollow: boolean): Promise<NativeNsInfo>;
   readIdMapsSync(path: string, owner: boolean): NativeIdMaps;
   readIdMaps(path: string, owner: boolean): Promise<NativeIdMaps>;
-  idmapMountSync(source: string, target: string, userns: string, recursive: boolean, readonly: boolean): void;
+  idmapMountSync(source: string, target: string, userns: string, recursive: boolean, readonly: boolean, nosuid?: boolean, nodev?: boolean): void;
   /** flock(LOCK_EX) on a file; returns the fd holding the lock. */
   lockFileSync(path: string, wait: boolean): number;
   lockFile(path: string, wait: boolean): Promise<number>;
@@ -51,7 +51,13 @@ export interface NativeCore {
   /** Reads PATH resolved as if ROOT were "/"; null when a component is missing or not a directory. */
   readInRootSync(root: string, path: string, maxBytes: number, how?: ResolveHow): RootFile | null;
   readInRoot(root: string, path: string, maxBytes: number, how?: ResolveHow): Promise<RootFile | null>;
-  idmapMount(source: string, target: string, userns: string, recursive: boolean, readonly: boolean): Promise<void>;
+  idmapMount(source: string, target: string, userns: string, recursive: boolean, readonly: boolean, nosuid?: boolean, nodev?: boolean): Promise<void>;
+  /** overlayfs with one lower layer at target (fsopen/fsconfig/fsmount/move_mount). */
+  overlayMountSync(lower: string, upper: string, work: string, target: string, nosuid: boolean, nodev: boolean): void;
+  overlayMount(lower: string, upper: string, work: string, target: string, nosuid: boolean, nodev: boolean): Promise<void>;
+  /** renameat2(RENAME_NOREPLACE): EEXIST instead of replacing `to`. */
+  renameNoReplaceSync(from: string, to: string): void;
+  renameNoReplace(from: string, to: string): Promise<void>;
 }
 
 const require = createRequire(import.meta.url);

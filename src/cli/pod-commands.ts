@@ -76,7 +76,8 @@ export function registerPodCommands(program: Command, io: Io): void {
       return;
     }
     const dir = path.resolve(o.bundle);
-    await mkdir(dir, { recursive: true, mode: 0o755 });
+    // config.json carries the env: a bundle made here is root's alone.
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     const file = await writeBundle(dir, spec);
     emit(io, o.json, { config: file, usernsPath: pod.usernsPath }, () => file);
   });
@@ -88,12 +89,16 @@ export function registerPodCommands(program: Command, io: Io): void {
         .description("run a container in a pod's pinned netns and the userns that owns it")
         .argument('<netns>', 'pod netns name or path')
         .argument('<command...>', 'the command, after --')
-        .requiredOption('--rootfs <dir>', 'root filesystem (shown idmapped to the pod root)')
+        .requiredOption('--rootfs <dir>', "root filesystem (read-only and idmapped to the pod's root, under a writable overlay of the container's own)")
         .option('--id <id>', 'container id (default: the netns name)')
         .option('--mount <src:dst[:opts]>', 'bind mount; opts: ro, idmap, rbind (repeatable)', collect, [] as string[])
-        .option('--no-idmap-rootfs', 'hand the rootfs to the runtime as it is'),
+        .option('--no-idmap-rootfs', 'hand the rootfs to the runtime as it is')
+        .option(
+          '--allow-unsafe-idmap-volumes',
+          "allow writable idmap mounts whose source other host users can reach (the pod's root writes there as host root)",
+        ),
     ),
-  ).action(async (netns: string, command: string[], o: RuntimeOpts & { rootfs: string; id?: string; mount: string[]; idmapRootfs: boolean }) => {
+  ).action(async (netns: string, command: string[], o: RuntimeOpts & { rootfs: string; id?: string; mount: string[]; idmapRootfs: boolean; allowUnsafeIdmapVolumes?: boolean }) => {
     const mounts = o.mount.map(parseMountFlag);
     const id = o.id ?? path.basename(netns);
     const rec = await runPodContainer({
@@ -105,6 +110,7 @@ export function registerPodCommands(program: Command, io: Io): void {
       runtime: runtimeOf(o),
       stateDir: path.resolve(o.stateDir),
       idmapRootfs: o.idmapRootfs,
+      allowUnsafeIdmapVolumes: o.allowUnsafeIdmapVolumes === true,
     });
     emit(io, o.json, rec, () => `${rec.id} running (pid ${rec.pid ?? '?'}); output in ${rec.stdout} and ${rec.stderr}`);
   });

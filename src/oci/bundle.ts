@@ -1,4 +1,6 @@
 // An OCI bundle's config.json, written so a reader never sees half a file.
+// Mode 0600: it carries the container's environment (secrets, tokens) and
+// only the runtime, which runs as root, reads it.
 // (libuv opens every file O_CLOEXEC, so the flag is implicit here.)
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -7,7 +9,7 @@ import path from 'node:path';
 import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import type { Spec } from './types.js';
 
-/** Writes DIR/config.json (mode 0644) via a temporary file, fsync and rename; returns its path. */
+/** Writes DIR/config.json (mode 0600) via a temporary file, fsync and rename; returns its path. */
 export async function writeBundle(dir: string, spec: Spec): Promise<string> {
   requireAbsolute(dir, 'bundle dir');
   if (spec === null || typeof spec !== 'object' || typeof spec.ociVersion !== 'string') throw invalidArg('spec must be an OCI runtime config', 'ERR_INVALID_ARG_TYPE');
@@ -16,7 +18,7 @@ export async function writeBundle(dir: string, spec: Spec): Promise<string> {
   const tmp = path.join(dir, `.config.json.${randomBytes(6).toString('hex')}.tmp`);
   let fh;
   try {
-    fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new NstoolError(`cannot write the bundle config in ${dir}`, {
@@ -29,7 +31,7 @@ export async function writeBundle(dir: string, spec: Spec): Promise<string> {
   try {
     try {
       await fh.writeFile(text);
-      await fh.chmod(0o644); // the umask may have narrowed it
+      await fh.chmod(0o600); // whatever the umask left
       await fh.sync();
     } finally {
       await fh.close();

@@ -1,33 +1,51 @@
 // A container in a pod's pinned namespaces: it joins the netns and the
-// userns that owns it, with the maps read from that userns. Root-owned
-// rootfs and volumes are shown to the pod's root through idmapped mounts
-// nstool makes itself when the runtime cannot (runc 1.1.5).
+// userns that owns it, with the maps read from that userns. The shared
+// rootfs is the read-only lower layer of an overlay of the container's own
+// (src/pod/rootfs.ts); root-owned volumes are shown to the pod's root
+// through idmapped mounts nstool makes itself when the runtime cannot
+// (runc 1.1.5).
+//
+// Files at rest: BUNDLE is 0710 root:<pod root's host gid> (the runtime's
+// init runs as the pod's root and must pass through it; nobody else may),
+// every file in it 0600; the dirs above it that nstool makes are 0711.
+import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fchownSync, openSync, realpathSync } from 'node:fs';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readdir, readFile, realpath, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { callAsync, invalidArg, NstoolError, requireAbsolute } from '../errors.js';
-import { IdMapping, toHostId } from '../idmap.js';
+import { IdMapping, toHostId, validateIdMap } from '../idmap.js';
 import { buildSpec, specNeedsIdmap, writeBundle } from '../oci/index.js';
 import type { BuildSpecOptions, MountRequest, Spec } from '../oci/index.js';
 import { readMountInfo } from '../oci/mounts.js';
 import { native } from '../native.js';
-import { PinDirs } from '../netns.js';
+import { DEFAULT_USERNS_PIN_DIR, PinDirs, validateName } from '../netns.js';
 import { validateContainerId } from '../runc/args.js';
 import { RuncClient, RuncClientOptions } from '../runc/client.js';
 import { RuntimeError } from '../runc/error.js';
 import { idmapSupport } from '../runc/idmap-gate.js';
-import { applyIdmapFallback, stageIdmapped, unstage } from './idmap-fallback.js';
-import { podUserns } from './userns.js';
+import { applyIdmapFallback, checkIdmapVolumes, unstage } from './idmap-fallback.js';
+import { checkOverlayPath, makeOverlayDirs, mountOverlay, rootfsLayout, stageLower } from './rootfs.js';
+import { pinPodUserns, planPodUserns } from './userns.js';
 
 export const DEFAULT_STATE_DIR = '/run/nstool/containers';
+/** nstool's own dir: it and the dirs under it on a bundle's way are kept 0711. */
+const NSTOOL_RUN_DIR = '/run/nstool';
 const STATE_FILE = 'nstool-container.json';
+const BUNDLE_MODE = 0o710;
+const PARENT_MODE = 0o711;
+/** ".<bundle name>.tmp-<12 hex>": a bundle being built, renamed into place once it has a record. */
+const LITTER_RE = /^\.(.+)\.tmp-[0-9a-f]{12}$/;
+const TMP_SUFFIX_LEN = '..tmp-'.length + 12;
+const NAME_MAX = 255;
+const RECORD_MAX = 1 << 20;
 
 export interface PodContainerOptions extends PinDirs {
   id: string;
   /** The pod netns: a pin name or a path. */
   netns: string;
-  /** Root filesystem on the host; shown idmapped to the pod unless idmapRootfs is false. */
+  /** Root filesystem on the host; the read-only lower layer of the container's overlay unless idmapRootfs is false. */
   rootfs: string;
   command: string[];
   env?: Record<string, string> | string[];
@@ -40,8 +58,17 @@ export interface PodContainerOptions extends PinDirs {
   /** Where bundles live (default /run/nstool/containers); bundleDir overrides it for one container. */
   stateDir?: string;
   bundleDir?: string;
-  /** Show the rootfs through an idmapped mount of the pod's userns (default true). */
+  /**
+   * Show the rootfs through a read-only idmapped mount of the pod's userns,
+   * under a writable overlay of this container's own (default true). False
+   * hands the rootfs to the runtime as it is.
+   */
   idmapRootfs?: boolean;
+  /**
+   * Allow writable idmapped volumes whose source other host users can reach
+   * (refused by default: the pod's root writes there as host root).
+   */
+  allowUnsafeIdmapVolumes?: boolean;
   /** Further buildSpec options (capabilities, annotations, ...). */
   spec?: Partial<BuildSpecOptions>;
 }
@@ -72,37 +99,279 @@ function absPath(p: unknown, what: string): string {
   return path.normalize(requireAbsolute(p, what));
 }
 
-/**
- * The pod's root (an unmapped-to-host uid) must traverse every directory on
- * the way to the bundle and rootfs: refuse a path with a dir lacking o+x.
- */
-async function checkTraversable(p: string, hostUid: number, what: string): Promise<void> {
-  let dir = path.dirname(p);
-  for (;;) {
-    const st = await stat(dir).catch(() => null);
-    if (st && st.isDirectory() && st.uid !== hostUid && (st.mode & 0o001) === 0) {
-      throw new NstoolError(`the pod's root (host uid ${hostUid}) cannot reach ${what} ${p}: ${dir} has mode ${(st.mode & 0o7777).toString(8)}`, {
-        code: 'ERR_NSTOOL_BUNDLE_PATH',
-        path: dir,
-        hint: `give every directory on the way search permission for others (chmod o+x ${dir}) or choose another place`,
-      });
-    }
-    const up = path.dirname(dir);
-    if (up === dir) return;
-    dir = up;
+/** DIR and every dir above it, from "/" down. */
+function selfAndAncestors(dir: string): string[] {
+  const out: string[] = [];
+  for (let d = dir; ; d = path.dirname(d)) {
+    out.unshift(d);
+    if (d === path.dirname(d)) return out;
   }
 }
 
-async function saveRecord(r: PodContainerRecord): Promise<void> {
-  await writeFileAtomic(path.join(r.bundle, STATE_FILE), JSON.stringify(r, null, 2), 0o600);
+async function exists(p: string): Promise<boolean> {
+  return lstat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
-export async function readRecord(bundle: string): Promise<PodContainerRecord | undefined> {
+/** Whether the pod's root (host UID/GID, no other groups) may search a dir with these stats. */
+function podCanSearch(st: Stats, uid: number, gid: number): boolean {
+  if (st.uid === uid) return (st.mode & 0o100) !== 0;
+  if (st.gid === gid) return (st.mode & 0o010) !== 0;
+  return (st.mode & 0o001) !== 0;
+}
+
+function notTraversable(dir: string, st: Stats, hostUid: number, what: string, p: string): NstoolError {
+  return new NstoolError(`the pod's root (host uid ${hostUid}) cannot reach ${what} ${p}: ${dir} has mode ${(st.mode & 0o7777).toString(8)}`, {
+    code: 'ERR_NSTOOL_BUNDLE_PATH',
+    path: dir,
+    hint: `give every directory on the way search permission for others (chmod o+x ${dir}) or choose another place`,
+  });
+}
+
+/**
+ * The pod's root (an unmapped-to-host uid) must traverse every directory on
+ * the way to P: refuse a path with a dir it cannot search.
+ */
+async function checkTraversable(p: string, hostUid: number, hostGid: number, what: string): Promise<void> {
+  for (const dir of selfAndAncestors(path.dirname(p)).reverse()) {
+    const st = await stat(dir).catch(() => null);
+    if (st && st.isDirectory() && !podCanSearch(st, hostUid, hostGid)) throw notTraversable(dir, st, hostUid, what, p);
+  }
+}
+
+async function ownRunDir(): Promise<string> {
+  return realpath(NSTOOL_RUN_DIR).catch(() => NSTOOL_RUN_DIR);
+}
+
+function isOwn(dir: string, own: string): boolean {
+  return dir === own || dir.startsWith(`${own}/`);
+}
+
+/**
+ * Checks, without side effects, that BUNDLE can be made: it does not exist;
+ * every existing dir above it is root's and writable by root alone (or
+ * sticky), so nobody can swap the bundle for a link between our checks and
+ * our mounts; and the pod's root can pass through each (nstool's own dirs
+ * are fixed to 0711 when made).
+ */
+async function checkBundlePath(bundle: string, id: string, hostUid: number, hostGid: number): Promise<void> {
+  if (await exists(bundle)) {
+    throw new NstoolError(`cannot make the bundle ${bundle}: it exists`, {
+      code: 'EEXIST',
+      path: bundle,
+      hint: `container ${id} exists or was not removed: \`nstool rm-pod ${id}\``,
+    });
+  }
+  let d = path.dirname(bundle);
+  while (!(await exists(d))) d = path.dirname(d);
+  const real = await realpath(d).catch((err: NodeJS.ErrnoException) => {
+    throw new NstoolError(`the bundle ${bundle} cannot be made: ${d}: ${err.message}`, { code: 'ERR_NSTOOL_BUNDLE_PATH', path: d, cause: err });
+  });
+  const own = await ownRunDir();
+  for (const dir of selfAndAncestors(real)) {
+    const st = await stat(dir);
+    const unsafe = !st.isDirectory()
+      ? 'is not a directory'
+      : st.uid !== 0
+        ? `is owned by uid ${st.uid}, who could swap the bundle for a link`
+        : (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0
+          ? `is writable by other users (mode ${(st.mode & 0o7777).toString(8)}), who could swap the bundle for a link`
+          : undefined;
+    if (unsafe) {
+      throw new NstoolError(`the bundle ${bundle} cannot be made safely: ${dir} ${unsafe}`, {
+        code: 'ERR_NSTOOL_BUNDLE_PATH',
+        path: dir,
+        hint: 'keep bundles under directories owned by root and writable by root alone (the default /run/nstool/containers)',
+      });
+    }
+    if (!podCanSearch(st, hostUid, hostGid) && !isOwn(dir, own)) throw notTraversable(dir, st, hostUid, 'the bundle', bundle);
+  }
+}
+
+/**
+ * Makes the missing dirs above a bundle 0711 (the pod's root passes
+ * through; nobody lists them) and sets nstool's own dirs on the way
+ * (/run/nstool and below) to 0711. Other existing dirs are left as they
+ * are: checkBundlePath refused unsafe ones.
+ */
+async function ensureParents(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; !(await exists(d)); d = path.dirname(d)) missing.unshift(d);
+  for (const d of missing) {
+    try {
+      await mkdir(d, { mode: PARENT_MODE });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue; // made meanwhile: not ours to chmod
+      throw err;
+    }
+    await chmod(d, PARENT_MODE); // the umask narrowed it
+  }
+  const own = await ownRunDir();
+  for (const d of selfAndAncestors(await realpath(dir))) {
+    if (!isOwn(d, own)) continue;
+    const st = await lstat(d);
+    if (st.isDirectory() && st.uid === 0 && (st.mode & 0o7777) !== PARENT_MODE) await chmod(d, PARENT_MODE);
+  }
+}
+
+async function saveRecord(r: PodContainerRecord, dir = r.bundle): Promise<void> {
+  await writeFileAtomic(path.join(dir, STATE_FILE), JSON.stringify(r, null, 2), 0o600);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const dh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY).catch(() => null);
+  if (dh) await dh.sync().catch(() => {}).finally(() => dh.close());
+}
+
+/**
+ * Makes the bundle with its record in one step: built under a temporary
+ * sibling name and renamed into place (never over an existing one), so a
+ * bundle under its final name always has a record, and a crash leaves at
+ * most a ".<name>.tmp-..." dir that removeBundleLitter takes away.
+ */
+async function createBundle(r: PodContainerRecord, rootGid: number): Promise<void> {
+  const tmp = path.join(path.dirname(r.bundle), `.${path.basename(r.bundle)}.tmp-${randomBytes(6).toString('hex')}`);
+  await mkdir(tmp, { mode: 0o700 });
   try {
-    return JSON.parse(await readFile(path.join(bundle, STATE_FILE), 'utf8')) as PodContainerRecord;
+    await saveRecord(r, tmp);
+    await chown(tmp, 0, rootGid);
+    await chmod(tmp, BUNDLE_MODE);
+    await callAsync(() => native.renameNoReplace(tmp, r.bundle), `making the bundle ${r.bundle}`, {
+      EEXIST: `container ${r.id} exists or was not removed: \`nstool rm-pod ${r.id}\``,
+      ENOTEMPTY: `container ${r.id} exists or was not removed: \`nstool rm-pod ${r.id}\``,
+    });
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw err;
+  }
+  await syncDir(path.dirname(r.bundle));
+}
+
+function isAbsNormal(p: unknown): p is string {
+  return typeof p === 'string' && p.startsWith('/') && !p.includes('\0') && path.normalize(p) === p && (p === '/' || !p.endsWith('/'));
+}
+
+function isIdMap(m: unknown): m is IdMapping[] {
+  if (!Array.isArray(m) || m.some((x) => x === null || typeof x !== 'object')) return false;
+  try {
+    validateIdMap(m as IdMapping[]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface RecordExpect {
+  id: string;
+  bundle: string;
+  /** Dirs a userns pin the container made may be in. */
+  usernsPinDirs: string[];
+}
+
+/** RAW as a record of the container ID in BUNDLE, or undefined when any field could lead elsewhere. */
+function validRecord(raw: unknown, e: RecordExpect): PodContainerRecord | undefined {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const r = raw as Record<string, unknown>;
+  const inBundle = (p: unknown) => isAbsNormal(p) && p.startsWith(`${e.bundle}/`);
+  const rt = r['runtime'] as Record<string, unknown> | null;
+  const ok =
+    r['id'] === e.id &&
+    r['bundle'] === e.bundle &&
+    isAbsNormal(r['netnsPath']) &&
+    isAbsNormal(r['usernsPath']) &&
+    typeof r['usernsPinned'] === 'boolean' &&
+    (!r['usernsPinned'] || (e.usernsPinDirs.includes(path.dirname(r['usernsPath'])) && validName(path.basename(r['usernsPath'])))) &&
+    isIdMap(r['uidMap']) &&
+    isIdMap(r['gidMap']) &&
+    rt !== null &&
+    typeof rt === 'object' &&
+    typeof rt['binary'] === 'string' &&
+    (isAbsNormal(rt['binary']) || /^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(rt['binary'])) &&
+    (rt['root'] === undefined || isAbsNormal(rt['root'])) &&
+    Array.isArray(r['staged']) &&
+    r['staged'].every(inBundle) &&
+    r['stdout'] === path.join(e.bundle, 'stdout.log') &&
+    r['stderr'] === path.join(e.bundle, 'stderr.log') &&
+    (r['pid'] === undefined || (Number.isInteger(r['pid']) && (r['pid'] as number) > 0));
+  return ok ? (raw as PodContainerRecord) : undefined;
+}
+
+function validName(n: string): boolean {
+  try {
+    validateName(n);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The record of container ID in BUNDLE, validated before any of its paths
+ * is used: a record that is missing, not root's, unreadable or that names
+ * anything outside the bundle (or a pin outside the pin dirs) is no record.
+ */
+export async function readRecord(bundle: string, id: string, o: Pick<PinDirs, 'usernsPinDir'> = {}): Promise<PodContainerRecord | undefined> {
+  try {
+    const dir = await lstat(bundle);
+    if (!dir.isDirectory() || dir.uid !== 0) return undefined;
+    const fh = await open(path.join(bundle, STATE_FILE), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const st = await fh.stat();
+      if (!st.isFile() || st.uid !== 0 || (st.mode & 0o022) !== 0 || st.size > RECORD_MAX) return undefined;
+      const raw = JSON.parse(await fh.readFile('utf8')) as unknown;
+      const pinDirs = [DEFAULT_USERNS_PIN_DIR, ...(o.usernsPinDir !== undefined ? [path.normalize(o.usernsPinDir)] : [])];
+      return validRecord(raw, { id, bundle, usernsPinDirs: pinDirs });
+    } finally {
+      await fh.close();
+    }
   } catch {
     return undefined;
   }
+}
+
+export interface LitterOptions {
+  /** Only litter of the bundle with this name (default: any). */
+  name?: string;
+  /** Leave litter younger than this (default 60 s): a create in flight holds one for milliseconds. */
+  minAgeMs?: number;
+}
+
+/**
+ * Removes what a create killed before its bundle was renamed into place left
+ * in DIR (a dir holding bundles): root's dirs named ".<name>.tmp-<12 hex>"
+ * that hold nothing but a record and have nothing mounted under them.
+ * Anything else is left alone. Returns the paths removed.
+ */
+export async function removeBundleLitter(dir: string, o: LitterOptions = {}): Promise<string[]> {
+  const parent = absPath(dir, 'dir');
+  const minAge = o.minAgeMs ?? 60_000;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(parent);
+  } catch {
+    return removed;
+  }
+  for (const n of names.sort()) {
+    const m = LITTER_RE.exec(n);
+    if (!m || (o.name !== undefined && m[1] !== o.name)) continue;
+    const p = path.join(parent, n);
+    try {
+      const st = await lstat(p);
+      if (!st.isDirectory() || st.uid !== 0 || Date.now() - st.mtimeMs < minAge) continue;
+      if (mountsUnder(p, true).length > 0) continue;
+      const entries = await readdir(p);
+      if (!entries.every((e) => e === STATE_FILE || e.startsWith(`.${STATE_FILE}.tmp-`))) continue;
+      for (const e of entries) await unlink(path.join(p, e));
+      await rmdir(p);
+      removed.push(p);
+    } catch {
+      // gone meanwhile, or not what it looked like: leave it
+    }
+  }
+  return removed;
 }
 
 /** Files the container's root can open as its stdio (a socketpair or root-owned pipe it cannot). */
@@ -149,8 +418,9 @@ export function podSpec(o: {
 }
 
 /**
- * Creates and starts a container in the pod's namespaces. On any failure,
- * everything made so far is undone (container, staging mounts, bundle).
+ * Creates and starts a container in the pod's namespaces. Everything is
+ * checked before the first side effect; on any later failure, everything
+ * made so far is undone (container, staging mounts, bundle, userns pin).
  */
 export async function runPodContainer(o: PodContainerOptions): Promise<PodContainerRecord> {
   if (o === null || typeof o !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
@@ -159,33 +429,34 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   if (!Array.isArray(o.command) || o.command.length === 0) throw invalidArg('command must be a non-empty array');
   const stateDir = absPath(o.stateDir ?? DEFAULT_STATE_DIR, 'stateDir');
   const bundle = o.bundleDir !== undefined ? absPath(o.bundleDir, 'bundleDir') : path.join(stateDir, id);
+  if (bundle === '/') throw invalidArg('bundleDir must not be /');
+  if (Buffer.byteLength(path.basename(bundle)) > NAME_MAX - TMP_SUFFIX_LEN) {
+    throw invalidArg(`the bundle name ${path.basename(bundle)} is longer than ${NAME_MAX - TMP_SUFFIX_LEN} bytes`);
+  }
+  const idmapRootfs = o.idmapRootfs !== false;
+  if (idmapRootfs) checkOverlayPath(bundle);
   const runtime = client(o.runtime);
 
-  const pod = await podUserns(o.netns, o);
+  const plan = await planPodUserns(o.netns, o);
+  const { uidMap, gidMap } = plan.netns;
+  const rootUid = toHostId(uidMap, 0);
+  const rootGid = toHostId(gidMap, 0);
+  if (rootUid === undefined || rootGid === undefined) {
+    throw new NstoolError(`the pod userns of ${plan.netns.path} maps no container root`, { code: 'ERR_NSTOOL_NO_ROOT_MAPPING', hint: 'map container id 0 in the pod userns' });
+  }
+  const spec = podSpec({ ...o, rootfs, netnsPath: plan.netns.path, usernsPath: plan.usernsPath, uidMap, gidMap });
+  await checkBundlePath(bundle, id, rootUid, rootGid);
+  // A child path, so the rootfs directory itself is checked too.
+  if (!idmapRootfs) await checkTraversable(path.join(rootfs, 'x'), rootUid, rootGid, 'the rootfs');
+  await checkIdmapVolumes(spec.mounts, uidMap, o.allowUnsafeIdmapVolumes === true);
+
+  const pod = await pinPodUserns(plan);
   let record: PodContainerRecord | undefined;
   let createTried = false;
   const fds: number[] = [];
   try {
-    const { uidMap, gidMap } = pod.netns;
-    const rootUid = toHostId(uidMap, 0);
-    const rootGid = toHostId(gidMap, 0);
-    if (rootUid === undefined || rootGid === undefined) {
-      throw new NstoolError(`the pod userns of ${pod.netns.path} maps no container root`, { code: 'ERR_NSTOOL_NO_ROOT_MAPPING', hint: 'map container id 0 in the pod userns' });
-    }
-    const spec = podSpec({ ...o, rootfs, netnsPath: pod.netns.path, usernsPath: pod.usernsPath, uidMap, gidMap });
-    await checkTraversable(path.join(bundle, 'rootfs'), rootUid, 'the bundle');
-    // A child path, so the rootfs directory itself is checked too.
-    if (o.idmapRootfs === false) await checkTraversable(path.join(rootfs, 'x'), rootUid, 'the rootfs');
-
-    await mkdir(path.dirname(bundle), { recursive: true, mode: 0o755 });
-    await mkdir(bundle, { mode: 0o755 }).catch((err: NodeJS.ErrnoException) => {
-      throw new NstoolError(`cannot make the bundle ${bundle}: ${err.message}`, {
-        code: err.code ?? 'EIO',
-        path: bundle,
-        hint: err.code === 'EEXIST' ? `container ${id} exists or was not removed: \`nstool rm-pod ${id}\`` : undefined,
-      });
-    });
-    record = {
+    await ensureParents(path.dirname(bundle));
+    const r: PodContainerRecord = {
       id,
       bundle,
       netnsPath: pod.netns.path,
@@ -198,13 +469,19 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
       stdout: path.join(bundle, 'stdout.log'),
       stderr: path.join(bundle, 'stderr.log'),
     };
-    await saveRecord(record);
-    if (o.idmapRootfs !== false) {
-      const staged = path.join(bundle, 'rootfs');
-      record.staged.push(staged);
-      await saveRecord(record); // before the mount: a crash in between still finds it
-      await stageIdmapped(rootfs, staged, { usernsPath: pod.usernsPath, recursive: true });
-      spec.root.path = staged;
+    await createBundle(r, rootGid);
+    record = r;
+    if (idmapRootfs) {
+      const layout = rootfsLayout(bundle);
+      await makeOverlayDirs(layout);
+      // Each staging path is saved before its mount: a crash in between still finds it.
+      record.staged.push(layout.lower);
+      await saveRecord(record);
+      await stageLower(rootfs, layout, pod.usernsPath);
+      record.staged.push(layout.target);
+      await saveRecord(record);
+      await mountOverlay(layout);
+      spec.root.path = layout.target;
     }
     if (specNeedsIdmap(spec) && !(await idmapSupport(runtime)).supported) {
       const fb = await applyIdmapFallback(spec.mounts, { stagingDir: bundle, usernsPath: pod.usernsPath, uidMap, gidMap });
@@ -220,6 +497,7 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
     // The idmap gate ran above (and the fallback replaced what it refuses).
     await runtime.create(id, bundle, { pidFile, stdio: ['ignore', fds[0]!, fds[1]!], skipIdmapGate: true });
     for (const fd of fds.splice(0)) closeSync(fd);
+    await chmod(pidFile, 0o600); // the runtime made it with its umask
     record.pid = Number((await readFile(pidFile, 'utf8')).trim());
     await saveRecord(record);
     await runtime.start(id);
@@ -238,7 +516,8 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   }
 }
 
-function mountsUnder(dir: string): string[] {
+/** Mount points below DIR (and DIR itself with SELF), deepest first. */
+function mountsUnder(dir: string, self = false): string[] {
   // mountinfo shows resolved paths: a symlink on the way must not hide a mount.
   let real = dir;
   try {
@@ -248,7 +527,7 @@ function mountsUnder(dir: string): string[] {
   }
   return readMountInfo()
     .map((m) => m.point)
-    .filter((m) => m.startsWith(`${real}/`))
+    .filter((m) => m.startsWith(`${real}/`) || (self && m === real))
     .sort((a, b) => b.length - a.length);
 }
 
@@ -258,9 +537,12 @@ async function unpinUserns(p: string): Promise<void> {
 
 /**
  * Removes the bundle, first unmounting anything still mounted in it: a
- * recursive delete through an idmapped mount would delete the source's files.
+ * recursive delete through an idmapped mount would delete the source's
+ * files. Anything but a real directory (a link put in its place) is left.
  */
 async function removeBundle(bundle: string): Promise<void> {
+  const st = await lstat(bundle).catch(() => null);
+  if (!st || !st.isDirectory()) return;
   for (const m of mountsUnder(bundle)) await unstage(m);
   const left = mountsUnder(bundle);
   if (left.length > 0) {
@@ -286,18 +568,21 @@ async function undo(runtime: RuncClient, r: PodContainerRecord, container: boole
   if (r.usernsPinned) await unpinUserns(r.usernsPath);
 }
 
-export interface RemoveOptions {
+export interface RemoveOptions extends Pick<PinDirs, 'usernsPinDir'> {
   stateDir?: string;
   bundleDir?: string;
   /** Overrides the runtime saved with the container. */
   runtime?: RuncClient | RuncClientOptions;
 }
 
-/** Kills and deletes the container, unmounts its staging mounts and removes the bundle. Idempotent. */
+/**
+ * Kills and deletes the container, unmounts its staging mounts and removes
+ * the bundle (and litter a crashed create of it left). Idempotent.
+ */
 export async function removePodContainer(id: string, o: RemoveOptions = {}): Promise<{ id: string; existed: boolean }> {
   validateContainerId(id);
   const bundle = o.bundleDir !== undefined ? absPath(o.bundleDir, 'bundleDir') : path.join(absPath(o.stateDir ?? DEFAULT_STATE_DIR, 'stateDir'), id);
-  const rec = await readRecord(bundle);
+  const rec = await readRecord(bundle, id, o);
   const runtime = o.runtime ? client(o.runtime) : new RuncClient(rec?.runtime ?? {});
   // runc's delete --force succeeds on a missing container: ask state to tell.
   let known = true;
@@ -313,6 +598,7 @@ export async function removePodContainer(id: string, o: RemoveOptions = {}): Pro
       if (!missing(err)) throw err;
     }
   }
+  if (bundle !== '/') await removeBundleLitter(path.dirname(bundle), { name: path.basename(bundle) });
   // Neither a record nor a container: BUNDLE is not nstool's, leave it alone.
   if (!known && rec === undefined) return { id, existed: false };
   for (const t of [...(rec?.staged ?? [])].reverse()) await unstage(t);

@@ -2,10 +2,11 @@
 // the source is idmapped (with the pod's userns) onto a staging path, and
 // the runtime gets a plain bind of that path. A bind of an idmapped mount
 // keeps the idmap, so the pod's root owns what host root owns, without chown.
-import { lstat, mkdir, rmdir, unlink, writeFile } from 'node:fs/promises';
+// Every staging mount is nosuid,nodev: it sits in the host's mount table.
+import { lstat, mkdir, realpath, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from '../errors.js';
-import { IdMapping, sameIdMap } from '../idmap.js';
+import { IdMapping, sameIdMap, toHostId } from '../idmap.js';
 import { native } from '../native.js';
 import type { Mount } from '../oci/types.js';
 
@@ -18,9 +19,9 @@ export interface StageOptions {
 
 /**
  * Idmaps SOURCE onto TARGET (created: a dir for a dir, an empty file for a
- * file). Seen from the host, an id k on disk shows as the host id the userns
- * maps container id k to (host root's files show as the pod root's uid);
- * writes by that host id land as k on the source.
+ * file), nosuid and nodev. Seen from the host, an id k on disk shows as the
+ * host id the userns maps container id k to (host root's files show as the
+ * pod root's uid); writes by that host id land as k on the source.
  */
 export async function stageIdmapped(source: string, target: string, o: StageOptions): Promise<void> {
   for (const [p, what] of [[source, 'source'], [target, 'target'], [o.usernsPath, 'usernsPath']] as const) {
@@ -33,7 +34,7 @@ export async function stageIdmapped(source: string, target: string, o: StageOpti
   else await writeFile(target, '', { mode: 0o644, flag: 'wx' });
   try {
     await callAsync(
-      () => native.idmapMount(source, target, o.usernsPath, o.recursive ?? true, o.readonly ?? false),
+      () => native.idmapMount(source, target, o.usernsPath, o.recursive ?? true, o.readonly ?? false, true, true),
       `idmapping ${source} onto ${target}`,
       {
         EINVAL: 'the filesystem of the source cannot be idmapped (tmpfs needs Linux 6.3+), or the userns has no maps',
@@ -69,6 +70,63 @@ export interface FallbackResult<M> {
   staged: string[];
 }
 
+function wantsIdmap(m: Mount): boolean {
+  const opts = m.options ?? [];
+  return (m.uidMappings?.length ?? 0) > 0 || (m.gidMappings?.length ?? 0) > 0 || opts.includes('idmap') || opts.includes('ridmap');
+}
+
+/**
+ * Why a host user other than root could reach SOURCE (undefined: none can).
+ * Through a writable idmapped mount the pod's root writes files the host
+ * sees as root's, setuid bits included; only a source no other user can
+ * reach keeps those files from running as root for someone.
+ */
+export async function reachableByOthers(source: string, uidMap: readonly IdMapping[]): Promise<string | undefined> {
+  // Missing: the mount itself fails later with ENOENT.
+  const real = await realpath(source).catch(() => undefined);
+  if (real === undefined) return undefined;
+  const dirs: string[] = [];
+  for (let d = path.dirname(real); ; d = path.dirname(d)) {
+    dirs.unshift(d);
+    if (d === path.dirname(d)) break;
+  }
+  for (const d of dirs) {
+    const st = await stat(d);
+    // A non-root owner can chmod it; a group bit may name any group.
+    if (st.uid === 0 && (st.mode & 0o011) === 0) return undefined;
+  }
+  const st = await stat(real);
+  // The mount's root shows on-disk id k as the pod's k: if the pod maps k, its root may chmod it.
+  if (toHostId(uidMap, st.uid) !== undefined) {
+    return `every directory above ${real} is searchable by other users, and its owner (uid ${st.uid} on disk) is the pod's own uid ${st.uid} through the idmapped mount, so the pod's root can open it up`;
+  }
+  if (st.uid !== 0 || (st.mode & (st.isDirectory() ? 0o011 : 0o077)) !== 0) {
+    return `every directory above ${real} is searchable by other users, and it is owned by uid ${st.uid} with mode ${(st.mode & 0o7777).toString(8)}`;
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a writable idmapped mount whose source other host users can reach
+ * (ERR_NSTOOL_VOLUME_UNSAFE) unless ALLOW: what the pod's root writes there
+ * is stored as host root's. Read-only idmapped mounts are fine.
+ */
+export async function checkIdmapVolumes(mounts: readonly Mount[], uidMap: readonly IdMapping[], allow = false): Promise<void> {
+  if (allow) return;
+  for (const m of mounts) {
+    if (!wantsIdmap(m) || (m.options ?? []).includes('ro') || typeof m.source !== 'string' || !path.isAbsolute(m.source)) continue;
+    const why = await reachableByOthers(m.source, uidMap);
+    if (why === undefined) continue;
+    throw new NstoolError(`the writable idmapped volume ${m.source} (at ${m.destination}) can be reached by other users: ${why}`, {
+      code: 'ERR_NSTOOL_VOLUME_UNSAFE',
+      path: m.source,
+      hint:
+        "the pod's root writes files there as host root (setuid ones too): mount it read-only, make a directory above it root-only (chmod 700), " +
+        'or opt in with allowUnsafeIdmapVolumes (--allow-unsafe-idmap-volumes) if every local user may run what the pod writes there',
+    });
+  }
+}
+
 /**
  * Turns every idmapped mount of MOUNTS into a plain bind of a staging path
  * under STAGING_DIR that nstool idmapped itself. Mounts whose maps differ
@@ -84,8 +142,7 @@ export async function applyIdmapFallback<M extends Mount>(
   try {
     for (const [i, m] of mounts.entries()) {
       const opts = m.options ?? [];
-      const wants = (m.uidMappings?.length ?? 0) > 0 || (m.gidMappings?.length ?? 0) > 0 || opts.includes('idmap') || opts.includes('ridmap');
-      if (!wants) {
+      if (!wantsIdmap(m)) {
         out.push(m);
         continue;
       }
@@ -103,6 +160,8 @@ export async function applyIdmapFallback<M extends Mount>(
       staged.push(target);
       const { uidMappings: _u, gidMappings: _g, ...plain } = m;
       const rest = opts.filter((x) => x !== 'idmap' && x !== 'ridmap' && x !== 'bind' && x !== 'rbind');
+      // The staging mount's flags are locked in the pod's userns: a remount (for "ro") must repeat them.
+      for (const f of ['nosuid', 'nodev']) if (!rest.includes(f)) rest.push(f);
       out.push({ ...plain, type: 'bind', source: target, options: [recursive ? 'rbind' : 'bind', ...rest] } as M);
     }
   } catch (err) {

@@ -31,20 +31,44 @@ async function pinOwner(info: NetnsInfo, target: string): Promise<void> {
   }
 }
 
+/** What podUserns would do, found without side effects. */
+export interface PodUsernsPlan {
+  netns: NetnsInfo;
+  /** The existing pin, or the path a pin will be made at. */
+  usernsPath: string;
+  /** True when the pin does not exist yet. */
+  needsPin: boolean;
+  dir: string;
+}
+
 /**
- * The userns that owns NETNS, as a path a runtime can join: the existing
- * pin of the same name under usernsPinDir, or a new one made there.
+ * Inspects NETNS and names the userns path a runtime will join, so callers
+ * can check everything before the pin (a side effect) is made.
  */
-export async function podUserns(netns: string, dirs: PinDirs = {}): Promise<PodUserns> {
+export async function planPodUserns(netns: string, dirs: PinDirs = {}): Promise<PodUsernsPlan> {
   const info = await inspectNetns(netns, dirs);
   if (info.type !== 'net') {
     throw new NstoolError(`${info.path} is a ${info.type} namespace, not a network namespace`, { code: 'EINVAL', path: info.path });
   }
   if (!info.owner || info.owner.host) throw hostOwned(info);
-  if (info.usernsPath) return { netns: info, usernsPath: info.usernsPath, pinned: false };
   const dir = dirs.usernsPinDir ?? DEFAULT_USERNS_PIN_DIR;
+  if (info.usernsPath) return { netns: info, usernsPath: info.usernsPath, needsPin: false, dir };
   const target = path.join(dir, validateName(info.name ?? path.basename(info.path)));
-  ensurePinDir(dir);
-  await pinOwner(info, target);
-  return { netns: { ...info, usernsPath: target }, usernsPath: target, pinned: true };
+  return { netns: { ...info, usernsPath: target }, usernsPath: target, needsPin: true, dir };
+}
+
+/** Makes the pin a plan calls for (nothing when it exists). */
+export async function pinPodUserns(plan: PodUsernsPlan): Promise<PodUserns> {
+  if (!plan.needsPin) return { netns: plan.netns, usernsPath: plan.usernsPath, pinned: false };
+  ensurePinDir(plan.dir);
+  await pinOwner(plan.netns, plan.usernsPath);
+  return { netns: plan.netns, usernsPath: plan.usernsPath, pinned: true };
+}
+
+/**
+ * The userns that owns NETNS, as a path a runtime can join: the existing
+ * pin of the same name under usernsPinDir, or a new one made there.
+ */
+export async function podUserns(netns: string, dirs: PinDirs = {}): Promise<PodUserns> {
+  return pinPodUserns(await planPodUserns(netns, dirs));
 }

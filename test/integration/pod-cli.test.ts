@@ -48,7 +48,7 @@ describeRoot('pod commands', () => {
 
   afterAll(async () => {
     const runc = new RuncClient({ root: runcRoot, logDir: dir });
-    await cli(['rm-pod', `${prefix}-c`, '--state-dir', stateDir, '--runtime-root', runcRoot]).catch(() => {});
+    await cli(['rm-pod', `${prefix}-c`, `${prefix}-v`, '--state-dir', stateDir, '--runtime-root', runcRoot]).catch(() => {});
     const left = await runc.list().catch(() => []);
     if (pod) await deletePodNetns(pod.name);
     removeTree(dir);
@@ -89,6 +89,20 @@ describeRoot('pod commands', () => {
     expect(removed).toEqual([{ id, existed: true }]);
     expect(await runc.list()).toEqual([]);
     expect(existsSync(rec.bundle)).toBe(false);
+    expect(mountPoints().filter((m) => m.startsWith(dir))).toEqual([]);
+  });
+
+  it('run-pod refuses a writable idmap volume other users can reach unless --allow-unsafe-idmap-volumes', async () => {
+    const id = `${prefix}-v`;
+    const args = ['run-pod', pod.name, '--rootfs', rootfs, '--id', id, '--runtime-root', runcRoot, '--state-dir', stateDir, '--mount', `${dir}/vol:/vol:idmap`];
+    await expect(cli([...args, '--', 'sleep', '1000'])).rejects.toMatchObject({ code: 'ERR_NSTOOL_VOLUME_UNSAFE', path: `${dir}/vol` });
+    expect(existsSync(path.join(stateDir, id))).toBe(false);
+    // Read-only is fine as it is; writable only with the opt-in.
+    const ro = ['run-pod', pod.name, '--rootfs', rootfs, '--id', id, '--runtime-root', runcRoot, '--state-dir', stateDir, '--mount', `${dir}/vol:/vol:ro,idmap`];
+    expect(JSON.parse(await cli([...ro, '--json', '--', 'sleep', '1000']))).toMatchObject({ id });
+    await cli(['rm-pod', id, '--state-dir', stateDir, '--runtime-root', runcRoot]);
+    expect(JSON.parse(await cli([...args, '--allow-unsafe-idmap-volumes', '--json', '--', 'sleep', '1000']))).toMatchObject({ id });
+    await cli(['rm-pod', id, '--state-dir', stateDir, '--runtime-root', runcRoot]);
     expect(mountPoints().filter((m) => m.startsWith(dir))).toEqual([]);
   });
 });

@@ -1,12 +1,12 @@
 // A container in a pod's pinned userns+netns under the real runc 1.1.5,
 // and the failure nstool exists to prevent (host-owned netns + new userns).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { formatIdMap, parseKernelMap } from '../../src/idmap.js';
 import { createPodNetns, deletePodNetns, listNetns, PodNetns } from '../../src/netns.js';
-import { PodContainerRecord, removePodContainer, runPodContainer } from '../../src/pod/container.js';
+import { PodContainerRecord, removeBundleLitter, removePodContainer, runPodContainer } from '../../src/pod/container.js';
 import { podUserns } from '../../src/pod/userns.js';
 import { RuncClient } from '../../src/runc/client.js';
 import { describeRoot } from '../helpers/env.js';
@@ -29,7 +29,10 @@ describeRoot('pod container', () => {
   beforeAll(async () => {
     dir = traversableTempDir(prefix);
     rootfs = buildBusyboxRootfs(path.join(dir, 'rootfs'));
-    vol = path.join(dir, 'vol');
+    // A writable idmapped volume: pod root's writes land as host root, so
+    // only a source no other user can reach is accepted.
+    mkdirSync(path.join(dir, 'private'), { mode: 0o700 });
+    vol = path.join(dir, 'private', 'vol');
     mkdirSync(vol, { mode: 0o755 });
     writeFileSync(path.join(vol, 'owned-by-host-root'), 'data\n');
     runc = new RuncClient({ root: path.join(dir, 'runc-root'), logDir: dir, timeoutMs: 30_000 });
@@ -67,6 +70,62 @@ describeRoot('pod container', () => {
     expect(existsSync(`/run/nstool/userns/${pod!.name}`)).toBe(false);
   });
 
+  it('refuses bundle places another user could swap, and paths overlayfs cannot take, before any side effect', async () => {
+    const userDir = path.join(dir, 'user-owned');
+    mkdirSync(userDir, { mode: 0o755 });
+    chownSync(userDir, 1000, 1000);
+    const openDir = path.join(dir, 'world-writable');
+    mkdirSync(openDir);
+    chmodSync(openDir, 0o777);
+    const id = `${prefix}-unsafe`;
+    for (const stateDir of [path.join(userDir, 'state'), path.join(openDir, 'state')]) {
+      await expect(runPodContainer({ id, netns: pod!.name, rootfs, command: ['true'], runtime: runc, stateDir })).rejects.toMatchObject({
+        code: 'ERR_NSTOOL_BUNDLE_PATH',
+        path: path.dirname(stateDir),
+      });
+      expect(readdirSync(path.dirname(stateDir))).toEqual([]);
+    }
+    await expect(runPodContainer({ id, netns: pod!.name, rootfs, command: ['true'], runtime: runc, stateDir: path.join(dir, 'a,b:c') })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+    expect(existsSync(path.join(dir, 'a,b:c'))).toBe(false);
+    expect(existsSync(`/run/nstool/userns/${pod!.name}`)).toBe(false);
+  });
+
+  it('leaves no temporary bundle; removes what a killed create left, and nothing else', async () => {
+    const stateDir = path.join(dir, 'litter');
+    const id = `${prefix}-litter`;
+    mkdirSync(stateDir, { mode: 0o711 });
+    const old = Date.now() / 1000 - 3600;
+    // A create killed before its rename leaves ".<id>.tmp-<hex>" holding at most a record.
+    const litter = (name: string, files: string[], stale = true): string => {
+      const p = path.join(stateDir, name);
+      mkdirSync(p, { mode: 0o700 });
+      for (const f of files) writeFileSync(path.join(p, f), '{}', { mode: 0o600 });
+      if (stale) utimesSync(p, old, old);
+      return p;
+    };
+    const killed = litter(`.${id}.tmp-0123456789ab`, ['nstool-container.json']);
+    const killedEarly = litter(`.${id}.tmp-0123456789ac`, []);
+    const young = litter(`.${id}.tmp-0123456789ad`, ['nstool-container.json'], false);
+    const notOurs = litter(`.${id}.tmp-0123456789ae`, ['nstool-container.json', 'keep']);
+    const otherId = litter(`.${id}x.tmp-0123456789af`, ['nstool-container.json']);
+    const notPattern = litter(`.${id}.tmp-xyz`, []);
+
+    // A create beside the litter works and leaves no temporary dir of its own.
+    const rec = await runPodContainer({ id, netns: pod!.name, rootfs, command: ['sleep', '1000'], runtime: runc, stateDir });
+    expect(readdirSync(stateDir).sort()).toEqual([id, ...[killed, killedEarly, young, notOurs, otherId, notPattern].map((p) => path.basename(p))].sort());
+    expect(statSync(path.join(rec.bundle, 'nstool-container.json')).isFile()).toBe(true);
+    // Removal takes this id's stale litter with it.
+    expect(await removePodContainer(id, { stateDir, runtime: runc })).toEqual({ id, existed: true });
+    expect(readdirSync(stateDir).sort()).toEqual([young, notOurs, otherId, notPattern].map((p) => path.basename(p)).sort());
+    // The gc's call: any id's litter, here regardless of age.
+    expect(await removeBundleLitter(stateDir, { minAgeMs: 0 })).toEqual([young, otherId]);
+    expect(readdirSync(stateDir).sort()).toEqual([notOurs, notPattern].map((p) => path.basename(p)).sort());
+    expect(readFileSync(path.join(notOurs, 'keep'), 'utf8')).toBe('{}');
+    expect(await removeBundleLitter(path.join(dir, 'no-such-dir'))).toEqual([]);
+  });
+
   it('joins the pinned userns+netns: running, pod maps, only lo, /sys mounted; removal leaves nothing', async () => {
     const id = `${prefix}-pause`;
     ids.push(id);
@@ -102,7 +161,8 @@ describeRoot('pod container', () => {
     // Its stdio is a file the pod's root could open.
     expect(readFileSync(rec.stdout, 'utf8')).toBe('started\n');
     expect(statSync(rec.stdout).uid).toBe(100000);
-    expect(rec.staged.length).toBe(2);
+    // The rootfs's idmapped lower, the overlay on it, the volume's staging mount.
+    expect(rec.staged.length).toBe(3);
     for (const s of rec.staged) expect(mountPoints()).toContain(s);
 
     expect(await removePodContainer(id, { stateDir: path.join(dir, 'state'), runtime: runc })).toEqual({ id, existed: true });

@@ -35,7 +35,7 @@ describeRoot('native idmapped mount fallback', () => {
   });
 
   afterAll(async () => {
-    for (const t of ['stage', 'stage-ro', 'fb-mount-0', 'bad']) await unstage(path.join(dir, t)).catch(() => {});
+    for (const t of ['stage', 'stage-ro', 'mount-1', 'bad']) await unstage(path.join(dir, t)).catch(() => {});
     if (pod) await deletePodNetns(pod.name);
     removeTree(dir);
   });
@@ -46,6 +46,8 @@ describeRoot('native idmapped mount fallback', () => {
     const line = mountinfoLine(target);
     expect(line).toBeDefined();
     expect(line!.split(' - ')[0]).toMatch(/\bidmapped\b/);
+    // Staging mounts sit in the host's mount table: never a way to setuid files or devices.
+    expect(line!.split(' ')[5]!.split(',')).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
     // Host side: on-disk id k shows as the host id the userns maps k to.
     expect(statSync(path.join(target, 'root-file')).uid).toBe(100000);
     expect(statSync(path.join(target, 'root-file')).gid).toBe(100000);
@@ -96,7 +98,7 @@ describeRoot('native idmapped mount fallback', () => {
     const staged = path.join(dir, 'mount-1');
     expect(r.staged).toEqual([staged]);
     expect(r.mounts[0]).toBe(mounts[0]);
-    expect(r.mounts[1]).toEqual({ destination: '/data', type: 'bind', source: staged, options: ['rbind', 'ro'] });
+    expect(r.mounts[1]).toEqual({ destination: '/data', type: 'bind', source: staged, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
     expect(statSync(path.join(staged, 'root-file')).uid).toBe(100000);
     await unstage(staged);
 

@@ -1,4 +1,4 @@
-// writeBundle: config.json written atomically, mode 0644, nothing else left.
+// writeBundle: config.json written atomically, mode 0600 (it holds the env), nothing else left.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,17 +24,17 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const codeOf = async (p: Promise<unknown>): Promise<string> => p.then(() => 'no error', (e: { code?: string }) => String(e.code));
 
 describe('writeBundle', () => {
-  it('writes config.json with mode 0644 that reads back as the spec and validates', async () => {
+  it('writes config.json with mode 0600 that reads back as the spec and validates', async () => {
     const b = path.join(dir, 'b1');
     mkdirSync(b);
-    const old = process.umask(0o077);
+    const old = process.umask(0o000);
     try {
       expect(await writeBundle(b, spec)).toBe(path.join(b, 'config.json'));
     } finally {
       process.umask(old);
     }
     const st = statSync(path.join(b, 'config.json'));
-    expect(st.mode & 0o777).toBe(0o644);
+    expect(st.mode & 0o777).toBe(0o600);
     const back = JSON.parse(readFileSync(path.join(b, 'config.json'), 'utf8')) as unknown;
     expect(back).toEqual(spec);
     expect(schemaErrors(back)).toEqual([]);
@@ -44,9 +44,10 @@ describe('writeBundle', () => {
   it('replaces an existing config.json whole', async () => {
     const b = path.join(dir, 'b2');
     mkdirSync(b);
-    writeFileSync(path.join(b, 'config.json'), '{"old": true, "padding": "' + 'x'.repeat(100000) + '"}');
+    writeFileSync(path.join(b, 'config.json'), '{"old": true, "padding": "' + 'x'.repeat(100000) + '"}', { mode: 0o644 });
     await writeBundle(b, spec);
     expect(JSON.parse(readFileSync(path.join(b, 'config.json'), 'utf8'))).toEqual(spec);
+    expect(statSync(path.join(b, 'config.json')).mode & 0o777).toBe(0o600);
     expect(readdirSync(b)).toEqual(['config.json']);
   });
 
