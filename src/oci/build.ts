@@ -202,11 +202,11 @@ export function buildSpec(opts: BuildSpecOptions): Spec {
   const mounts = mergeMounts(standardMounts({ userns, cgroupMount, sysBind: userns && !!opts.hostNetwork }), requested);
 
   // The kernel's view of the joined namespaces: what the runtime would trip over.
-  if (userns) checkJoinedNamespaces(opts.usernsPath!, opts.netnsPath);
+  if (userns && !opts.namespacesChecked) checkJoinedNamespaces(opts.usernsPath!, opts.netnsPath);
 
   // The user last: it is the only part that reads the rootfs.
   const resolved = resolveUser(rootfs, opts.user ?? image?.user);
-  if (userns) checkSupplementaryGroups(opts.usernsPath!, resolved.gid, resolved.additionalGids);
+  if (userns) checkSupplementaryGroups(opts.usernsPath!, resolved.gid, resolved.additionalGids, opts.namespacesChecked?.setgroups);
   const user: Spec['process']['user'] = { uid: resolved.uid, gid: resolved.gid };
   if (opts.umask !== undefined) user.umask = opts.umask;
   if (resolved.additionalGids && resolved.additionalGids.length > 0) user.additionalGids = resolved.additionalGids;

@@ -69,11 +69,11 @@ export function checkJoinedNamespaces(usernsPath: string, netnsPath: string | un
  * and runc 1.1.5 then drops them without a word: refuse instead. Only asked
  * when there are groups beyond the primary one (the read forks a helper).
  */
-export function checkSupplementaryGroups(usernsPath: string, gid: number, additionalGids: readonly number[] | undefined): void {
+export function checkSupplementaryGroups(usernsPath: string, gid: number, additionalGids: readonly number[] | undefined, setgroups?: string): void {
   const extra = (additionalGids ?? []).filter((g) => g !== gid);
   if (extra.length === 0) return;
-  const maps = callSync(() => native.readIdMapsSync(usernsPath, false), `reading setgroups of ${usernsPath}`);
-  if (maps.setgroups.trim() !== 'deny') return;
+  const mode = setgroups ?? callSync(() => native.readIdMapsSync(usernsPath, false), `reading setgroups of ${usernsPath}`).setgroups;
+  if (mode.trim() !== 'deny') return;
   throw new NstoolError(`the user has supplementary groups ${extra.join(',')}, but the userns ${usernsPath} denies setgroups`, {
     code: SETGROUPS_DENIED,
     path: usernsPath,

@@ -168,6 +168,12 @@ export interface BuildSpecOptions {
   hostNetwork?: boolean;
   /** Joined user namespace; none at all when absent. */
   usernsPath?: string;
+  /**
+   * The caller already knows the joined namespaces are right (the userns owns
+   * the netns: it is about to pin that very owner) and read the userns's
+   * setgroups: buildSpec then does not open usernsPath, which may not exist yet.
+   */
+  namespacesChecked?: { setgroups: string };
   /** Required with usernsPath: the maps of that namespace (runc 1.1.5 insists). */
   uidMappings?: IdMapping[];
   gidMappings?: IdMapping[];

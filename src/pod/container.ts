@@ -23,7 +23,7 @@ import { native } from '../native.js';
 import { DEFAULT_USERNS_PIN_DIR, PinDirs, validateName } from '../netns.js';
 import { validateContainerId } from '../runc/args.js';
 import { RuncClient, RuncClientOptions } from '../runc/client.js';
-import { RuntimeError } from '../runc/error.js';
+import { isExists, isNotFound } from '../runc/error.js';
 import { idmapSupport } from '../runc/idmap-gate.js';
 import { applyIdmapFallback, checkIdmapVolumes, unstage } from './idmap-fallback.js';
 import { checkOverlayPath, makeOverlayDirs, mountOverlay, rootfsLayout, stageLower } from './rootfs.js';
@@ -400,6 +400,8 @@ export function podSpec(o: {
   hostname?: string;
   mounts?: MountRequest[];
   spec?: Partial<BuildSpecOptions>;
+  /** The userns's setgroups, when the caller planned usernsPath as the netns's owner (it may not be pinned yet). */
+  setgroups?: string;
 }): Spec {
   return buildSpec({
     ...o.spec,
@@ -414,6 +416,7 @@ export function podSpec(o: {
     ...(o.user !== undefined ? { user: o.user } : {}),
     ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
     ...(o.mounts !== undefined ? { mounts: o.mounts } : {}),
+    ...(o.setgroups !== undefined ? { namespacesChecked: { setgroups: o.setgroups } } : {}),
   });
 }
 
@@ -444,7 +447,8 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   if (rootUid === undefined || rootGid === undefined) {
     throw new NstoolError(`the pod userns of ${plan.netns.path} maps no container root`, { code: 'ERR_NSTOOL_NO_ROOT_MAPPING', hint: 'map container id 0 in the pod userns' });
   }
-  const spec = podSpec({ ...o, rootfs, netnsPath: plan.netns.path, usernsPath: plan.usernsPath, uidMap, gidMap });
+  // The plan's userns is the netns's owner (inspected, and checked again when pinned).
+  const spec = podSpec({ ...o, rootfs, netnsPath: plan.netns.path, usernsPath: plan.usernsPath, uidMap, gidMap, setgroups: plan.netns.setgroups });
   await checkBundlePath(bundle, id, rootUid, rootGid);
   // A child path, so the rootfs directory itself is checked too.
   if (!idmapRootfs) await checkTraversable(path.join(rootfs, 'x'), rootUid, rootGid, 'the rootfs');
@@ -505,7 +509,8 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   } catch (err) {
     for (const fd of fds.splice(0)) closeSync(fd);
     // Without a record the bundle is not ours (or not made): only the pin is undone.
-    const undone = record ? undo(runtime, record, createTried) : pod.pinned ? unpinUserns(pod.usernsPath) : Promise.resolve();
+    // A create the runtime refused because the id exists names someone else's container: never delete it.
+    const undone = record ? undo(runtime, record, createTried && !isExists(err)) : pod.pinned ? unpinUserns(pod.usernsPath) : Promise.resolve();
     const undoError = await undone.then(
       () => undefined,
       (e: unknown) => e ?? new Error('undo failed'),
@@ -551,16 +556,12 @@ async function removeBundle(bundle: string): Promise<void> {
   await rm(bundle, { recursive: true, force: true });
 }
 
-function missing(err: unknown): boolean {
-  return err instanceof RuntimeError && /does not exist|not found/i.test(err.runtimeMessage);
-}
-
 async function undo(runtime: RuncClient, r: PodContainerRecord, container: boolean): Promise<void> {
   if (container) {
     try {
       await runtime.delete(r.id, { force: true });
     } catch (err) {
-      if (!missing(err)) throw err;
+      if (!isNotFound(err)) throw err;
     }
   }
   for (const t of [...r.staged].reverse()) await unstage(t);
@@ -587,7 +588,7 @@ export async function removePodContainer(id: string, o: RemoveOptions = {}): Pro
   // runc's delete --force succeeds on a missing container: ask state to tell.
   let known = true;
   await runtime.state(id).catch((err: unknown) => {
-    if (!missing(err)) throw err;
+    if (!isNotFound(err)) throw err;
     known = false;
   });
   if (known) {
@@ -595,7 +596,7 @@ export async function removePodContainer(id: string, o: RemoveOptions = {}): Pro
     try {
       await runtime.delete(id, { force: true });
     } catch (err) {
-      if (!missing(err)) throw err;
+      if (!isNotFound(err)) throw err;
     }
   }
   if (bundle !== '/') await removeBundleLitter(path.dirname(bundle), { name: path.basename(bundle) });

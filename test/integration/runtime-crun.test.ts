@@ -152,16 +152,14 @@ describeRoot('runc and crun answer alike', () => {
     expect(await probeContainer(new RuncClient({ binary: odd, root: file, logDir: dir }), `${prefix}-a`)).toBe('unknown');
   });
 
-  // The pod helpers still match runc's words (src/pod/container.ts missing()
-  // and undo()). These show the bugs and are expected to fail until they ask
-  // `reason` (isNotFound / isExists); then drop the ".fails".
-  it.fails('rm-pod of an id crun does not know is "did not exist"', async () => {
+  // The pod helpers ask `reason`, so they work the same with crun's words.
+  it('rm-pod of an id crun does not know is "did not exist"', async () => {
     const id = `${prefix}-rmpod`;
     const r = await removePodContainer(id, { bundleDir: path.join(dir, 'no-bundle'), runtime: clients.crun });
     expect(r).toEqual({ id, existed: false });
   });
 
-  it.fails("run-pod with an id a running container has leaves that container alone", async () => {
+  it("run-pod with an id a running container has leaves that container alone", async () => {
     const c = clients.runc;
     const id = `${prefix}-taken`;
     made.push([c, id]);
