@@ -44,16 +44,22 @@ export {
 } from './netns.js';
 export type { CreatePodNetnsOptions, DeleteResult, ListEntry, NetnsInfo, NsOwner, PinDirs, PodNetns } from './netns.js';
 export { execInNetns, runInNamespaces, which } from './exec.js';
+export { runProcess, ProcessError } from './process.js';
+export type { ProcessOptions, ProcessResult } from './process.js';
 export type { ExecInNetnsOptions, RunOptions, RunResult } from './exec.js';
 export { buildSpec, specNeedsIdmap, writeBundle, resolveUser } from './oci/index.js';
 export type { BuildSpecOptions, MountRequest, Spec } from './oci/index.js';
 export { RuncClient, parseVersion } from './runc/client.js';
 export type { RuncClientOptions, ContainerState, RuntimeVersion, OciProcess } from './runc/client.js';
-export { RuntimeError, RUNTIME_ERROR } from './runc/error.js';
+export { RuntimeError, RUNTIME_ERROR, isNotFound, isExists } from './runc/error.js';
+export type { RuntimeErrorReason } from './runc/error.js';
+export { probeContainer } from './runc/probe.js';
+export type { Presence } from './runc/probe.js';
+export { gcRuntimeFiles } from './runc/client.js';
 export { idmapSupport, assertIdmapGate, IDMAP_UNSUPPORTED } from './runc/idmap-gate.js';
 export { stageIdmapped, unstage, applyIdmapFallback } from './pod/idmap-fallback.js';
 export { podUserns } from './pod/userns.js';
-export { runPodContainer, removePodContainer, podSpec } from './pod/container.js';
+export { runPodContainer, removePodContainer, removeBundleLitter, podSpec } from './pod/container.js';
 export type { PodContainerOptions, PodContainerRecord } from './pod/container.js';
 export {
   addNetwork,
