@@ -78,7 +78,10 @@ function testStepHook(signal: AbortSignal): StepHook | undefined {
     if (what === 'kill') process.kill(process.pid, 'SIGKILL');
     if (what === 'pause' && !signal.aborted) {
       process.stderr.write(`nstool-test: paused at ${p}\n`);
+      // A signal handler alone does not keep the event loop alive.
+      const keep = setInterval(() => {}, 1 << 30);
       await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+      clearInterval(keep);
     }
   };
 }

@@ -42,17 +42,16 @@ export async function createSandbox(o: CreateSandboxOptions): Promise<SandboxInf
           r.forget(st);
           await writeState(dirs.state, st);
         });
+        // One write: what the previous step made, and what this one will make.
         await writeState(dirs.state, st);
         await p.onStep?.(`before-${r.step}`);
         checkAborted(p);
         await r.make(st, p);
         await p.onStep?.(`after-${r.step}`);
-        await writeState(dirs.state, st);
       }
       checkAborted(p);
       st.phase = 'ready';
       await writeState(dirs.state, st);
-      removeLockFile = false;
       return toInfo(st);
     } catch (err) {
       await rollBack(st, rb, err, dirs.state);
