@@ -180,20 +180,39 @@ async function lockHeld(dir: string, id: string): Promise<boolean> {
 }
 
 export async function gc(o: GcOptions = {}): Promise<GcAction[]> {
-  const dirs = sandboxDirs(o);
-  const e: Env = {
-    dirs,
-    inst: instanceOf(dirs.state),
-    runtime: { binary: o.runtime?.binary ?? 'runc', ...(o.runtime?.root !== undefined ? { root: path.normalize(requireAbsolute(o.runtime.root, 'runtime.root')) } : {}) },
-    pluginPath: pluginPath(o.pluginPath),
-    ...(o.nodeNetns !== undefined ? { nodeNetns: path.normalize(requireAbsolute(o.nodeNetns, 'nodeNetns')) } : {}),
-  };
-  const dry = !!o.dryRun;
-  const actions: GcAction[] = [];
-  const act = async (a: Omit<GcAction, 'done'>, run: () => Promise<void>): Promise<boolean> => {
+  const run = new GcRun(o);
+  // Locks live in the state dir: after a reboot it has to be made again.
+  if (!run.dry) await ensureStateDir(run.e.dirs.state);
+  const live = await run.sandboxesWithState();
+  await run.orphans(live);
+  await run.litter();
+  return run.actions;
+}
+
+type Act = (a: Omit<GcAction, 'done'>, run: () => Promise<void>) => Promise<boolean>;
+
+class GcRun {
+  readonly e: Env;
+  readonly dry: boolean;
+  readonly actions: GcAction[] = [];
+
+  constructor(o: GcOptions) {
+    const dirs = sandboxDirs(o);
+    this.e = {
+      dirs,
+      inst: instanceOf(dirs.state),
+      runtime: { binary: o.runtime?.binary ?? 'runc', ...(o.runtime?.root !== undefined ? { root: path.normalize(requireAbsolute(o.runtime.root, 'runtime.root')) } : {}) },
+      pluginPath: pluginPath(o.pluginPath),
+      ...(o.nodeNetns !== undefined ? { nodeNetns: path.normalize(requireAbsolute(o.nodeNetns, 'nodeNetns')) } : {}),
+    };
+    this.dry = !!o.dryRun;
+  }
+
+  /** Records an action and, unless dry, runs it; true when it succeeded (or would run). */
+  act: Act = async (a, run) => {
     const rec: GcAction = { ...a, done: false };
-    actions.push(rec);
-    if (dry) return true;
+    this.actions.push(rec);
+    if (this.dry) return true;
     try {
       await run();
       rec.done = true;
@@ -203,94 +222,93 @@ export async function gc(o: GcOptions = {}): Promise<GcAction[]> {
     return rec.done;
   };
 
-  // Locks live in the state dir: after a reboot it has to be made again.
-  if (!dry) await ensureStateDir(dirs.state);
-
-  // Takes ID's lock; null when a create or delete holds it or it cannot be had.
-  const claim = async (id: string): Promise<SandboxLock | 'dry' | null> => {
-    if (dry) return (await lockHeld(dirs.state, id)) ? null : 'dry';
+  /** ID's lock; null when a create or delete holds it (or it cannot be had). */
+  private async claim(id: string): Promise<SandboxLock | 'dry' | null> {
+    const dir = this.e.dirs.state;
+    if (this.dry) return (await lockHeld(dir, id)) ? null : 'dry';
     try {
-      return SandboxLock.tryAcquire(dirs.state, id);
+      return SandboxLock.tryAcquire(dir, id);
     } catch {
-      return null;
-    }
-  };
-  const release = async (lock: SandboxLock | 'dry', id: string, removeFile: boolean) => {
-    if (lock !== 'dry') await lock.release(dirs.state, id, removeFile);
-  };
-
-  // 1. Sandboxes with state.
-  const live = new Set(await listStateIds(dirs.state).catch(() => [] as string[]));
-  for (const id of live) {
-    const lock = await claim(id);
-    if (!lock) continue;
-    let gone = false;
-    try {
-      let st: SandboxState | null;
-      try {
-        st = await readState(dirs.state, id);
-      } catch (err) {
-        actions.push({ kind: 'sandbox', target: id, id, reason: 'state unreadable', done: false, error: (err as Error).message });
-        continue;
-      }
-      if (!st) {
-        gone = true; // deleted meanwhile
-        continue;
-      }
-      const reason = st.phase !== 'ready' ? `interrupted while ${st.phase}` : await brokenBy(st);
-      if (!reason) continue;
-      const s = st;
-      await act({ kind: 'sandbox', target: id, id, reason }, async () => {
-        s.phase = 'deleting';
-        await writeState(dirs.state, s);
-        await teardown(s, dirs.state);
-        gone = true;
-      });
-    } finally {
-      await release(lock, id, gone);
+      return null; // the state dir vanished
     }
   }
 
-  // 2. This instance's resources whose sandbox has no state.
-  const found = await discover(e);
-  for (const id of [...found.keys()].sort()) {
-    if (live.has(id)) continue;
-    const lock = await claim(id);
-    if (!lock) continue;
-    try {
+  private async release(lock: SandboxLock | 'dry', id: string, removeFile: boolean): Promise<void> {
+    if (lock !== 'dry') await lock.release(this.e.dirs.state, id, removeFile);
+  }
+
+  /** 1. Sandboxes with state: interrupted or broken ones are deleted. Returns the ids seen. */
+  async sandboxesWithState(): Promise<Set<string>> {
+    const dir = this.e.dirs.state;
+    const live = new Set(await listStateIds(dir).catch(() => [] as string[]));
+    for (const id of live) {
+      const lock = await this.claim(id);
+      if (!lock) continue;
+      let gone = false;
+      try {
+        let st: SandboxState | null;
+        try {
+          st = await readState(dir, id);
+        } catch (err) {
+          this.actions.push({ kind: 'sandbox', target: id, id, reason: 'state unreadable', done: false, error: (err as Error).message });
+          continue;
+        }
+        if (!st) {
+          gone = true; // deleted meanwhile
+          continue;
+        }
+        const reason = st.phase !== 'ready' ? `interrupted while ${st.phase}` : await brokenBy(st);
+        if (!reason) continue;
+        const s = st;
+        await this.act({ kind: 'sandbox', target: id, id, reason }, async () => {
+          s.phase = 'deleting';
+          await writeState(dir, s);
+          await teardown(s, dir);
+          gone = true;
+        });
+      } finally {
+        await this.release(lock, id, gone);
+      }
+    }
+    return live;
+  }
+
+  /** 2. This instance's resources whose sandbox has no state. */
+  async orphans(live: Set<string>): Promise<void> {
+    const found = await discover(this.e);
+    for (const id of [...found.keys()].sort()) {
+      if (live.has(id)) continue;
+      const lock = await this.claim(id);
+      if (!lock) continue;
       // A create that started meanwhile took the lock and wrote its state first.
-      if (await readState(dirs.state, id).then((s) => s !== null, () => true)) {
-        await release(lock, id, false);
-        continue;
+      const hasState = await readState(this.e.dirs.state, id).then((s) => s !== null, () => true);
+      try {
+        if (!hasState) await removeOrphan(id, found.get(id)!, this.e, this.act);
+      } finally {
+        await this.release(lock, id, !hasState);
       }
-    } catch {
-      continue;
-    }
-    try {
-      await removeOrphan(id, found.get(id)!, e, act);
-    } finally {
-      await release(lock, id, true);
     }
   }
 
-  // 3. Litter.
-  for (const dir of [dirs.state, path.join(dirs.cniCache, 'results')]) {
-    const files = await removeAtomicLitter(dir, { dryRun: dry }).catch(() => [] as string[]);
-    for (const f of files) actions.push({ kind: 'tmp-file', target: f, reason: 'left by an atomic write whose writer died', done: !dry });
-  }
-  if (!dry) {
-    for (const id of await listLockIds(dirs.state).catch(() => [] as string[])) {
+  /** 3. Tmp files of killed atomic writes; lock files of ids without state. */
+  async litter(): Promise<void> {
+    const { state, cniCache } = this.e.dirs;
+    for (const dir of [state, path.join(cniCache, 'results')]) {
+      const files = await removeAtomicLitter(dir, { dryRun: this.dry }).catch(() => [] as string[]);
+      for (const f of files) this.actions.push({ kind: 'tmp-file', target: f, reason: 'left by an atomic write whose writer died', done: !this.dry });
+    }
+    if (this.dry) return; // lock files are bookkeeping, not reported
+    for (const id of await listLockIds(state).catch(() => [] as string[])) {
       try {
-        const lock = SandboxLock.tryAcquire(dirs.state, id);
+        const lock = SandboxLock.tryAcquire(state, id);
         if (!lock) continue;
-        const hasState = await readState(dirs.state, id).then((s) => s !== null, () => true);
-        await lock.release(dirs.state, id, !hasState);
+        const hasState = await readState(state, id).then((s) => s !== null, () => true);
+        await lock.release(state, id, !hasState);
       } catch {
         // vanished meanwhile
       }
     }
   }
-  return actions;
 }
 
 /** Why a ready sandbox is broken (its pause container or netns pin gone), or null. */
@@ -304,12 +322,7 @@ async function brokenBy(st: SandboxState): Promise<string | null> {
 }
 
 /** The removal loop over the table for one id without state; stops at the first failure. */
-async function removeOrphan(
-  id: string,
-  f: Found,
-  e: Env,
-  act: (a: Omit<GcAction, 'done'>, run: () => Promise<void>) => Promise<boolean>,
-): Promise<void> {
+async function removeOrphan(id: string, f: Found, e: Env, act: Act): Promise<void> {
   const base = synthesize(id, f, e);
   const reason = 'no sandbox state';
   for (const r of REMOVAL_ORDER) {

@@ -103,13 +103,14 @@ function isAbs(p: unknown): p is string {
  * it. The values CNI checks itself (ifName, network name) are left to the
  * network's probe, which never lets them make a delete fail for ever.
  */
-function validateState(st: SandboxState, id: string): void {
+function validateState(st: SandboxState, id: string, dir: string): void {
   const need = (ok: boolean, what: string) => {
     if (!ok) throw new Error(what);
   };
   need(st !== null && typeof st === 'object' && st.version === 1 && st.id === id, 'not a version 1 state of this id');
   need(PHASES.includes(st.phase), 'unknown phase');
-  need(st.instance === undefined || isAbs(st.instance), 'instance');
+  // A file copied from another instance's state dir would have this one remove that one's resources.
+  need(st.instance === undefined || st.instance === path.normalize(dir), `made by the instance ${String(st.instance)}`);
   if (st.netns) {
     const n = st.netns;
     validateName(n.name, 'netns.name');
@@ -154,7 +155,7 @@ export async function readState(dir: string, id: string): Promise<SandboxState |
   }
   try {
     const st = JSON.parse(text) as SandboxState;
-    validateState(st, id);
+    validateState(st, id, dir);
     // Files from before the userns pin had its own record.
     if (st.netns?.usernsPath && !st.userns) st.userns = { path: st.netns.usernsPath };
     return st;

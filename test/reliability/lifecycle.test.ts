@@ -253,6 +253,21 @@ describeRoot('sandbox lifecycle: every path converges', () => {
       await converge(d, id, 'twice');
     });
 
+    it('an AbortSignal: aborted first, nothing is made; aborted between steps, all is undone', async () => {
+      const d = instance('abort');
+      const id = `${P}-abort`;
+      const before = new AbortController();
+      before.abort();
+      await expect(createSandbox(opts(d, id, { signal: before.signal }))).rejects.toMatchObject({ code: 'ABORT_ERR', name: 'AbortError' });
+      expect(existsSync(d.stateDir)).toBe(false);
+      const ac = new AbortController();
+      const onStep = (point: string) => {
+        if (point === 'after-network') ac.abort();
+      };
+      await expect(createSandbox(opts(d, id, { signal: ac.signal, onStep }))).rejects.toMatchObject({ code: 'ABORT_ERR', name: 'AbortError' });
+      expect(await leftOf(d, id)).toEqual([]);
+    });
+
     it.each(DELETE_POINTS)('delete SIGKILLed at %s', async (point) => {
       const d = instance('dkill');
       const id = `${P}-dk-${point}`;
@@ -311,6 +326,13 @@ describeRoot('sandbox lifecycle: every path converges', () => {
       expect(reservations()).toContain(`${sa.ips[0]!.split('/')[0]} ${sa.containerId}`);
       expect(await gcOf(a, { dryRun: true })).toEqual([]);
       expect(await gcOf(b, { dryRun: true })).toEqual([]);
+      // A state file copied into B's dir does not make A's sandbox B's to delete.
+      const copy = path.join(b.stateDir, `${id}.json`);
+      writeFileSync(copy, readFileSync(path.join(a.stateDir, `${id}.json`)));
+      await expect(deleteSandbox(id, b)).rejects.toMatchObject({ code: 'ERR_NSTOOL_STATE' });
+      expect((await gcOf(b)).map((x) => `${x.kind} ${x.reason}`)).toEqual(['sandbox state unreadable']);
+      execFileSync('rm', ['-f', copy]);
+      expect(await loadSandbox(id, a)).toMatchObject({ status: 'running', netnsPresent: true });
     } finally {
       await deleteSandbox(id, a);
     }
