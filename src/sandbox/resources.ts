@@ -42,6 +42,8 @@ export interface Resource {
   /** Why a ready sandbox is broken, judging by this resource; null when it is fine or cannot be told. */
   broken(st: SandboxState): Promise<string | null>;
   remove(st: SandboxState): Promise<void>;
+  /** remove() asks what is there itself and acts on nothing it cannot see: no probe first. */
+  readonly removeProbes?: boolean;
   forget(st: SandboxState): void;
 }
 
@@ -294,6 +296,8 @@ const pause: Resource = {
     if (p.presence === 'absent') return 'pause container missing';
     return LIVE.includes(p.detail ?? '') ? null : `pause container ${p.detail}`;
   },
+  // removePodContainer asks the runtime first and fails, removing nothing, when it cannot answer.
+  removeProbes: true,
   async remove(st) {
     const { containerId, bundle, runtime } = st.pause!;
     // Unmounts the idmapped rootfs before the bundle goes; gone is success.
@@ -324,6 +328,7 @@ export const REMOVAL_ORDER: readonly Resource[] = [...RESOURCES].reverse();
  * taken for gone. The caller drops the record (and persists) afterwards.
  */
 export async function removeResource(r: Resource, st: SandboxState): Promise<void> {
+  if (r.removeProbes) return r.remove(st);
   const p = await r.probe(st);
   if (p.presence === 'absent') return;
   if (p.presence === 'unknown') {
