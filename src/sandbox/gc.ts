@@ -112,19 +112,25 @@ async function discover(e: Env): Promise<Map<string, Found>> {
       continue; // gone meanwhile, or not a record of ours
     }
     if (entry === null || typeof entry !== 'object' || entry.kind !== 'cniCacheV1' || typeof entry.containerId !== 'string') continue;
-    const f = at(entry.containerId);
-    if (!f) continue;
+    if (idFromName(e.inst, entry.containerId) === null) continue;
     if (entry.owner !== undefined && entry.owner !== e.inst.stateDir) continue;
-    // Everything that forms the file name is checked against the name it has.
+    // Everything that forms the file name is checked against the name it has:
+    // a record nstool did not write is not touched.
+    let ifName: string;
+    let net: string;
     try {
-      const ifName = validateIfName(entry.ifName);
-      const net = validateNetworkName(entry.networkName);
-      if (`${net}-${entry.containerId}-${ifName}` !== file) continue;
+      ifName = validateIfName(entry.ifName);
+      net = validateNetworkName(entry.networkName);
+    } catch {
+      continue;
+    }
+    if (`${net}-${entry.containerId}-${ifName}` !== file) continue;
+    try {
       if (typeof entry.config !== 'string') throw new Error('it holds no network config');
       const list = toNetworkList(JSON.parse(Buffer.from(entry.config, 'base64').toString('utf8')));
       if (list.name !== net) throw new Error(`its config is of network ${list.name}`);
       const { source: _s, ...plain } = list;
-      f.cache.push({
+      at(entry.containerId)!.cache.push({
         file: p,
         network: {
           list: plain as Record<string, unknown>,
@@ -136,7 +142,7 @@ async function discover(e: Env): Promise<Map<string, Found>> {
         },
       });
     } catch (err) {
-      f.cache.push({ file: p, error: `cannot DEL from ${p}: ${(err as Error).message}` });
+      at(entry.containerId)!.cache.push({ file: p, error: `cannot DEL from ${p}: ${(err as Error).message}` });
     }
   }
 
@@ -152,7 +158,6 @@ async function discover(e: Env): Promise<Map<string, Found>> {
     if (idFromName(e.inst, name) === null) continue;
     if ((await lstat(path.join(e.dirs.userns, name)).catch(() => null))?.isFile()) at(name)!.userns = true;
   }
-  for (const [id, f] of found) if (!f.container && !f.bundle && f.cache.length === 0 && !f.pin && !f.userns) found.delete(id);
   return found;
 }
 

@@ -1,3 +1,4 @@
+// containerIdOf: the public way to learn a sandbox's resource name.
 import { instanceOf, resourceName, validateSandboxId } from './instance.js';
 import { SandboxDirs, sandboxDirs } from './types.js';
 
