@@ -1,12 +1,28 @@
 // Replacing a file so readers see the old content or the new, never a torn
 // or empty one: tmp file in the same dir, fsync, rename, fsync the dir.
+// The tmp name carries the writer's pid, so a writer killed between open
+// and rename leaves a file that removeAtomicLitter can tell from one in use.
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { lstat, open, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+
+// .<target>.tmp-<pid>-<12 hex>; older versions wrote .<target>.tmp-<12 hex>.
+const TMP_RE = /^\.(.+)\.tmp-(?:([1-9][0-9]{0,9})-)?([0-9a-f]{12})$/;
+
+export function atomicTmpName(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/** The target and writer of a tmp file name writeFileAtomic makes, or null for any other name. */
+export function parseAtomicTmp(name: string): { target: string; pid?: number } | null {
+  const m = TMP_RE.exec(name);
+  if (!m) return null;
+  return m[2] === undefined ? { target: m[1]! } : { target: m[1]!, pid: Number(m[2]) };
+}
 
 export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`);
+  const tmp = atomicTmpName(file);
   try {
     const fh = await open(tmp, 'wx', mode);
     try {
@@ -23,4 +39,56 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
   // The rename itself must reach the disk before success is reported.
   const dh = await open(dir, 'r').catch(() => null);
   if (dh) await dh.sync().catch(() => {}).finally(() => dh.close());
+}
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface LitterOptions {
+  /** A tmp file at least this old is litter even if its writer's pid is in use (default 60 s). */
+  minAgeMs?: number;
+  /** Only report. */
+  dryRun?: boolean;
+}
+
+/**
+ * Removes the tmp files writeFileAtomic left in DIR when its writer died:
+ * regular files with its name pattern whose writer is gone or that are older
+ * than minAgeMs. Returns their paths; a missing DIR has none.
+ */
+export async function removeAtomicLitter(dir: string, o: LitterOptions = {}): Promise<string[]> {
+  const minAge = o.minAgeMs ?? 60_000;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const name of names.sort()) {
+    const t = parseAtomicTmp(name);
+    if (!t) continue;
+    const p = path.join(dir, name);
+    const st = await lstat(p).catch(() => null);
+    if (!st?.isFile()) continue;
+    const old = Date.now() - st.mtimeMs >= minAge;
+    if (!old && (t.pid === undefined || alive(t.pid))) continue;
+    if (!o.dryRun) {
+      try {
+        await unlink(p);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // its writer renamed it meanwhile
+        throw err;
+      }
+    }
+    out.push(p);
+  }
+  return out;
 }

@@ -1,15 +1,18 @@
 // nstool sandbox create|delete|list|inspect, nstool gc
 import { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { DEFAULT_CACHE_DIR, DEFAULT_PLUGIN_PATH, loadNetworkListFile } from '../cni/index.js';
 import { NstoolError } from '../errors.js';
-import { createSandbox, deleteSandbox, gc, listSandboxes, loadSandbox } from '../sandbox/index.js';
-import type { SandboxDirs, SandboxNetwork } from '../sandbox/index.js';
+import { DEFAULT_PIN_DIR, DEFAULT_USERNS_PIN_DIR } from '../netns.js';
+import { createSandbox, DEFAULT_BUNDLE_DIR, DEFAULT_STATE_DIR, deleteSandbox, gc, listSandboxes, loadSandbox } from '../sandbox/index.js';
+import type { SandboxDirs, SandboxNetwork, StepHook } from '../sandbox/index.js';
 import { emit, ExitCode, Io, UsageError, withJson } from './context.js';
 
 interface DirFlags {
   stateDir?: string;
   bundleDir?: string;
   pinDir?: string;
+  usernsPinDir?: string;
   cniCacheDir?: string;
   runtime?: string;
   runtimeRoot?: string;
@@ -18,10 +21,11 @@ interface DirFlags {
 
 function dirFlags(cmd: Command): Command {
   return withJson(cmd)
-    .option('--state-dir <dir>', 'sandbox state files', '/run/nstool/sandboxes')
-    .option('--bundle-dir <dir>', 'pause container bundles', '/run/nstool/bundles')
-    .option('--pin-dir <dir>', 'netns pins', '/run/netns')
-    .option('--cni-cache-dir <dir>', 'CNI result cache', '/var/lib/cni')
+    .option('--state-dir <dir>', 'sandbox state files; its path names the instance', DEFAULT_STATE_DIR)
+    .option('--bundle-dir <dir>', 'pause container bundles', DEFAULT_BUNDLE_DIR)
+    .option('--pin-dir <dir>', 'netns pins', DEFAULT_PIN_DIR)
+    .option('--userns-pin-dir <dir>', 'userns pins', DEFAULT_USERNS_PIN_DIR)
+    .option('--cni-cache-dir <dir>', 'CNI result cache', DEFAULT_CACHE_DIR)
     .option('--runtime <binary>', 'OCI runtime', 'runc')
     .option('--runtime-root <dir>', 'runtime state dir (runc --root)');
 }
@@ -31,12 +35,55 @@ function dirs(o: DirFlags): SandboxDirs {
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.bundleDir ? { bundleDir: o.bundleDir } : {}),
     ...(o.pinDir ? { pinDir: o.pinDir } : {}),
+    ...(o.usernsPinDir ? { usernsPinDir: o.usernsPinDir } : {}),
     ...(o.cniCacheDir ? { cniCacheDir: o.cniCacheDir } : {}),
   };
 }
 
 function runtime(o: DirFlags) {
   return { binary: o.runtime ?? 'runc', ...(o.runtimeRoot ? { root: o.runtimeRoot } : {}) };
+}
+
+/**
+ * SIGINT/SIGTERM: the first aborts (create rolls back; delete finishes the
+ * sandbox it is on), a second exits at once, leaving a state that
+ * `sandbox delete` or `gc` finishes from.
+ */
+function onSignals(ac: AbortController): () => void {
+  const handler = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(128 + (constants.signals[sig] ?? 0));
+    ac.abort(new NstoolError(`interrupted by ${sig}`, { code: 'ABORT_ERR' }));
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
+/**
+ * Test-only: NSTOOL_TEST_STEP=<point>:kill SIGKILLs the CLI at that point of
+ * a create or delete; <point>:pause says so on stderr and waits there for a
+ * signal, so a test can interrupt it at a known point.
+ */
+function testStepHook(signal: AbortSignal): StepHook | undefined {
+  const spec = process.env['NSTOOL_TEST_STEP'];
+  if (!spec) return undefined;
+  const i = spec.lastIndexOf(':');
+  const point = spec.slice(0, i);
+  const what = spec.slice(i + 1);
+  return async (p) => {
+    if (p !== point) return;
+    if (what === 'kill') process.kill(process.pid, 'SIGKILL');
+    if (what === 'pause' && !signal.aborted) {
+      process.stderr.write(`nstool-test: paused at ${p}\n`);
+      // A signal handler alone does not keep the event loop alive.
+      const keep = setInterval(() => {}, 1 << 30);
+      await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+      clearInterval(keep);
+    }
+  };
 }
 
 export function registerSandboxCommands(program: Command, io: Io): void {
@@ -47,37 +94,63 @@ export function registerSandboxCommands(program: Command, io: Io): void {
     .option('--uidmap <map>', 'uid mappings containerID:hostID:size[,...]', '0:100000:65536')
     .option('--gidmap <map>', 'gid mappings (default: the uid mappings)')
     .option('--pause-cmd <cmd...>', 'pause command', ['sleep', '2147483647'])
+    .option('--hostname <name>', 'pause container host name (default: the id)')
     .option('--conflist <file>', 'CNI network config list (.conflist or .conf)')
     .option('--cni-conf-dir <dir>', 'load the network from this dir (default /etc/cni/net.d with --network)')
     .option('--network <name>', 'network name to pick from the conf dir')
     .option('--ifname <name>', 'interface name in the pod', 'eth0')
-    .option('--cni-path <path>', 'plugin search path', '/usr/lib/cni:/opt/cni/bin')
+    .option('--cni-path <path>', 'plugin search path', DEFAULT_PLUGIN_PATH.join(':'))
     .option('--node-netns <path>', 'run CNI plugins inside this netns')
     .option('--no-network', 'only lo')
-    .action(async (id: string, o: DirFlags & { rootfs: string; uidmap: string; gidmap?: string; pauseCmd: string[]; conflist?: string; cniConfDir?: string; network?: string | boolean; ifname: string; cniPath: string; nodeNetns?: string }) => {
-      let network: SandboxNetwork | undefined;
-      if (o.network !== false) {
-        const base = { ifName: o.ifname, pluginPath: o.cniPath, ...(o.nodeNetns ? { nodeNetns: o.nodeNetns } : {}) };
-        if (o.conflist) network = { ...base, list: JSON.parse(await readFile(o.conflist, 'utf8')) as Record<string, unknown> };
-        else if (o.cniConfDir || typeof o.network === 'string')
-          network = { ...base, ...(o.cniConfDir ? { confDir: o.cniConfDir } : {}), ...(typeof o.network === 'string' ? { name: o.network } : {}) };
-        else throw new UsageError('give --conflist, --cni-conf-dir/--network, or --no-network');
-      }
-      const r = await createSandbox({
-        id,
-        uidMap: o.uidmap,
-        ...(o.gidmap ? { gidMap: o.gidmap } : {}),
-        ...(network ? { network } : {}),
-        pause: { rootfs: o.rootfs, command: o.pauseCmd },
-        runtime: runtime(o),
-        ...dirs(o),
-      });
-      emit(io, o.json, r, () => `${r.id}\t${r.netnsPath}\t${r.ips.join(',') || '-'}\tpid ${r.pid}`);
-    });
+    .action(
+      async (
+        id: string,
+        o: DirFlags & { rootfs: string; uidmap: string; gidmap?: string; pauseCmd: string[]; hostname?: string; conflist?: string; cniConfDir?: string; network?: string | boolean; ifname: string; cniPath: string; nodeNetns?: string },
+      ) => {
+        let network: SandboxNetwork | undefined;
+        if (o.network !== false) {
+          const base = { ifName: o.ifname, pluginPath: o.cniPath, ...(o.nodeNetns ? { nodeNetns: o.nodeNetns } : {}) };
+          if (o.conflist) network = { ...base, list: (await loadNetworkListFile(o.conflist)) as unknown as Record<string, unknown> };
+          else if (o.cniConfDir || typeof o.network === 'string')
+            network = { ...base, ...(o.cniConfDir ? { confDir: o.cniConfDir } : {}), ...(typeof o.network === 'string' ? { name: o.network } : {}) };
+          else throw new UsageError('give --conflist, --cni-conf-dir/--network, or --no-network');
+        }
+        const ac = new AbortController();
+        const off = onSignals(ac);
+        try {
+          const hook = testStepHook(ac.signal);
+          const r = await createSandbox({
+            id,
+            uidMap: o.uidmap,
+            ...(o.gidmap ? { gidMap: o.gidmap } : {}),
+            ...(network ? { network } : {}),
+            pause: { rootfs: o.rootfs, command: o.pauseCmd, ...(o.hostname !== undefined ? { hostname: o.hostname } : {}) },
+            runtime: runtime(o),
+            ...dirs(o),
+            signal: ac.signal,
+            ...(hook ? { onStep: hook } : {}),
+          });
+          emit(io, o.json, r, () => `${r.id}\t${r.netnsPath}\t${r.ips.join(',') || '-'}\tpid ${r.pid}`);
+        } finally {
+          off();
+        }
+      },
+    );
 
   dirFlags(sb.command('delete').description('tear sandboxes down (a missing one is not an error)').argument('<ids...>')).action(async (ids: string[], o: DirFlags) => {
+    const ac = new AbortController();
+    const off = onSignals(ac);
     const out: Array<{ id: string; existed: boolean }> = [];
-    for (const id of ids) out.push(await deleteSandbox(id, dirs(o)));
+    try {
+      const hook = testStepHook(ac.signal);
+      for (const id of ids) {
+        // A signal stops before the next sandbox; the one being deleted is finished.
+        if (ac.signal.aborted) throw ac.signal.reason;
+        out.push(await deleteSandbox(id, { ...dirs(o), ...(hook ? { onStep: hook } : {}) }));
+      }
+    } finally {
+      off();
+    }
     emit(io, o.json, out, () => out.map((r) => `${r.id}: ${r.existed ? 'deleted' : 'already gone'}`).join('\n'));
   });
 
@@ -94,9 +167,9 @@ export function registerSandboxCommands(program: Command, io: Io): void {
     );
   });
 
-  dirFlags(program.command('gc').description('remove what crashed creates and deletes left behind'))
-    .option('--dry-run', 'only report')
-    .option('--cni-path <path>', 'plugin search path', '/usr/lib/cni:/opt/cni/bin')
+  dirFlags(program.command('gc').description("remove what crashed creates and deletes of this instance (--state-dir) left behind"))
+    .option('--dry-run', 'only report; change nothing')
+    .option('--cni-path <path>', 'plugin search path for DEL of cached results without state', DEFAULT_PLUGIN_PATH.join(':'))
     .option('--node-netns <path>', 'run CNI plugins inside this netns')
     .action(async (o: DirFlags & { dryRun?: boolean; cniPath: string; nodeNetns?: string }) => {
       const actions = await gc({ ...dirs(o), runtime: runtime(o), dryRun: !!o.dryRun, pluginPath: o.cniPath, ...(o.nodeNetns ? { nodeNetns: o.nodeNetns } : {}) });

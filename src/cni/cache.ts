@@ -27,6 +27,11 @@ export interface CacheEntry {
   cniArgs?: [string, string][];
   capabilityArgs?: Record<string, unknown>;
   result: Record<string, unknown>;
+  /**
+   * Which nstool instance made the entry (a sandbox state dir), so its gc
+   * removes only its own; libcni ignores keys it does not know.
+   */
+  owner?: string;
 }
 
 export type CacheRead =

@@ -1,36 +1,56 @@
-// Finds what a crash left behind and removes it: sandboxes whose create or
-// delete stopped part way, pins, containers, bundles and cached CNI results
-// of sandboxes that have no state. Only names with the sandbox prefix are
-// ever touched, and a sandbox whose lock is held (a create in progress) is
-// left alone.
-import { readdir, readFile } from 'node:fs/promises';
+// gc: finishes what crashes left, touching only this instance's resources.
+// 1. Sandboxes with state whose create or delete was interrupted, or whose
+//    pause container or netns pin is gone: the delete loop over the table.
+// 2. Resources named with this instance's tag (and not marked as another
+//    instance's) whose sandbox has no state: a reboot empties /run but
+//    leaves the CNI result cache, so IPs are released from it alone. The
+//    same table, walked backwards, removes them.
+// 3. Litter: tmp files of killed atomic writes, lock files of ids without state.
+// Anything that vanishes while gc looks is skipped; gc itself only throws
+// on bad options. A sandbox whose lock is held (a create or delete running)
+// is left alone. A dry run reads and reports, and changes nothing on disk.
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { delNetwork, toNetworkList } from '../cni/index.js';
-import { deletePodNetns, listNetns } from '../netns.js';
-import { removePodContainer } from '../pod/container.js';
-import { runtimeClient, SANDBOX_PREFIX, SandboxDirs, sandboxDirs, SandboxRuntime, _forGc } from './sandbox.js';
-import { listStateIds, readState, SandboxLock } from './state.js';
+import { removeAtomicLitter } from '../atomic-file.js';
+import { pluginPath, toNetworkList, validateIfName, validateNetworkName } from '../cni/index.js';
+import { requireAbsolute } from '../errors.js';
+import { listNetns } from '../netns.js';
+import { teardown } from './delete.js';
+import { idFromName, Instance, instanceOf } from './instance.js';
+import { REMOVAL_ORDER, removeResource, RESOURCES, runtimeClient } from './resources.js';
+import type { Resource } from './resources.js';
+import { ensureStateDir, listLockIds, listStateIds, lockFile, readState, SandboxLock, SandboxState, writeState } from './state.js';
+import { Dirs, SandboxDirs, sandboxDirs, SandboxRuntime } from './types.js';
 
 export interface GcOptions extends SandboxDirs {
   dryRun?: boolean;
   /** The runtime whose containers are checked (binary, --root). */
   runtime?: SandboxRuntime;
-  /** Plugin search path for DEL of orphaned CNI results. */
+  /** Plugin search path for DEL of cached CNI results without state. */
   pluginPath?: string | string[];
-  /** Run plugins inside this netns (where the network was set up). */
+  /** Run those plugins inside this netns (where the network was set up). */
   nodeNetns?: string;
 }
 
 export interface GcAction {
-  kind: 'sandbox' | 'pin' | 'userns-pin' | 'container' | 'bundle' | 'cni-result';
+  kind: 'sandbox' | 'pin' | 'userns-pin' | 'container' | 'bundle' | 'cni-result' | 'tmp-file';
   target: string;
   reason: string;
   done: boolean;
   error?: string;
+  /** The sandbox the resource belongs to. */
+  id?: string;
 }
 
-function idOf(name: string): string | null {
-  return name.startsWith(SANDBOX_PREFIX) ? name.slice(SANDBOX_PREFIX.length) : null;
+const INSTANCE_ANNOTATION = 'nstool.instance';
+
+/** What was found of one sandbox id that has no state. */
+interface Found {
+  container?: boolean;
+  bundle?: boolean;
+  cache: Array<{ file: string; network?: NonNullable<SandboxState['network']>; error?: string }>;
+  pin?: string;
+  userns?: boolean;
 }
 
 async function entries(dir: string): Promise<string[]> {
@@ -41,134 +61,292 @@ async function entries(dir: string): Promise<string[]> {
   }
 }
 
+/** An annotation naming another instance vetoes; none (an older record) does not. */
+function ownedBy(annotations: unknown, inst: Instance): boolean {
+  const v = (annotations as Record<string, unknown> | null | undefined)?.[INSTANCE_ANNOTATION];
+  return v === undefined || v === inst.stateDir;
+}
+
+interface Env {
+  dirs: Dirs;
+  inst: Instance;
+  runtime: { binary: string; root?: string };
+  pluginPath: string[];
+  nodeNetns?: string;
+}
+
+/** Every resource named with this instance's tag, by sandbox id; reads only. */
+async function discover(e: Env): Promise<Map<string, Found>> {
+  const found = new Map<string, Found>();
+  const at = (name: string): Found | null => {
+    const id = idFromName(e.inst, name);
+    if (id === null) return null;
+    let f = found.get(id);
+    if (!f) found.set(id, (f = { cache: [] }));
+    return f;
+  };
+
+  const rt = runtimeClient(e.runtime);
+  for (const c of await rt.list().catch(() => [])) {
+    if (idFromName(e.inst, c.id) === null) continue;
+    const ann = c['annotations'] ?? (await rt.state(c.id).then((s) => s.annotations, () => undefined));
+    if (ownedBy(ann, e.inst)) at(c.id)!.container = true;
+  }
+
+  for (const name of await entries(e.dirs.bundle)) {
+    if (idFromName(e.inst, name) === null) continue;
+    const b = path.join(e.dirs.bundle, name);
+    if (!(await lstat(b).catch(() => null))?.isDirectory()) continue;
+    const spec = await readFile(path.join(b, 'config.json'), 'utf8').then((t) => JSON.parse(t) as { annotations?: unknown }, () => undefined);
+    if (ownedBy(spec?.annotations, e.inst)) at(name)!.bundle = true;
+  }
+
+  const results = path.join(e.dirs.cniCache, 'results');
+  for (const file of await entries(results)) {
+    const p = path.join(results, file);
+    let entry: { kind?: unknown; containerId?: unknown; ifName?: unknown; networkName?: unknown; config?: unknown; owner?: unknown };
+    try {
+      if (!(await lstat(p)).isFile()) continue;
+      entry = JSON.parse(await readFile(p, 'utf8')) as typeof entry;
+    } catch {
+      continue; // gone meanwhile, or not a record of ours
+    }
+    if (entry === null || typeof entry !== 'object' || entry.kind !== 'cniCacheV1' || typeof entry.containerId !== 'string') continue;
+    if (idFromName(e.inst, entry.containerId) === null) continue;
+    if (entry.owner !== undefined && entry.owner !== e.inst.stateDir) continue;
+    // Everything that forms the file name is checked against the name it has:
+    // a record nstool did not write is not touched.
+    let ifName: string;
+    let net: string;
+    try {
+      ifName = validateIfName(entry.ifName);
+      net = validateNetworkName(entry.networkName);
+    } catch {
+      continue;
+    }
+    if (`${net}-${entry.containerId}-${ifName}` !== file) continue;
+    try {
+      if (typeof entry.config !== 'string') throw new Error('it holds no network config');
+      const list = toNetworkList(JSON.parse(Buffer.from(entry.config, 'base64').toString('utf8')));
+      if (list.name !== net) throw new Error(`its config is of network ${list.name}`);
+      const { source: _s, ...plain } = list;
+      at(entry.containerId)!.cache.push({
+        file: p,
+        network: {
+          list: plain as Record<string, unknown>,
+          containerId: entry.containerId,
+          ifName,
+          cacheDir: e.dirs.cniCache,
+          pluginPath: e.pluginPath,
+          ...(e.nodeNetns ? { nodeNetns: e.nodeNetns } : {}),
+        },
+      });
+    } catch (err) {
+      at(entry.containerId)!.cache.push({ file: p, error: `cannot DEL from ${p}: ${(err as Error).message}` });
+    }
+  }
+
+  for (const pin of await listNetns(e.dirs.pin).catch(() => [])) {
+    // Anything but a netns or a stale pin file is not nstool's to remove.
+    if (pin.kind === 'netns' || pin.kind === 'stale') {
+      const f = at(pin.name);
+      if (f) f.pin = pin.kind;
+    }
+  }
+
+  for (const name of await entries(e.dirs.userns)) {
+    if (idFromName(e.inst, name) === null) continue;
+    if ((await lstat(path.join(e.dirs.userns, name)).catch(() => null))?.isFile()) at(name)!.userns = true;
+  }
+  return found;
+}
+
+/** A state as create would have written it, from what was found. */
+function synthesize(id: string, f: Found, e: Env): SandboxState {
+  const name = e.inst.prefix + id;
+  const st: SandboxState = { version: 1, id, phase: 'deleting', createdAt: '', instance: e.inst.stateDir, uidMap: [], gidMap: [] };
+  if (f.pin) st.netns = { name, path: path.join(e.dirs.pin, name), pinDir: e.dirs.pin, usernsPinDir: e.dirs.userns };
+  if (f.userns) st.userns = { path: path.join(e.dirs.userns, name) };
+  if (f.container || f.bundle) st.pause = { containerId: name, bundle: path.join(e.dirs.bundle, name), runtime: e.runtime };
+  return st;
+}
+
+/** Whether another process holds ID's lock, without creating a lock file (for a dry run). */
+async function lockHeld(dir: string, id: string): Promise<boolean> {
+  if (!(await lstat(lockFile(dir, id)).catch(() => null))) return false;
+  try {
+    const lock = SandboxLock.tryAcquire(dir, id);
+    if (!lock) return true;
+    await lock.release(dir, id, false);
+  } catch {
+    // vanished meanwhile
+  }
+  return false;
+}
+
 export async function gc(o: GcOptions = {}): Promise<GcAction[]> {
-  const dirs = sandboxDirs(o);
-  const dry = !!o.dryRun;
-  const actions: GcAction[] = [];
-  const act = async (a: Omit<GcAction, 'done'>, run: () => Promise<void>) => {
+  const run = new GcRun(o);
+  // Locks live in the state dir: after a reboot it has to be made again.
+  if (!run.dry) await ensureStateDir(run.e.dirs.state);
+  const live = await run.sandboxesWithState();
+  await run.orphans(live);
+  await run.litter();
+  return run.actions;
+}
+
+type Act = (a: Omit<GcAction, 'done'>, run: () => Promise<void>) => Promise<boolean>;
+
+class GcRun {
+  readonly e: Env;
+  readonly dry: boolean;
+  readonly actions: GcAction[] = [];
+
+  constructor(o: GcOptions) {
+    const dirs = sandboxDirs(o);
+    this.e = {
+      dirs,
+      inst: instanceOf(dirs.state),
+      runtime: { binary: o.runtime?.binary ?? 'runc', ...(o.runtime?.root !== undefined ? { root: path.normalize(requireAbsolute(o.runtime.root, 'runtime.root')) } : {}) },
+      pluginPath: pluginPath(o.pluginPath),
+      ...(o.nodeNetns !== undefined ? { nodeNetns: path.normalize(requireAbsolute(o.nodeNetns, 'nodeNetns')) } : {}),
+    };
+    this.dry = !!o.dryRun;
+  }
+
+  /** Records an action and, unless dry, runs it; true when it succeeded (or would run). */
+  act: Act = async (a, run) => {
     const rec: GcAction = { ...a, done: false };
-    actions.push(rec);
-    if (dry) return;
+    this.actions.push(rec);
+    if (this.dry) return true;
     try {
       await run();
       rec.done = true;
     } catch (err) {
-      rec.error = (err as Error).message;
+      rec.error = (err as Error)?.message ?? String(err);
     }
+    return rec.done;
   };
 
-  // 1. Sandboxes with state: finish what a crash interrupted.
-  const live = new Set<string>();
-  for (const id of await listStateIds(dirs.state)) {
-    live.add(id);
-    const lock = SandboxLock.tryAcquire(dirs.state, id);
-    if (!lock) continue; // a create or delete is running right now
-    let gone = false;
+  /** ID's lock; null when a create or delete holds it (or it cannot be had). */
+  private async claim(id: string): Promise<SandboxLock | 'dry' | null> {
+    const dir = this.e.dirs.state;
+    if (this.dry) return (await lockHeld(dir, id)) ? null : 'dry';
     try {
-      const st = await readState(dirs.state, id).catch(() => null);
-      if (!st) continue;
-      let reason: string | null = null;
-      if (st.phase !== 'ready') reason = `interrupted while ${st.phase}`;
-      else if (st.pause) {
-        const status = await _forGc.runtimeOf(st).state(st.pause.containerId).then((s) => s.status, () => 'missing');
-        if (status !== 'running' && status !== 'created' && status !== 'paused') reason = `pause container ${status}`;
-      }
-      if (!reason && st.netns && !(await _forGc.ownsPin(st))) reason = 'netns pin missing';
-      if (!reason) continue;
-      await act({ kind: 'sandbox', target: id, reason }, async () => {
-        await _forGc.teardown(st, dirs);
-        gone = true;
-      });
-    } finally {
-      await lock.release(dirs.state, id, gone);
+      return SandboxLock.tryAcquire(dir, id);
+    } catch {
+      return null; // the state dir vanished
     }
   }
-  // Everything below is removed only for an id whose lock we hold and that
-  // still has no state: a create that starts meanwhile takes the lock first
-  // and writes its state before any side effect.
-  const claimed = new Map<string, SandboxLock>();
-  const orphan = async (name: string): Promise<boolean> => {
-    const id = idOf(name);
-    if (id === null || live.has(id)) return false;
-    if (claimed.has(id)) return true;
-    const lock = SandboxLock.tryAcquire(dirs.state, id);
-    if (!lock) return false;
-    if (await readState(dirs.state, id).catch(() => true)) {
-      await lock.release(dirs.state, id, false);
-      live.add(id);
-      return false;
-    }
-    claimed.set(id, lock);
-    return true;
-  };
-  try {
-    await removeOrphans();
-  } finally {
-    for (const [id, lock] of claimed) await lock.release(dirs.state, id, true);
+
+  private async release(lock: SandboxLock | 'dry', id: string, removeFile: boolean): Promise<void> {
+    if (lock !== 'dry') await lock.release(this.e.dirs.state, id, removeFile);
   }
-  return actions;
 
-  async function removeOrphans(): Promise<void> {
-    // 2. Containers and bundles of sandboxes without state; removal unmounts
-    //    the idmapped rootfs before the bundle goes.
-    const rt = runtimeClient(o.runtime);
-    const containers = new Map((await rt.list().catch(() => [])).map((c) => [c.id, c.status]));
-    const names = new Set<string>();
-    for (const n of [...containers.keys(), ...(await entries(dirs.bundle))]) if (await orphan(n)) names.add(n);
-    for (const name of [...names].sort()) {
-      const status = containers.get(name);
-      await act({ kind: status ? 'container' : 'bundle', target: status ? name : path.join(dirs.bundle, name), reason: `no sandbox state${status ? ` (${status})` : ''}` }, async () => {
-        await removePodContainer(name, { bundleDir: path.join(dirs.bundle, name), runtime: rt });
-      });
-    }
-
-    // 3. Cached CNI results without a sandbox: DEL from the cache alone (it
-    //    keeps the config), which releases the IP, then the cache file goes.
-    const resultsDir = path.join(dirs.cniCache, 'results');
-    for (const file of await entries(resultsDir)) {
-      let entry: { containerId?: string; ifName?: string; config?: string; netns?: string };
+  /** 1. Sandboxes with state: interrupted or broken ones are deleted. Returns the ids seen. */
+  async sandboxesWithState(): Promise<Set<string>> {
+    const dir = this.e.dirs.state;
+    const live = new Set(await listStateIds(dir).catch(() => [] as string[]));
+    for (const id of live) {
+      const lock = await this.claim(id);
+      if (!lock) continue;
+      let gone = false;
       try {
-        entry = JSON.parse(await readFile(path.join(resultsDir, file), 'utf8')) as typeof entry;
-      } catch {
-        continue;
-      }
-      if (!entry.containerId || !entry.config || !(await orphan(entry.containerId))) continue;
-      const cid = entry.containerId;
-      await act({ kind: 'cni-result', target: path.join(resultsDir, file), reason: 'no sandbox state' }, async () => {
-        const list = toNetworkList(JSON.parse(Buffer.from(entry.config!, 'base64').toString('utf8')));
-        const pinned = path.join(dirs.pin, cid);
-        await delNetwork(list, { containerId: cid, netns: pinned, ifName: entry.ifName ?? 'eth0' }, {
-          cacheDir: dirs.cniCache,
-          ...(o.pluginPath ? { pluginPath: o.pluginPath } : {}),
-          ...(o.nodeNetns ? { nodeNetns: o.nodeNetns } : {}),
+        let st: SandboxState | null;
+        try {
+          st = await readState(dir, id);
+        } catch (err) {
+          this.actions.push({ kind: 'sandbox', target: id, id, reason: 'state unreadable', done: false, error: (err as Error).message });
+          continue;
+        }
+        if (!st) {
+          gone = true; // deleted meanwhile
+          continue;
+        }
+        const reason = st.phase !== 'ready' ? `interrupted while ${st.phase}` : await brokenBy(st);
+        if (!reason) continue;
+        const s = st;
+        await this.act({ kind: 'sandbox', target: id, id, reason }, async () => {
+          s.phase = 'deleting';
+          await writeState(dir, s);
+          await teardown(s, dir);
+          gone = true;
         });
-      });
+      } finally {
+        await this.release(lock, id, gone);
+      }
     }
+    return live;
+  }
 
-    // 4. Pins of sandboxes without state (after DEL, which may still use them).
-    for (const e of await listNetns(dirs.pin)) {
-      if (!(await orphan(e.name))) continue;
-      await act({ kind: 'pin', target: e.path, reason: `no sandbox state (${e.kind})` }, async () => {
-        await deletePodNetns(e.name, { pinDir: dirs.pin, usernsPinDir: dirs.userns });
-      });
-    }
-    for (const name of await entries(dirs.userns)) {
-      if (!(await orphan(name))) continue;
-      await act({ kind: 'userns-pin', target: path.join(dirs.userns, name), reason: 'no sandbox state' }, async () => {
-        await deletePodNetns(path.join(dirs.userns, name));
-      });
-    }
-
-    // 5. Lock files of ids with no state.
-    if (!dry) {
-      for (const name of await entries(dirs.state)) {
-        if (!name.endsWith('.lock')) continue;
-        const id = name.slice(0, -'.lock'.length);
-        if (live.has(id) || claimed.has(id)) continue;
-        const lock = SandboxLock.tryAcquire(dirs.state, id);
-        if (lock && !(await readState(dirs.state, id).catch(() => null))) await lock.release(dirs.state, id, true);
-        else await lock?.release(dirs.state, id, false);
+  /** 2. This instance's resources whose sandbox has no state. */
+  async orphans(live: Set<string>): Promise<void> {
+    const found = await discover(this.e);
+    for (const id of [...found.keys()].sort()) {
+      if (live.has(id)) continue;
+      const lock = await this.claim(id);
+      if (!lock) continue;
+      // A create that started meanwhile took the lock and wrote its state first.
+      const hasState = await readState(this.e.dirs.state, id).then((s) => s !== null, () => true);
+      try {
+        if (!hasState) await removeOrphan(id, found.get(id)!, this.e, this.act);
+      } finally {
+        await this.release(lock, id, !hasState);
       }
     }
   }
+
+  /** 3. Tmp files of killed atomic writes; lock files of ids without state. */
+  async litter(): Promise<void> {
+    const { state, cniCache } = this.e.dirs;
+    for (const dir of [state, path.join(cniCache, 'results')]) {
+      const files = await removeAtomicLitter(dir, { dryRun: this.dry }).catch(() => [] as string[]);
+      for (const f of files) this.actions.push({ kind: 'tmp-file', target: f, reason: 'left by an atomic write whose writer died', done: !this.dry });
+    }
+    if (this.dry) return; // lock files are bookkeeping, not reported
+    for (const id of await listLockIds(state).catch(() => [] as string[])) {
+      try {
+        const lock = SandboxLock.tryAcquire(state, id);
+        if (!lock) continue;
+        const hasState = await readState(state, id).then((s) => s !== null, () => true);
+        await lock.release(state, id, !hasState);
+      } catch {
+        // vanished meanwhile
+      }
+    }
+  }
+}
+
+/** Why a ready sandbox is broken (its pause container or netns pin gone), or null. */
+async function brokenBy(st: SandboxState): Promise<string | null> {
+  for (const r of RESOURCES) {
+    if (!r.recorded(st)) continue;
+    const why = await r.broken(st);
+    if (why) return why;
+  }
+  return null;
+}
+
+/** The removal loop over the table for one id without state; stops at the first failure. */
+async function removeOrphan(id: string, f: Found, e: Env, act: Act): Promise<void> {
+  const base = synthesize(id, f, e);
+  const reason = 'no sandbox state';
+  for (const r of REMOVAL_ORDER) {
+    // The network has one record per cached result (normally one).
+    const states: Array<{ st: SandboxState; error?: string; file?: string }> =
+      r.step === 'network' ? f.cache.map((c) => ({ st: c.network ? { ...base, network: c.network } : base, ...(c.error ? { error: c.error } : {}), file: c.file })) : r.recorded(base) ? [{ st: base }] : [];
+    for (const { st, error, file } of states) {
+      const kind = r.gcKind === 'container' && !f.container ? 'bundle' : r.gcKind;
+      const target = kind === 'bundle' ? st.pause!.bundle : (file ?? r.target(st));
+      const ok = await act({ kind, target, id, reason: kind === 'pin' ? `${reason} (${f.pin})` : reason }, async () => {
+        if (error) throw new Error(error);
+        await removeOne(r, st);
+      });
+      if (!ok) return;
+    }
+  }
+}
+
+async function removeOne(r: Resource, st: SandboxState): Promise<void> {
+  await removeResource(r, st);
+  r.forget(st);
 }

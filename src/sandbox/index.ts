@@ -1,18 +1,23 @@
-export {
-  createSandbox,
-  deleteSandbox,
-  listSandboxes,
-  loadSandbox,
-  sandboxDirs,
-  validateSandboxId,
-  containerIdOf,
-  SandboxError,
-  SANDBOX_PREFIX,
-  DEFAULT_BUNDLE_DIR,
-} from './sandbox.js';
-export type { CreateSandboxOptions, SandboxDetails, SandboxDirs, SandboxInfo, SandboxNetwork, SandboxRuntime } from './sandbox.js';
+export { createSandbox } from './create.js';
+export { deleteSandbox } from './delete.js';
+export { listSandboxes, loadSandbox } from './query.js';
 export { gc } from './gc.js';
 export type { GcAction, GcOptions } from './gc.js';
+export { SandboxError } from './errors.js';
+export { instanceOf, resourceName, SANDBOX_PREFIX, validateSandboxId } from './instance.js';
+export type { Instance } from './instance.js';
+export { DEFAULT_BUNDLE_DIR, DEFAULT_CNI_CACHE_DIR, sandboxDirs } from './types.js';
+export type {
+  CreateSandboxOptions,
+  DeleteSandboxOptions,
+  SandboxDetails,
+  SandboxDirs,
+  SandboxInfo,
+  SandboxNetwork,
+  SandboxRuntime,
+  StepHook,
+} from './types.js';
 export { DEFAULT_STATE_DIR } from './state.js';
 export type { SandboxState } from './state.js';
 export { Rollback, RollbackError } from './rollback.js';
+export { containerIdOf } from './names.js';

@@ -3,31 +3,47 @@
 // never a torn one; and a per-sandbox flock so concurrent create/delete of
 // one id are serialised and gc can tell a running create from a dead one.
 import { fstatSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { callSync, NstoolError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import type { IdMapping } from '../idmap.js';
 import { native } from '../native.js';
+import { validateName } from '../netns.js';
+import { validateContainerId } from '../cni/names.js';
+import { validateSandboxId } from './instance.js';
 
 export const DEFAULT_STATE_DIR = '/run/nstool/sandboxes';
 const SUFFIX = '.json';
+const LOCK_SUFFIX = '.lock';
 
 export type Phase = 'creating' | 'ready' | 'deleting' | 'failed';
+const PHASES: readonly Phase[] = ['creating', 'ready', 'deleting', 'failed'];
 
+/**
+ * One sandbox. Each resource has its record here, written before the step
+ * that makes it (so a crash leaves it findable) and dropped once removed.
+ */
 export interface SandboxState {
   version: 1;
   id: string;
   phase: Phase;
   createdAt: string;
+  /** The state dir that made it (the instance). */
+  instance?: string;
   /** Set when a rollback or delete stopped part way: what is left, for gc. */
   pendingUndo?: string[];
+  /** The netns pin. usernsPath is only read from older files (see userns). */
   netns?: { name: string; path: string; pinDir: string; usernsPath?: string; usernsPinDir: string; inode?: number };
+  /** The userns pin. */
+  userns?: { path: string; inode?: number };
   uidMap: IdMapping[];
   gidMap: IdMapping[];
   network?: {
     /** The full config list, so DEL works after a restart without the caller's files. */
     list: Record<string, unknown>;
+    /** The CNI container id (older files: nstool-sb-<id>). */
+    containerId?: string;
     ifName: string;
     cacheDir: string;
     pluginPath: string[];
@@ -35,6 +51,8 @@ export interface SandboxState {
     capabilityArgs?: Record<string, unknown>;
     result?: Record<string, unknown>;
     ips?: string[];
+    /** The plugin error of a failed ADD: the same error from DEL means nothing was allocated. */
+    addError?: { plugin: string; cniMsg?: string };
   };
   pause?: {
     containerId: string;
@@ -49,36 +67,103 @@ export function stateFile(dir: string, id: string): string {
 }
 
 export function lockFile(dir: string, id: string): string {
-  return path.join(dir, id + '.lock');
+  return path.join(dir, id + LOCK_SUFFIX);
 }
 
+/**
+ * Makes the state dir (0700). Dirs made on the way get 0711: the bundles
+ * usually sit next to it (/run/nstool/bundles) and the pod's root must be
+ * able to pass through their common parent.
+ */
 export async function ensureStateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const parent = path.dirname(dir);
+  const first = await mkdir(parent, { recursive: true, mode: 0o711 });
+  if (first !== undefined) {
+    // mkdir's mode is cut by the umask: set it on each dir made.
+    for (let d = parent; ; d = path.dirname(d)) {
+      await chmod(d, 0o711);
+      if (d === first || d === path.dirname(d)) break;
+    }
+  }
+  await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
 }
 
 export async function writeState(dir: string, st: SandboxState): Promise<void> {
   await writeFileAtomic(stateFile(dir, st.id), JSON.stringify(st, null, 2) + '\n');
 }
 
-/** The state of ID, or null when there is none. A torn or foreign file is an error. */
+function isAbs(p: unknown): p is string {
+  return typeof p === 'string' && p.startsWith('/') && !p.includes('\0') && path.normalize(p) === p;
+}
+
+/**
+ * Checks every field that forms a path or a command before anything acts on
+ * it. The values CNI checks itself (ifName, network name) are left to the
+ * network's probe, which never lets them make a delete fail for ever.
+ */
+function validateState(st: SandboxState, id: string, dir: string): void {
+  const need = (ok: boolean, what: string) => {
+    if (!ok) throw new Error(what);
+  };
+  need(st !== null && typeof st === 'object' && st.version === 1 && st.id === id, 'not a version 1 state of this id');
+  need(PHASES.includes(st.phase), 'unknown phase');
+  // A file copied from another instance's state dir would have this one remove that one's resources.
+  need(st.instance === undefined || st.instance === path.normalize(dir), `made by the instance ${String(st.instance)}`);
+  if (st.netns) {
+    const n = st.netns;
+    validateName(n.name, 'netns.name');
+    need(isAbs(n.pinDir) && isAbs(n.usernsPinDir) && n.path === path.join(n.pinDir, n.name), 'netns paths');
+    need(n.usernsPath === undefined || isAbs(n.usernsPath), 'netns.usernsPath');
+    need(n.inode === undefined || Number.isSafeInteger(n.inode), 'netns.inode');
+  }
+  if (st.userns) {
+    need(isAbs(st.userns.path) && path.basename(st.userns.path) !== '', 'userns.path');
+    validateName(path.basename(st.userns.path), 'userns pin name');
+    need(st.userns.inode === undefined || Number.isSafeInteger(st.userns.inode), 'userns.inode');
+  }
+  if (st.network) {
+    const n = st.network;
+    need(n.list !== null && typeof n.list === 'object', 'network.list');
+    need(n.containerId === undefined || typeof n.containerId === 'string', 'network.containerId');
+    need(typeof n.ifName === 'string' && isAbs(n.cacheDir), 'network.cacheDir');
+    need(Array.isArray(n.pluginPath) && n.pluginPath.length > 0 && n.pluginPath.every(isAbs), 'network.pluginPath');
+    need(n.nodeNetns === undefined || isAbs(n.nodeNetns), 'network.nodeNetns');
+  }
+  if (st.pause) {
+    const p = st.pause;
+    validateContainerId(p.containerId);
+    need(isAbs(p.bundle) && path.basename(p.bundle) === p.containerId, 'pause.bundle');
+    const r = p.runtime;
+    need(r !== null && typeof r === 'object' && typeof r.binary === 'string' && r.binary !== '' && !r.binary.includes('\0'), 'pause.runtime.binary');
+    need(r.root === undefined || isAbs(r.root), 'pause.runtime.root');
+  }
+}
+
+/** The state of ID, or null when there is none. A torn, foreign or unsafe file is an error. */
 export async function readState(dir: string, id: string): Promise<SandboxState | null> {
+  validateSandboxId(id);
   const file = stateFile(dir, id);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     throw err;
   }
   try {
     const st = JSON.parse(text) as SandboxState;
-    if (st.version !== 1 || st.id !== id) throw new Error('unexpected content');
+    validateState(st, id, dir);
+    // Files from before the userns pin had its own record.
+    if (st.netns?.usernsPath && !st.userns) st.userns = { path: st.netns.usernsPath };
     return st;
   } catch (err) {
     throw new NstoolError(`sandbox state ${file} is unreadable: ${(err as Error).message}`, {
       code: 'ERR_NSTOOL_STATE',
       path: file,
-      hint: '`nstool gc` cleans what it can find from the pins and the CNI cache',
+      hint: 'nstool did not write this; check it, then remove it by hand: `nstool gc` then cleans what the pins, containers and CNI cache show',
       cause: err,
     });
   }
@@ -90,13 +175,36 @@ export async function removeState(dir: string, id: string): Promise<void> {
   });
 }
 
-export async function listStateIds(dir: string): Promise<string[]> {
+async function namesWith(dir: string, suffix: string): Promise<string[]> {
+  let names: string[];
   try {
-    return (await readdir(dir)).filter((n) => n.endsWith(SUFFIX)).map((n) => n.slice(0, -SUFFIX.length)).sort();
+    names = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
     throw err;
   }
+  const out: string[] = [];
+  for (const n of names) {
+    if (!n.endsWith(suffix)) continue;
+    const id = n.slice(0, -suffix.length);
+    try {
+      out.push(validateSandboxId(id));
+    } catch {
+      // not a name nstool makes: never turned into a path
+    }
+  }
+  return out.sort();
+}
+
+/** Ids with a state file (names that are not valid ids are skipped). */
+export function listStateIds(dir: string): Promise<string[]> {
+  return namesWith(dir, SUFFIX);
+}
+
+/** Ids with a lock file. */
+export function listLockIds(dir: string): Promise<string[]> {
+  return namesWith(dir, LOCK_SUFFIX);
 }
 
 /** An exclusive lock on one sandbox id; release() is idempotent. */

@@ -1,11 +1,11 @@
 // The sandbox commands spawned as a user runs them, with --json.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/env.js';
-import { testPrefix, trackLeaks } from '../helpers/leaks.js';
+import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { bridgeNetwork, makeNodeNetns, NodeNetns } from '../helpers/node-netns.js';
 import { buildBusyboxRootfs, removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
@@ -26,11 +26,14 @@ describeRoot('nstool sandbox and gc commands', () => {
       '--bundle-dir', path.join(tmp, 'bundles'),
       '--cni-cache-dir', path.join(tmp, 'cni'),
       '--runtime-root', path.join(tmp, 'runc'),
+      '--pin-dir', path.join(tmp, 'netns'),
+      '--userns-pin-dir', path.join(tmp, 'userns'),
     ];
   });
   afterAll(() => {
     nstool(['gc', ...flags, '--node-netns', node.path]);
     node.remove();
+    for (const d of ['netns', 'userns'].map((n) => path.join(tmp, n))) while (mountPoints().includes(d)) execFileSync('umount', [d]);
     removeTree(tmp);
   });
   function nstool(args: string[]) {
@@ -46,8 +49,9 @@ describeRoot('nstool sandbox and gc commands', () => {
     const id = `${P}-a`;
     const c = nstool(['sandbox', 'create', id, '--rootfs', rootfs, '--conflist', conflist, '--node-netns', node.path, ...flags, '--json']);
     expect(c.code, c.err).toBe(0);
-    const made = JSON.parse(c.out) as { id: string; phase: string; ips: string[]; netnsPath: string };
-    expect(made).toMatchObject({ id, phase: 'ready', netnsPath: `/run/netns/nstool-sb-${id}` });
+    const made = JSON.parse(c.out) as { id: string; phase: string; ips: string[]; netnsPath: string; containerId: string };
+    expect(made).toMatchObject({ id, phase: 'ready', netnsPath: path.join(tmp, 'netns', made.containerId) });
+    expect(made.containerId).toMatch(new RegExp(`^nstool-sb-[0-9a-f]{8}-${id}$`));
     expect(made.ips[0]!.startsWith(net.base)).toBe(true);
 
     const l = nstool(['sandbox', 'list', ...flags, '--json']);

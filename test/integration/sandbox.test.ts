@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { execInNetns } from '../../src/exec.js';
 import { RuncClient } from '../../src/runc/client.js';
-import { createSandbox, deleteSandbox, gc, listSandboxes, loadSandbox } from '../../src/sandbox/index.js';
+import { containerIdOf, createSandbox, deleteSandbox, gc, listSandboxes, loadSandbox } from '../../src/sandbox/index.js';
 import type { CreateSandboxOptions } from '../../src/sandbox/index.js';
 import { describeRoot } from '../helpers/env.js';
 import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
@@ -13,6 +13,10 @@ import { bridgeName, bridgeNetwork, makeNodeNetns, NodeNetns, testSubnet } from 
 import { buildBusyboxRootfs, removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('sb');
+/** Unmounts DIRS (pin dirs ensurePinDir made mount points) until they are plain dirs again. */
+function unmountAll(dirs: string[]): void {
+  for (const d of dirs) while (mountPoints().includes(d)) execFileSync('umount', [d]);
+}
 trackLeaks(P);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -20,7 +24,7 @@ describeRoot('pod sandbox: netns + CNI + pause container', () => {
   let node: NodeNetns;
   let tmp: string;
   let rootfs: string;
-  let dirs: Required<Pick<CreateSandboxOptions, 'stateDir' | 'bundleDir' | 'cniCacheDir'>>;
+  let dirs: Required<Pick<CreateSandboxOptions, 'stateDir' | 'bundleDir' | 'cniCacheDir' | 'pinDir' | 'usernsPinDir'>>;
   let runtime: { binary: string; root: string };
   let net: ReturnType<typeof testSubnet>;
   let dataDir: string;
@@ -30,7 +34,14 @@ describeRoot('pod sandbox: netns + CNI + pause container', () => {
     node = makeNodeNetns(P);
     tmp = traversableTempDir(P);
     rootfs = buildBusyboxRootfs(path.join(tmp, 'rootfs'));
-    dirs = { stateDir: path.join(tmp, 'state'), bundleDir: path.join(tmp, 'bundles'), cniCacheDir: path.join(tmp, 'cni-cache') };
+    // Pins of its own: its gc must never see another test's (or a node's) pins.
+    dirs = {
+      stateDir: path.join(tmp, 'state'),
+      bundleDir: path.join(tmp, 'bundles'),
+      cniCacheDir: path.join(tmp, 'cni-cache'),
+      pinDir: path.join(tmp, 'netns'),
+      usernsPinDir: path.join(tmp, 'userns'),
+    };
     runtime = { binary: 'runc', root: path.join(tmp, 'runc') };
     mkdirSync(runtime.root, { mode: 0o700 });
     dataDir = path.join(tmp, 'ipam');
@@ -40,6 +51,7 @@ describeRoot('pod sandbox: netns + CNI + pause container', () => {
     // Whatever a failed test left: gc with these dirs removes it.
     await gc({ ...dirs, runtime, nodeNetns: node.path });
     node.remove();
+    unmountAll([dirs.pinDir, dirs.usernsPinDir]);
     removeTree(tmp);
   });
 
@@ -54,15 +66,16 @@ describeRoot('pod sandbox: netns + CNI + pause container', () => {
   });
   const reservedIps = () => (existsSync(path.join(dataDir, `${P}-net`)) ? readdirSync(path.join(dataDir, `${P}-net`), { withFileTypes: true }) : []).filter((d) => /^\d+\.\d+\.\d+\.\d+$/.test(d.name)).map((d) => d.name);
   const containers = () => new RuncClient({ root: runtime.root }).list().then((l) => l.map((c) => c.id));
+  const ls = (d: string) => (existsSync(d) ? readdirSync(d) : []);
   const nothingLeft = async (id: string) => {
-    expect(readdirSync('/run/netns').filter((n) => n.includes(id))).toEqual([]);
-    expect(existsSync(`/run/nstool/userns/nstool-sb-${id}`)).toBe(false);
+    const name = containerIdOf(id, dirs);
+    expect(ls(dirs.pinDir).filter((n) => n.includes(id))).toEqual([]);
+    expect(ls(dirs.usernsPinDir).filter((n) => n.includes(id))).toEqual([]);
     expect(mountPoints().filter((m) => m.includes(id))).toEqual([]);
-    expect(existsSync(path.join(dirs.stateDir, `${id}.json`))).toBe(false);
-    expect(existsSync(path.join(dirs.bundleDir, `nstool-sb-${id}`))).toBe(false);
-    const results = path.join(dirs.cniCacheDir, 'results');
-    expect(existsSync(results) ? readdirSync(results).filter((f) => f.includes(id)) : []).toEqual([]);
-    expect(await containers()).not.toContain(`nstool-sb-${id}`);
+    expect(ls(dirs.stateDir).filter((n) => n.includes(id))).toEqual([]);
+    expect(ls(dirs.bundleDir).filter((n) => n.includes(id))).toEqual([]);
+    expect(ls(path.join(dirs.cniCacheDir, 'results')).filter((f) => f.includes(id))).toEqual([]);
+    expect(await containers()).not.toContain(name);
   };
 
   it('runs a pod: pause container in the pod netns with the CNI IP, reaching the gateway', async () => {
@@ -156,15 +169,14 @@ describeRoot('pod sandbox: netns + CNI + pause container', () => {
   });
 
   it('gc cleans up after a caller SIGKILLed at each point of create; --dry-run only reports', async () => {
-    for (const point of ['state', 'netns', 'cni', 'created']) {
+    for (const point of ['state', 'after-netns', 'after-network', 'after-pause']) {
       const id = `${P}-crash-${point}`;
       const script = `
         import { createSandbox } from ${JSON.stringify(path.join(ROOT, 'dist/sandbox/index.js'))};
-        await createSandbox(JSON.parse(process.argv[1]));`;
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(opts(id))], {
+        await createSandbox({ ...JSON.parse(process.argv[1]), onStep: (p) => { if (p === process.argv[2]) process.kill(process.pid, 'SIGKILL'); } });`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(opts(id)), point], {
         encoding: 'utf8',
         timeout: 60_000,
-        env: { ...process.env, NSTOOL_TEST_CRASH_AT: point },
       });
       expect(r.signal, `${point}: ${r.stderr}`).toBe('SIGKILL');
       const dry = await gc({ ...dirs, runtime, nodeNetns: node.path, dryRun: true });
@@ -184,8 +196,7 @@ describeRoot('pod sandbox: netns + CNI + pause container', () => {
     // Lose the state file as a crash between steps of a delete could.
     execFileSync('rm', ['-f', path.join(dirs.stateDir, `${id}.json`)]);
     const actions = await gc({ ...dirs, runtime, nodeNetns: node.path });
-    // The pin's delete takes the userns pin of the same name with it.
-    expect(new Set(actions.map((a) => a.kind))).toEqual(new Set(['container', 'cni-result', 'pin']));
+    expect(new Set(actions.map((a) => a.kind))).toEqual(new Set(['container', 'cni-result', 'userns-pin', 'pin']));
     expect(actions.every((a) => a.done)).toBe(true);
     await nothingLeft(id);
     expect(reservedIps()).toEqual([]);

@@ -1,0 +1,81 @@
+// Create: every option checked first, then one loop over the resource
+// table. Each resource's record (its undo) is written before its step, and
+// what the step made right after, so a crash at any point leaves a state
+// that delete and gc finish from.
+import { NstoolError } from '../errors.js';
+import { abortError, SandboxError, undoFailures } from './errors.js';
+import { Plan, planSandbox } from './plan.js';
+import { removeResource, RESOURCES } from './resources.js';
+import { Rollback, RollbackError } from './rollback.js';
+import { ensureStateDir, readState, removeState, SandboxLock, SandboxState, writeState } from './state.js';
+import { toInfo } from './query.js';
+import type { CreateSandboxOptions, SandboxInfo } from './types.js';
+
+/**
+ * Creates the sandbox: netns pin, userns pin, CNI ADD (with a network),
+ * pause container. A failure or an abort undoes every earlier step in
+ * reverse and rethrows; if an undo fails, a SandboxError names it and the
+ * state keeps what is left for delete or gc.
+ */
+export async function createSandbox(o: CreateSandboxOptions): Promise<SandboxInfo> {
+  const p = await planSandbox(o);
+  if (p.signal?.aborted) throw abortError(p.signal.reason);
+  const { dirs, id } = p;
+  await ensureStateDir(dirs.state);
+  const lock = await SandboxLock.acquire(dirs.state, id);
+  let removeLockFile = false;
+  try {
+    if (await readState(dirs.state, id)) {
+      throw new NstoolError(`sandbox ${id} already exists`, { code: 'EEXIST', hint: '`nstool sandbox delete` it first, or choose another id' });
+    }
+    const st: SandboxState = { version: 1, id, phase: 'creating', createdAt: new Date().toISOString(), instance: p.inst.stateDir, uidMap: p.uidMap, gidMap: p.gidMap };
+    const rb = new Rollback();
+    // The state file goes first so delete and gc can find a create that dies part way.
+    await writeState(dirs.state, st);
+    rb.push('state file', () => removeState(dirs.state, id));
+    try {
+      await p.onStep?.('state');
+      for (const r of RESOURCES) {
+        if (!r.record(st, p)) continue;
+        rb.push(r.step, async () => {
+          await removeResource(r, st);
+          r.forget(st);
+          await writeState(dirs.state, st);
+        });
+        // One write: what the previous step made, and what this one will make.
+        await writeState(dirs.state, st);
+        await p.onStep?.(`before-${r.step}`);
+        checkAborted(p);
+        await r.make(st, p);
+        await p.onStep?.(`after-${r.step}`);
+      }
+      checkAborted(p);
+      st.phase = 'ready';
+      await writeState(dirs.state, st);
+      return toInfo(st);
+    } catch (err) {
+      await rollBack(st, rb, err, dirs.state);
+      removeLockFile = true;
+      throw err;
+    }
+  } finally {
+    await lock.release(dirs.state, id, removeLockFile);
+  }
+}
+
+function checkAborted(p: Plan): void {
+  if (p.signal?.aborted) throw abortError(p.signal.reason);
+}
+
+async function rollBack(st: SandboxState, rb: Rollback, err: unknown, stateDir: string): Promise<void> {
+  // What the failed step learnt (a CNI error to recognise on DEL) is kept first.
+  await writeState(stateDir, st).catch(() => {});
+  const failures = await rb.unwind();
+  if (failures.length === 0) return;
+  const step = failures[0]!.undo;
+  const suppressed = failures.flatMap((f) => undoFailures(f.undo, f.cause));
+  st.phase = 'failed';
+  st.pendingUndo = rb.pending();
+  await writeState(stateDir, st).catch((e: unknown) => suppressed.push(new RollbackError('state file', e)));
+  throw new SandboxError(`creating sandbox ${st.id} failed (${(err as Error)?.message ?? String(err)}) and its rollback stopped at "${step}"`, { cause: err, step, suppressed });
+}

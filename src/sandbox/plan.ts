@@ -1,0 +1,166 @@
+// Every option of createSandbox checked before the first side effect, so
+// bad input leaves nothing behind and nothing stored can fail the checks a
+// later delete makes.
+import { accessSync, constants, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  DEFAULT_IFNAME,
+  findPlugin,
+  loadNetworkList,
+  pluginPath,
+  ResultCache,
+  toNetworkList,
+  validateIfName,
+} from '../cni/index.js';
+import type { NetworkConfigList } from '../cni/index.js';
+import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
+import { IdMapping, parseIdMap, toHostId } from '../idmap.js';
+import { podSpec } from '../pod/container.js';
+import { Instance, instanceOf, resourceName, validateSandboxId } from './instance.js';
+import { CreateSandboxOptions, Dirs, SandboxNetwork, sandboxDirs, StepHook } from './types.js';
+
+const NAME_MAX = 255;
+
+export interface Plan {
+  id: string;
+  /** The name of its pins, container, bundle and CNI container id. */
+  name: string;
+  inst: Instance;
+  dirs: Dirs;
+  uidMap: IdMapping[];
+  gidMap: IdMapping[];
+  setgroups: 'allow' | 'deny';
+  allowHostRoot?: boolean;
+  network?: {
+    list: NetworkConfigList;
+    /** The list as stored in the state (without where it was read from). */
+    plain: Record<string, unknown>;
+    ifName: string;
+    pluginPath: string[];
+    nodeNetns?: string;
+    capabilityArgs?: Record<string, unknown>;
+  };
+  pause: { rootfs: string; command: string[]; hostname: string; runtime: { binary: string; root?: string } };
+  /** Written into the pause container's spec: which sandbox and instance it belongs to. */
+  annotations: Record<string, string>;
+  signal?: AbortSignal;
+  onStep?: StepHook;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+async function planNetwork(n: SandboxNetwork, name: string, dirs: Dirs): Promise<Plan['network']> {
+  if (!isObject(n as unknown)) throw invalidArg('network must be an object', 'ERR_INVALID_ARG_TYPE');
+  let list: NetworkConfigList;
+  if (n.list !== undefined) list = toNetworkList(n.list);
+  else {
+    if (n.confDir !== undefined) requireAbsolute(n.confDir, 'network.confDir');
+    list = await loadNetworkList({ ...(n.confDir ? { dir: n.confDir } : {}), ...(n.name !== undefined ? { name: n.name } : {}) });
+  }
+  const ifName = validateIfName(n.ifName ?? DEFAULT_IFNAME);
+  const dirsOfPlugins = pluginPath(n.pluginPath);
+  // A missing plugin is bad input: say so before anything is created.
+  for (const p of list.plugins) findPlugin(p.type, dirsOfPlugins);
+  if (n.nodeNetns !== undefined) requireAbsolute(n.nodeNetns, 'network.nodeNetns');
+  if (n.capabilityArgs !== undefined && !isObject(n.capabilityArgs)) throw invalidArg('network.capabilityArgs must be an object', 'ERR_INVALID_ARG_TYPE');
+  // The result cache file is named <network>-<container id>-<ifname>.
+  const key = { network: list.name, containerId: name, ifName };
+  new ResultCache(dirs.cniCache).pathOf(key);
+  if (Buffer.byteLength(`${list.name}-${name}-${ifName}`) > NAME_MAX) {
+    throw invalidArg(`network name ${JSON.stringify(list.name)} is too long for a CNI cache file name with this sandbox id`);
+  }
+  const { source: _s, ...plain } = list;
+  return {
+    list,
+    plain: plain as Record<string, unknown>,
+    ifName,
+    pluginPath: dirsOfPlugins,
+    ...(n.nodeNetns !== undefined ? { nodeNetns: path.normalize(n.nodeNetns) } : {}),
+    ...(n.capabilityArgs !== undefined ? { capabilityArgs: n.capabilityArgs } : {}),
+  };
+}
+
+/** The runtime binary as given, after checking it can be run: a path, or a name found on PATH. */
+function checkRuntimeBinary(binary: unknown): string {
+  if (typeof binary !== 'string' || binary === '' || binary.includes('\0')) throw invalidArg('runtime.binary must be a non-empty string');
+  const candidates = binary.includes('/')
+    ? [requireAbsolute(binary, 'runtime.binary')]
+    : (process.env['PATH'] ?? '').split(':').filter((d) => d.startsWith('/')).map((d) => path.join(d, binary));
+  for (const c of candidates) {
+    try {
+      if (!statSync(c).isFile()) continue;
+      accessSync(c, constants.X_OK);
+      return binary;
+    } catch {
+      // not here
+    }
+  }
+  throw new NstoolError(`the runtime ${binary} was not found${binary.includes('/') ? '' : ' on PATH'}`, {
+    code: 'ENOENT',
+    path: binary,
+    hint: 'install runc (apt-get install runc) or give the runtime binary by its path',
+  });
+}
+
+async function checkRootfs(rootfs: string): Promise<void> {
+  const st = await stat(rootfs).catch((err: NodeJS.ErrnoException) => {
+    throw new NstoolError(`pause.rootfs ${rootfs}: ${err.message}`, { code: err.code ?? 'EIO', path: rootfs, syscall: 'stat', hint: 'give the root filesystem of the pause container' });
+  });
+  if (!st.isDirectory()) throw new NstoolError(`pause.rootfs ${rootfs} is not a directory`, { code: 'ENOTDIR', path: rootfs });
+}
+
+export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {
+  if (!isObject(o)) throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
+  const id = validateSandboxId(o.id);
+  const dirs = sandboxDirs(o);
+  const inst = instanceOf(dirs.state);
+  const name = resourceName(inst, id);
+  const uidMap = parseIdMap(o.uidMap, 'uidMap');
+  const gidMap = parseIdMap(o.gidMap ?? o.uidMap, 'gidMap');
+  if (toHostId(uidMap, 0) === undefined || toHostId(gidMap, 0) === undefined) {
+    throw invalidArg('uidMap and gidMap must map container id 0: the pause container runs as the pod root');
+  }
+  const setgroups = o.setgroups ?? 'allow';
+  if (setgroups !== 'allow' && setgroups !== 'deny') throw invalidArg('setgroups must be "allow" or "deny"');
+  if (o.allowHostRoot !== undefined && typeof o.allowHostRoot !== 'boolean') throw invalidArg('allowHostRoot must be a boolean', 'ERR_INVALID_ARG_TYPE');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg('signal must be an AbortSignal', 'ERR_INVALID_ARG_TYPE');
+  if (o.onStep !== undefined && typeof o.onStep !== 'function') throw invalidArg('onStep must be a function', 'ERR_INVALID_ARG_TYPE');
+
+  const network = o.network !== undefined ? await planNetwork(o.network, name, dirs) : undefined;
+
+  if (!isObject(o.pause)) throw invalidArg('pause must be an object with a rootfs', 'ERR_INVALID_ARG_TYPE');
+  const rootfs = path.normalize(requireAbsolute(o.pause.rootfs, 'pause.rootfs'));
+  const command = o.pause.command ?? ['sleep', '2147483647'];
+  if (!Array.isArray(command) || command.length === 0 || !command.every((a) => typeof a === 'string' && !a.includes('\0'))) {
+    throw invalidArg('pause.command must be a non-empty array of strings');
+  }
+  const hostname = o.pause.hostname ?? id.slice(0, 63);
+  if (o.runtime !== undefined && !isObject(o.runtime)) throw invalidArg('runtime must be an object', 'ERR_INVALID_ARG_TYPE');
+  const binary = checkRuntimeBinary(o.runtime?.binary ?? 'runc');
+  const root = o.runtime?.root !== undefined ? path.normalize(requireAbsolute(o.runtime.root, 'runtime.root')) : undefined;
+  await checkRootfs(rootfs);
+
+  const netnsPath = path.join(dirs.pin, name);
+  const annotations = { 'nstool.sandbox': id, 'nstool.instance': inst.stateDir, 'nstool.netns': netnsPath };
+  // The spec the pause container will get, built now for its checks (hostname, command...).
+  podSpec({ rootfs, command, hostname, netnsPath, usernsPath: path.join(dirs.userns, name), uidMap, gidMap, spec: { annotations } });
+
+  return {
+    id,
+    name,
+    inst,
+    dirs,
+    uidMap,
+    gidMap,
+    setgroups,
+    ...(o.allowHostRoot !== undefined ? { allowHostRoot: o.allowHostRoot } : {}),
+    ...(network ? { network } : {}),
+    pause: { rootfs, command, hostname, runtime: { binary, ...(root ? { root } : {}) } },
+    annotations,
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.onStep ? { onStep: o.onStep } : {}),
+  };
+}

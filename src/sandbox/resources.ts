@@ -1,0 +1,341 @@
+// What a sandbox owns, each described once: how its record is written into
+// the state (before the step that makes it), how the step makes it, how it
+// is probed (present | absent | unknown) and how it is removed. Create walks
+// this table forwards, delete and gc walk it backwards. "unknown" never
+// removes anything and never counts as gone.
+import { lstat, rmdir } from 'node:fs/promises';
+import path from 'node:path';
+import { addNetwork, CniError, delNetwork, ResultCache, toNetworkList, validateContainerId, validateIfName, validateNetworkName } from '../cni/index.js';
+import type { CniResult } from '../cni/index.js';
+import { callAsync, NstoolError } from '../errors.js';
+import { native } from '../native.js';
+import { createPodNetns, NS_TYPES } from '../netns.js';
+import { removePodContainer, runPodContainer } from '../pod/container.js';
+import { podUserns } from '../pod/userns.js';
+import { RuncClient } from '../runc/client.js';
+import { RuntimeError } from '../runc/error.js';
+import { SANDBOX_PREFIX } from './instance.js';
+import type { Plan } from './plan.js';
+import type { SandboxState } from './state.js';
+
+export type Presence = 'present' | 'absent' | 'unknown';
+
+export interface Probe {
+  presence: Presence;
+  /** What was seen: the container's status, why it counts as absent, what could not be read. */
+  detail?: string;
+}
+
+export interface Resource {
+  /** Its step's name, in errors, pendingUndo and step points. */
+  readonly step: string;
+  /** What gc calls it in its report. */
+  readonly gcKind: 'pin' | 'userns-pin' | 'cni-result' | 'container';
+  /** Writes the record of what the step will make; false when this sandbox has none. */
+  record(st: SandboxState, p: Plan): boolean;
+  /** The step: makes the resource and completes its record. */
+  make(st: SandboxState, p: Plan): Promise<void>;
+  recorded(st: SandboxState): boolean;
+  /** Where it is (a path or a container id), for reports. */
+  target(st: SandboxState): string;
+  probe(st: SandboxState): Promise<Probe>;
+  /** Why a ready sandbox is broken, judging by this resource; null when it is fine or cannot be told. */
+  broken(st: SandboxState): Promise<string | null>;
+  remove(st: SandboxState): Promise<void>;
+  /** remove() asks what is there itself and acts on nothing it cannot see: no probe first. */
+  readonly removeProbes?: boolean;
+  forget(st: SandboxState): void;
+}
+
+function errCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+/** A file is there, is not, or cannot be told (EACCES, EIO...). */
+async function fileProbe(p: string): Promise<Probe> {
+  try {
+    await lstat(p);
+    return { presence: 'present' };
+  } catch (err) {
+    const code = errCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { presence: 'absent' };
+    return { presence: 'unknown', detail: `${p}: ${(err as Error).message}` };
+  }
+}
+
+async function unpin(p: string): Promise<void> {
+  await callAsync(() => native.unpin(p), `removing the pin ${p}`);
+}
+
+/**
+ * What the netns pin holds: the netns this sandbox made ("ours"; also when
+ * a crash came before its inode was recorded: the name is this instance's),
+ * another namespace, nothing (missing or stale), or cannot be told.
+ */
+export async function pinHolds(st: SandboxState): Promise<'ours' | 'other' | 'none' | 'unknown'> {
+  if (!st.netns) return 'none';
+  try {
+    const info = await native.inspectNs(st.netns.path, true);
+    if (!info.nsfs) return 'none';
+    if (NS_TYPES[info.type] !== 'net') return 'other';
+    return st.netns.inode === undefined || info.ino === st.netns.inode ? 'ours' : 'other';
+  } catch (err) {
+    const code = errCode(err);
+    return code === 'ENOENT' || code === 'ENOTDIR' ? 'none' : 'unknown';
+  }
+}
+
+const netns: Resource = {
+  step: 'netns',
+  gcKind: 'pin',
+  record(st, p) {
+    st.netns = { name: p.name, path: path.join(p.dirs.pin, p.name), pinDir: p.dirs.pin, usernsPinDir: p.dirs.userns };
+    return true;
+  },
+  async make(st, p) {
+    // A stale pin of this name is this instance's own litter: the undo,
+    // registered before this step, removes it with the rest.
+    const pod = await createPodNetns({
+      name: p.name,
+      uidMap: p.uidMap,
+      gidMap: p.gidMap,
+      setgroups: p.setgroups,
+      pinDir: p.dirs.pin,
+      ...(p.allowHostRoot !== undefined ? { allowHostRoot: p.allowHostRoot } : {}),
+    });
+    st.netns!.inode = pod.netnsInode;
+  },
+  recorded: (st) => st.netns !== undefined,
+  target: (st) => st.netns!.path,
+  probe: (st) => fileProbe(st.netns!.path),
+  async broken(st) {
+    const h = await pinHolds(st);
+    return h === 'none' ? 'netns pin missing' : h === 'other' ? 'netns pin holds another namespace' : null;
+  },
+  remove: (st) => unpin(st.netns!.path),
+  forget(st) {
+    delete st.netns;
+  },
+};
+
+const userns: Resource = {
+  step: 'userns',
+  gcKind: 'userns-pin',
+  record(st, p) {
+    st.userns = { path: path.join(p.dirs.userns, p.name) };
+    return true;
+  },
+  async make(st, p) {
+    // Pinned from the netns's owner, so later containers can join it after the pause container is gone.
+    const u = await podUserns(st.netns!.path, { pinDir: p.dirs.pin, usernsPinDir: p.dirs.userns });
+    if (u.usernsPath !== st.userns!.path) {
+      throw new NstoolError(`the userns of ${st.netns!.path} is pinned at ${u.usernsPath}, not at ${st.userns!.path}`, { code: 'EEXIST', path: u.usernsPath });
+    }
+    if (u.netns.owner) st.userns!.inode = u.netns.owner.inode;
+  },
+  recorded: (st) => st.userns !== undefined,
+  target: (st) => st.userns!.path,
+  probe: (st) => fileProbe(st.userns!.path),
+  broken: async () => null,
+  remove: (st) => unpin(st.userns!.path),
+  forget(st) {
+    delete st.userns;
+    if (st.netns) delete st.netns.usernsPath;
+  },
+};
+
+function cniContainerId(st: SandboxState): string {
+  return st.network!.containerId ?? SANDBOX_PREFIX + st.id;
+}
+
+/** The stored values ADD checks before it runs any plugin; a message when they fail. */
+function storedNetworkRefused(st: SandboxState): string | null {
+  const n = st.network!;
+  try {
+    validateContainerId(cniContainerId(st));
+    validateIfName(n.ifName);
+    validateNetworkName((n.list as { name?: unknown }).name);
+    toNetworkList(n.list);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+const network: Resource = {
+  step: 'network',
+  gcKind: 'cni-result',
+  record(st, p) {
+    if (!p.network) return false;
+    const n = p.network;
+    st.network = {
+      list: n.plain,
+      containerId: p.name,
+      ifName: n.ifName,
+      cacheDir: p.dirs.cniCache,
+      pluginPath: n.pluginPath,
+      ...(n.nodeNetns ? { nodeNetns: n.nodeNetns } : {}),
+      ...(n.capabilityArgs ? { capabilityArgs: n.capabilityArgs } : {}),
+    };
+    return true;
+  },
+  async make(st, p) {
+    const n = p.network!;
+    const rt = { containerId: p.name, netns: st.netns!.path, ifName: n.ifName, ...(n.capabilityArgs ? { capabilityArgs: n.capabilityArgs } : {}) };
+    let result: CniResult;
+    try {
+      result = await addNetwork(n.list, rt, {
+        cacheDir: p.dirs.cniCache,
+        pluginPath: n.pluginPath,
+        delOnFailure: false, // the undo runs DEL
+        ...(n.nodeNetns ? { nodeNetns: n.nodeNetns } : {}),
+      });
+    } catch (err) {
+      if (err instanceof CniError) st.network!.addError = { plugin: err.plugin, ...(err.cniMsg !== undefined ? { cniMsg: err.cniMsg } : {}) };
+      throw err;
+    }
+    // Mark the cached result as this instance's. Until then its name (with
+    // the instance's tag) and this state's record identify it.
+    const cache = new ResultCache(p.dirs.cniCache);
+    const key = { network: n.list.name, containerId: p.name, ifName: n.ifName };
+    const read = await cache.read(key);
+    if (read.state === 'ok') await cache.write(key, { ...read.entry, owner: p.inst.stateDir });
+    st.network!.result = result as Record<string, unknown>;
+    st.network!.ips = (result.ips ?? []).map((i) => i.address);
+  },
+  recorded: (st) => st.network !== undefined,
+  target(st) {
+    const n = st.network!;
+    return path.join(n.cacheDir, 'results', `${String((n.list as { name?: unknown }).name)}-${cniContainerId(st)}-${n.ifName}`);
+  },
+  async probe(st) {
+    // ADD refuses these values before running any plugin: nothing can have been allocated with them.
+    const refused = storedNetworkRefused(st);
+    if (refused) return { presence: 'absent', detail: `never added: ${refused}` };
+    // Plugins keep their own state: only DEL can release it, and DEL is idempotent.
+    return { presence: 'present' };
+  },
+  broken: async () => null,
+  async remove(st) {
+    const n = st.network!;
+    // Gone, stale or replaced: DEL still runs (it releases the IP) with an empty CNI_NETNS.
+    const netnsPath = (await pinHolds(st)) === 'ours' ? st.netns!.path : '';
+    try {
+      await delNetwork(
+        toNetworkList(n.list),
+        { containerId: cniContainerId(st), netns: netnsPath, ifName: n.ifName, ...(n.capabilityArgs ? { capabilityArgs: n.capabilityArgs } : {}) },
+        { cacheDir: n.cacheDir, pluginPath: n.pluginPath, ...(n.nodeNetns ? { nodeNetns: n.nodeNetns } : {}) },
+      );
+    } catch (err) {
+      // A plugin that refused its config on ADD and refuses it the same way on
+      // DEL (say, an invalid subnet) never got as far as allocating anything.
+      const a = n.addError;
+      if (!(a && err instanceof CniError && err.plugin === a.plugin && err.cniMsg === a.cniMsg)) throw err;
+    }
+  },
+  forget(st) {
+    delete st.network;
+  },
+};
+
+export function runtimeClient(r: { binary?: string; root?: string } = {}): RuncClient {
+  return new RuncClient({ binary: r.binary ?? 'runc', ...(r.root ? { root: r.root } : {}) });
+}
+
+/** The runtime says the container does not exist (as opposed to failing to say anything). */
+export function containerMissing(err: unknown): boolean {
+  if (!(err instanceof RuntimeError)) return false;
+  const reason = (err as { reason?: unknown }).reason;
+  if (typeof reason === 'string') return reason === 'not-found';
+  return /does not exist|not found/i.test(err.runtimeMessage);
+}
+
+const LIVE = ['running', 'created', 'paused'];
+
+const pause: Resource = {
+  step: 'pause',
+  gcKind: 'container',
+  record(st, p) {
+    st.pause = { containerId: p.name, bundle: path.join(p.dirs.bundle, p.name), runtime: p.pause.runtime };
+    return true;
+  },
+  async make(st, p) {
+    const rt = runtimeClient(p.pause.runtime);
+    if (await rt.state(p.name).then(() => true, () => false)) {
+      throw new NstoolError(`a container named ${p.name} already exists`, { code: 'EEXIST', hint: `it is this instance's litter: \`nstool gc\` removes it` });
+    }
+    const rec = await runPodContainer({
+      id: p.name,
+      netns: st.netns!.path,
+      pinDir: p.dirs.pin,
+      usernsPinDir: p.dirs.userns,
+      rootfs: p.pause.rootfs,
+      command: p.pause.command,
+      hostname: p.pause.hostname,
+      runtime: rt,
+      bundleDir: st.pause!.bundle,
+      spec: { annotations: p.annotations },
+    });
+    if (rec.pid !== undefined) st.pause!.pid = rec.pid;
+  },
+  recorded: (st) => st.pause !== undefined,
+  target: (st) => st.pause!.containerId,
+  async probe(st) {
+    try {
+      const s = await runtimeClient(st.pause!.runtime).state(st.pause!.containerId);
+      return { presence: 'present', detail: s.status };
+    } catch (err) {
+      if (!containerMissing(err)) return { presence: 'unknown', detail: (err as Error).message };
+    }
+    const b = await fileProbe(st.pause!.bundle);
+    return b.presence === 'present' ? { presence: 'present', detail: 'missing' } : b;
+  },
+  async broken(st) {
+    const p = await this.probe(st);
+    if (p.presence === 'unknown') return null;
+    if (p.presence === 'absent') return 'pause container missing';
+    return LIVE.includes(p.detail ?? '') ? null : `pause container ${p.detail}`;
+  },
+  // removePodContainer asks the runtime first and fails, removing nothing, when it cannot answer.
+  removeProbes: true,
+  async remove(st) {
+    const { containerId, bundle, runtime } = st.pause!;
+    // Unmounts the idmapped rootfs before the bundle goes; gone is success.
+    await removePodContainer(containerId, { bundleDir: bundle, runtime: runtimeClient(runtime) });
+    // A create killed between making the bundle dir and its record leaves it empty.
+    await rmdir(bundle).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return;
+      throw new NstoolError(`the bundle ${bundle} has no nstool record and was left alone: ${err.message}`, {
+        code: err.code ?? 'EIO',
+        path: bundle,
+        hint: `check what is in it, then remove it by hand`,
+      });
+    });
+  },
+  forget(st) {
+    delete st.pause;
+  },
+};
+
+/** In creation order. */
+export const RESOURCES: readonly Resource[] = [netns, userns, network, pause];
+
+/** Newest first: the order of undo, delete and gc. */
+export const REMOVAL_ORDER: readonly Resource[] = [...RESOURCES].reverse();
+
+/**
+ * Removes R unless its probe says it is gone; "unknown" is an error, never
+ * taken for gone. The caller drops the record (and persists) afterwards.
+ */
+export async function removeResource(r: Resource, st: SandboxState): Promise<void> {
+  if (r.removeProbes) return r.remove(st);
+  const p = await r.probe(st);
+  if (p.presence === 'absent') return;
+  if (p.presence === 'unknown') {
+    throw new NstoolError(`cannot tell whether the ${r.step} of sandbox ${st.id} (${r.target(st)}) is there: ${p.detail ?? 'unknown'}`, {
+      code: 'ERR_NSTOOL_UNKNOWN_STATE',
+      hint: 'nothing was removed; fix what keeps it from being read, then delete again',
+    });
+  }
+  await r.remove(st);
+}

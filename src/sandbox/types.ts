@@ -1,0 +1,116 @@
+// The public shapes of the sandbox API and the directories one instance uses.
+import path from 'node:path';
+import { DEFAULT_CACHE_DIR } from '../cni/index.js';
+import { invalidArg, requireAbsolute } from '../errors.js';
+import type { IdMapInput } from '../idmap.js';
+import { DEFAULT_PIN_DIR, DEFAULT_USERNS_PIN_DIR } from '../netns.js';
+import type { Phase } from './state.js';
+import { DEFAULT_STATE_DIR } from './state.js';
+
+export const DEFAULT_BUNDLE_DIR = '/run/nstool/bundles';
+export const DEFAULT_CNI_CACHE_DIR = DEFAULT_CACHE_DIR;
+
+export interface SandboxNetwork {
+  /** A config list object (or a single plugin config), or load one from confDir. */
+  list?: Record<string, unknown>;
+  confDir?: string;
+  /** Network name to pick from confDir. */
+  name?: string;
+  ifName?: string;
+  pluginPath?: string | string[];
+  /** Run the plugins inside this netns (a test or node netns). */
+  nodeNetns?: string;
+  capabilityArgs?: Record<string, unknown>;
+}
+
+export interface SandboxRuntime {
+  binary?: string;
+  /** runc --root. */
+  root?: string;
+}
+
+export interface SandboxDirs {
+  /**
+   * State files (default /run/nstool/sandboxes). Its absolute path names the
+   * instance: everything a sandbox makes is named and marked with it, and
+   * only this instance's delete and gc remove it.
+   */
+  stateDir?: string;
+  /** Pause container bundles (default /run/nstool/bundles); must be traversable by the pod's root. */
+  bundleDir?: string;
+  /** netns pins (default /run/netns). */
+  pinDir?: string;
+  /** userns pins (default /run/nstool/userns). */
+  usernsPinDir?: string;
+  /** CNI result cache (default /var/lib/cni). */
+  cniCacheDir?: string;
+}
+
+/** A point of create or delete, for tests and progress reports: "state", "before-netns", "after-network", "before-remove-pause", ... */
+export type StepHook = (point: string) => void | Promise<void>;
+
+export interface CreateSandboxOptions extends SandboxDirs {
+  id: string;
+  uidMap: IdMapInput;
+  gidMap?: IdMapInput;
+  setgroups?: 'allow' | 'deny';
+  /** Passed to createPodNetns: allow a map that gives the pod host root. */
+  allowHostRoot?: boolean;
+  /** No network when omitted: the pod has only lo. */
+  network?: SandboxNetwork;
+  pause: { rootfs: string; command?: string[]; hostname?: string };
+  runtime?: SandboxRuntime;
+  /** Aborting between steps rolls back what was made and rejects with code ABORT_ERR. */
+  signal?: AbortSignal;
+  onStep?: StepHook;
+}
+
+export interface DeleteSandboxOptions extends SandboxDirs {
+  onStep?: StepHook;
+}
+
+export interface SandboxInfo {
+  id: string;
+  phase: Phase;
+  netnsPath?: string;
+  usernsPath?: string;
+  ips: string[];
+  pid?: number;
+  containerId?: string;
+  createdAt: string;
+  pendingUndo?: string[];
+}
+
+export interface SandboxDetails extends SandboxInfo {
+  /** The pause container as the runtime sees it now ("missing", or "unknown" when the runtime cannot tell). */
+  status?: string;
+  /** The netns pin still holds the namespace created for this sandbox. */
+  netnsPresent: boolean;
+}
+
+export interface Dirs {
+  state: string;
+  bundle: string;
+  pin: string;
+  userns: string;
+  cniCache: string;
+}
+
+function abs(p: string | undefined, fallback: string, what: string): string {
+  return path.normalize(requireAbsolute(p ?? fallback, what));
+}
+
+/** The absolute, normalised dirs of O; the state dir names the instance. */
+export function sandboxDirs(o: SandboxDirs = {}): Dirs {
+  if (o === null || typeof o !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
+  const d: Dirs = {
+    state: abs(o.stateDir, DEFAULT_STATE_DIR, 'stateDir'),
+    bundle: abs(o.bundleDir, DEFAULT_BUNDLE_DIR, 'bundleDir'),
+    pin: abs(o.pinDir, DEFAULT_PIN_DIR, 'pinDir'),
+    userns: abs(o.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir'),
+    cniCache: abs(o.cniCacheDir, DEFAULT_CNI_CACHE_DIR, 'cniCacheDir'),
+  };
+  // Both pins of a sandbox have one name: one dir would make them one file.
+  if (d.pin === d.userns) throw invalidArg('pinDir and usernsPinDir must differ');
+  return d;
+}
