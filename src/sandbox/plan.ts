@@ -146,7 +146,8 @@ export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {
   const netnsPath = path.join(dirs.pin, name);
   const annotations = { 'nstool.sandbox': id, 'nstool.instance': inst.stateDir, 'nstool.netns': netnsPath };
   // The spec the pause container will get, built now for its checks (hostname, command...).
-  podSpec({ rootfs, command, hostname, netnsPath, usernsPath: path.join(dirs.userns, name), uidMap, gidMap, spec: { annotations } });
+  // Neither namespace exists yet: the userns will own the netns by construction.
+  podSpec({ rootfs, command, hostname, netnsPath, usernsPath: path.join(dirs.userns, name), uidMap, gidMap, setgroups, spec: { annotations } });
 
   return {
     id,
