@@ -334,6 +334,10 @@ export async function readRecord(bundle: string, id: string, o: Pick<PinDirs, 'u
 export interface LitterOptions {
   /** Only litter of the bundle with this name (default: any). */
   name?: string;
+  /** Only litter of bundles whose name starts with this (gc: its instance's names). */
+  prefix?: string;
+  /** Report what would be removed, remove nothing. */
+  dryRun?: boolean;
   /** Leave litter younger than this (default 60 s): a create in flight holds one for milliseconds. */
   minAgeMs?: number;
 }
@@ -356,7 +360,7 @@ export async function removeBundleLitter(dir: string, o: LitterOptions = {}): Pr
   }
   for (const n of names.sort()) {
     const m = LITTER_RE.exec(n);
-    if (!m || (o.name !== undefined && m[1] !== o.name)) continue;
+    if (!m || (o.name !== undefined && m[1] !== o.name) || (o.prefix !== undefined && !m[1]!.startsWith(o.prefix))) continue;
     const p = path.join(parent, n);
     try {
       const st = await lstat(p);
@@ -364,6 +368,10 @@ export async function removeBundleLitter(dir: string, o: LitterOptions = {}): Pr
       if (mountsUnder(p, true).length > 0) continue;
       const entries = await readdir(p);
       if (!entries.every((e) => e === STATE_FILE || e.startsWith(`.${STATE_FILE}.tmp-`))) continue;
+      if (o.dryRun) {
+        removed.push(p);
+        continue;
+      }
       for (const e of entries) await unlink(path.join(p, e));
       await rmdir(p);
       removed.push(p);

@@ -15,6 +15,8 @@ import { removeAtomicLitter } from '../atomic-file.js';
 import { pluginPath, toNetworkList, validateIfName, validateNetworkName } from '../cni/index.js';
 import { requireAbsolute } from '../errors.js';
 import { listNetns } from '../netns.js';
+import { removeBundleLitter } from '../pod/container.js';
+import { gcRuntimeFiles } from '../runc/client.js';
 import { teardown } from './delete.js';
 import { idFromName, Instance, instanceOf } from './instance.js';
 import { REMOVAL_ORDER, removeResource, RESOURCES, runtimeClient } from './resources.js';
@@ -302,6 +304,12 @@ class GcRun {
       const files = await removeAtomicLitter(dir, { dryRun: this.dry }).catch(() => [] as string[]);
       for (const f of files) this.actions.push({ kind: 'tmp-file', target: f, reason: 'left by an atomic write whose writer died', done: !this.dry });
     }
+    // Bundles of this instance that a create killed before the rename left under a tmp name.
+    for (const b of await removeBundleLitter(this.e.dirs.bundle, { prefix: this.e.inst.prefix, dryRun: this.dry }).catch(() => [] as string[])) {
+      this.actions.push({ kind: 'bundle', target: b, reason: 'left by a create killed before its bundle was complete', done: !this.dry });
+    }
+    // Runtime logs of nstool processes that died during a runtime call (named by pid and start time).
+    if (!this.dry) await gcRuntimeFiles().catch(() => []);
     if (this.dry) return; // lock files are bookkeeping, not reported
     for (const id of await listLockIds(state).catch(() => [] as string[])) {
       try {

@@ -13,7 +13,8 @@ import { createPodNetns, NS_TYPES } from '../netns.js';
 import { removePodContainer, runPodContainer } from '../pod/container.js';
 import { podUserns } from '../pod/userns.js';
 import { RuncClient } from '../runc/client.js';
-import { RuntimeError } from '../runc/error.js';
+import { isNotFound } from '../runc/error.js';
+import { probeContainer } from '../runc/probe.js';
 import { SANDBOX_PREFIX } from './instance.js';
 import type { Plan } from './plan.js';
 import type { SandboxState } from './state.js';
@@ -244,10 +245,7 @@ export function runtimeClient(r: { binary?: string; root?: string } = {}): RuncC
 
 /** The runtime says the container does not exist (as opposed to failing to say anything). */
 export function containerMissing(err: unknown): boolean {
-  if (!(err instanceof RuntimeError)) return false;
-  const reason = (err as { reason?: unknown }).reason;
-  if (typeof reason === 'string') return reason === 'not-found';
-  return /does not exist|not found/i.test(err.runtimeMessage);
+  return isNotFound(err);
 }
 
 const LIVE = ['running', 'created', 'paused'];
@@ -261,8 +259,13 @@ const pause: Resource = {
   },
   async make(st, p) {
     const rt = runtimeClient(p.pause.runtime);
-    if (await rt.state(p.name).then(() => true, () => false)) {
-      throw new NstoolError(`a container named ${p.name} already exists`, { code: 'EEXIST', hint: `it is this instance's litter: \`nstool gc\` removes it` });
+    // Only a container the runtime says is absent may be made: one it cannot answer for may be someone's.
+    const there = await probeContainer(rt, p.name);
+    if (there !== 'absent') {
+      throw new NstoolError(`a container named ${p.name} ${there === 'present' ? 'already exists' : 'may exist (the runtime cannot tell)'}`, {
+        code: 'EEXIST',
+        hint: there === 'present' ? "it is this instance's litter: `nstool gc` removes it" : 'check the runtime (`runc list`) and its root',
+      });
     }
     const rec = await runPodContainer({
       id: p.name,

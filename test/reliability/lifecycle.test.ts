@@ -386,6 +386,17 @@ describeRoot('sandbox lifecycle: every path converges', () => {
     writeFileSync(litter, '{');
     utimesSync(litter, new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
     writeFileSync(path.join(d.stateDir, `${P}-nostate.lock`), '');
+    // A bundle a create killed before its rename left (this instance's), and another instance's.
+    const old = new Date(Date.now() - 3600_000);
+    const tmpBundle = (name: string): string => {
+      const b = path.join(d.bundleDir, `.${name}.tmp-0123456789ab`);
+      mkdirSync(b, { recursive: true, mode: 0o700 });
+      writeFileSync(path.join(b, 'nstool-container.json'), '{}', { mode: 0o600 });
+      utimesSync(b, old, old);
+      return b;
+    };
+    const ourTmp = tmpBundle(containerIdOf(`${P}-dtmp`, d));
+    const theirTmp = tmpBundle(containerIdOf(`${P}-dtmp`, instance('dry-other')));
     for (const id of [orphan, broken]) expect(await leftOf(d, id)).not.toEqual([]);
     const before = tree(tmp);
     const dry = await gcOf(d, { dryRun: true });
@@ -395,13 +406,17 @@ describeRoot('sandbox lifecycle: every path converges', () => {
     expect(JSON.parse(cli_.out)).toEqual(dry);
     expect(dry.every((a) => !a.done)).toBe(true);
     expect(dry.map((a) => `${a.kind} ${a.id ?? ''}`).sort()).toEqual(
-      [`sandbox ${broken}`, `container ${orphan}`, `cni-result ${orphan}`, `userns-pin ${orphan}`, `pin ${orphan}`, 'tmp-file '].sort(),
+      [`sandbox ${broken}`, `container ${orphan}`, `cni-result ${orphan}`, `userns-pin ${orphan}`, `pin ${orphan}`, 'tmp-file ', 'bundle '].sort(),
     );
+    expect(dry.find((a) => a.kind === 'bundle' && a.id === undefined)?.target).toBe(ourTmp);
     // The real run removes exactly that, and the lock file.
     const done = await gcOf(d);
     expect(errorsOf(done)).toEqual([]);
     expect(done.map((a) => `${a.kind} ${a.target}`)).toEqual(dry.map((a) => `${a.kind} ${a.target}`));
     for (const id of [orphan, broken]) expect(await leftOf(d, id)).toEqual([]);
+    expect(existsSync(ourTmp)).toBe(false);
+    expect(existsSync(theirTmp)).toBe(true);
+    execFileSync('rm', ['-rf', theirTmp]);
     expect(ls(d.stateDir).sort()).toEqual([`${live}.json`, `${live}.lock`]);
     expect(await loadSandbox(live, d)).toMatchObject({ status: 'running', netnsPresent: true });
     await deleteSandbox(live, d);
