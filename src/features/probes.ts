@@ -47,9 +47,15 @@ const PLUGIN_CONCURRENCY = 4;
 const MESSAGE_MAX = 500;
 
 function failed(err: unknown): ProbeOutcome {
-  const e = err as { code?: unknown; message?: unknown } | null;
+  const e = err as { code?: unknown; message?: unknown; syscall?: unknown; path?: unknown; hint?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : 'ERR_NSTOOL';
-  const message = typeof e?.message === 'string' ? e.message : String(err);
+  // A failed syscall says which and on what (not our temp paths' context), and the hint.
+  const message =
+    typeof e?.syscall === 'string'
+      ? `${code}: ${e.syscall}${typeof e.path === 'string' ? ` '${e.path}'` : ''}${typeof e.hint === 'string' ? ` (${e.hint})` : ''}`
+      : typeof e?.message === 'string'
+        ? e.message
+        : String(err);
   return { ok: false, code, message: message.slice(0, MESSAGE_MAX) };
 }
 
@@ -185,6 +191,7 @@ export function unprivilegedUserns(): UsernsFacts['unprivileged'] {
 
 const WORK_PREFIX = '.nstool-features-';
 const WORK_RE = /^\.nstool-features-(\d+)-(\d+)-[0-9a-f]{12}$/;
+const STALE_AFTER_MS = 60_000;
 
 function startTime(pid: number | 'self'): string | null {
   try {
@@ -217,7 +224,8 @@ async function sweepWorkDirs(parent: string): Promise<void> {
     if (!m || startTime(Number(m[1])) === m[2]) continue;
     const dir = path.join(parent, n);
     const st = await lstat(dir).catch(() => null);
-    if (!st?.isDirectory() || st.uid !== process.geteuid?.()) continue;
+    // A probe takes a second: a young dir may belong to a process in another pid namespace.
+    if (!st?.isDirectory() || st.uid !== process.geteuid?.() || Date.now() - st.mtimeMs < STALE_AFTER_MS) continue;
     await removeWorkDir(dir).catch(() => {});
   }
 }
@@ -296,25 +304,43 @@ function notProbed(why: string): ProbeOutcome {
  * clone of the mount tree. Everything is unmounted and removed before it returns.
  */
 export async function fsProbes(o: FsProbeInput): Promise<FsProbeResult> {
-  const tmpfsOutcome = (p: ProbeOutcome): FsProbe => ({ role: 'tmpfs', path: null, fsType: 'tmpfs', ...p });
   await sweepWorkDirs(o.workParent);
   const work = path.join(o.workParent, `${WORK_PREFIX}${process.pid}-${startTime('self') ?? '0'}-${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(work, { mode: 0o700 });
   } catch (err) {
     const f = failed(err);
-    const why = notProbed(`no probe dir in ${o.workParent}: ${f.code}`);
-    return {
-      create: f,
-      filesystems: [
-        { role: 'bundle', path: o.workParent, fsType: await fsTypeOf(o.workParent), ...f },
-        tmpfsOutcome(why),
-        ...(o.rootfs ? [{ role: 'rootfs' as const, path: o.rootfs, fsType: await fsTypeOf(o.rootfs), ...why }] : []),
-      ],
-      overlay: why,
-      rroKernel: why,
-    };
+    return unprobed(o, f, notProbed(`no probe dir in ${o.workParent}: ${f.code}`));
   }
+  try {
+    return await probeIn(work, o);
+  } catch (err) {
+    // Only the scaffolding (mkdir, writeFile in our own dir) gets here.
+    return unprobed(o, failed(err), failed(err));
+  } finally {
+    await removeWorkDir(work).catch(() => {});
+  }
+}
+
+/** Every outcome FIRST (the bundles' dir and the userns) or WHY (the rest). */
+async function unprobed(o: FsProbeInput, first: ProbeOutcome, why: ProbeOutcome): Promise<FsProbeResult> {
+  return {
+    create: first,
+    filesystems: [
+      { role: 'bundle', path: o.workParent, fsType: await fsTypeOf(o.workParent), ...first },
+      tmpfsOutcome(why),
+      ...(o.rootfs ? [{ role: 'rootfs' as const, path: o.rootfs, fsType: await fsTypeOf(o.rootfs), ...why }] : []),
+    ],
+    overlay: why,
+    rroKernel: why,
+  };
+}
+
+function tmpfsOutcome(p: ProbeOutcome): FsProbe {
+  return { role: 'tmpfs', path: null, fsType: 'tmpfs', ...p };
+}
+
+async function probeIn(work: string, o: FsProbeInput): Promise<FsProbeResult> {
   const netnsPin = path.join(work, 'netns');
   const usernsPin = path.join(work, 'userns');
   try {
@@ -333,7 +359,9 @@ export async function fsProbes(o: FsProbeInput): Promise<FsProbeResult> {
       );
       const info = callSync(() => native.inspectNsSync(netnsPin, true));
       const owned = info.owner?.ino === r.usernsIno;
-      create = owned ? { ok: true, netnsOwnedByUserns: true } : { ok: false, code: 'ERR_NSTOOL_NETNS_NOT_POD', message: 'the netns is not owned by the new userns', netnsOwnedByUserns: false };
+      create = owned
+        ? { ok: true, netnsOwnedByUserns: true }
+        : { ok: false, code: 'ERR_NSTOOL_NETNS_NOT_POD', message: 'the netns is not owned by the new userns', netnsOwnedByUserns: false };
     } catch (err) {
       create = failed(err);
     }
@@ -387,10 +415,9 @@ export async function fsProbes(o: FsProbeInput): Promise<FsProbeResult> {
       try {
         native.unpinSync(pin);
       } catch {
-        // removeWorkDir below unmounts whatever is left
+        // the caller's removeWorkDir unmounts whatever is left
       }
     }
-    await removeWorkDir(work).catch(() => {});
   }
 }
 

@@ -226,6 +226,16 @@ describeRoot('nstool features', () => {
     expect(fsProbe(r, 'rootfs')).toMatchObject({ ok: true, path: rootfs, diskUid: 1000, shownUid: PROBE_UID_BASE + 1000 });
     expect(workDirs(dir)).toEqual([]);
     expect(readdirSync(rootfs)).toEqual([]);
+
+    // A filesystem that cannot be idmapped (proc): the test's own mount fails the same way, and pods are off.
+    const ownProc = ownIdmap('/proc', '', path.join(dir, 'own-proc-idmap'));
+    expect(typeof ownProc).toBe('string');
+    rmSync(path.join(dir, 'own-proc-idmap'), { recursive: true });
+    const p = await features({ stateDir, cacheDir, rootfs: '/proc' });
+    expect(fsProbe(p, 'rootfs')).toMatchObject({ ok: false, path: '/proc', fsType: 'proc', code: ownProc });
+    expect(p.checks.find((c) => c.id === 'idmap_rootfs')).toMatchObject({ verdict: 'missing' });
+    expect(p.cri.userNamespaces).toBe(false);
+    expect(workDirs(dir)).toEqual([]);
   });
 
   it('a runtime whose features say idmap is enabled gives strategy runtime; answers are cached until the binary changes', async () => {
@@ -358,17 +368,21 @@ describeRoot('nstool features', () => {
     const stale = path.join(dir, `.nstool-features-${process.pid}-1-0123456789ab`);
     const start = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[19]!;
     const live = path.join(dir, `.nstool-features-${process.pid}-${start}-ba9876543210`);
+    const young = path.join(dir, `.nstool-features-${process.pid}-2-0123456789ab`);
     const other = path.join(dir, '.nstool-features-not-ours');
-    for (const d of [stale, live, other]) mkdirSync(d, { mode: 0o700 });
+    for (const d of [stale, live, other, young]) mkdirSync(d, { mode: 0o700 });
     mkdirSync(path.join(stale, 'tmpfs'));
     expect(run(['mount', '-t', 'tmpfs', 'tmpfs', path.join(stale, 'tmpfs')]).code).toBe(0);
     mounted.push(path.join(stale, 'tmpfs'));
+    // Only dirs older than a minute: a young one may be a probe in another pid namespace.
+    const old = new Date(Date.now() - 120_000);
+    for (const d of [stale, live, other]) utimesSync(d, old, old);
     await features({ stateDir, cacheDir, noCache: true });
     expect(existsSync(stale)).toBe(false);
     expect(mountPoints()).not.toContain(path.join(stale, 'tmpfs'));
     mounted.splice(mounted.indexOf(path.join(stale, 'tmpfs')), 1);
-    expect(workDirs(dir).sort()).toEqual([path.basename(other), path.basename(live)].sort());
-    for (const d of [live, other]) rmSync(d, { recursive: true });
+    expect(workDirs(dir).sort()).toEqual([path.basename(other), path.basename(live), path.basename(young)].sort());
+    for (const d of [live, other, young]) rmSync(d, { recursive: true });
   });
 
   it('nstool features: a table for people, one JSON document for machines, exit 2 on bad flags', () => {
