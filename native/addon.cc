@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "errors.h"
+#include "features.h"
 #include "idmap_mount.h"
 #include "lock.h"
 #include "nsinfo.h"
@@ -278,6 +279,47 @@ Napi::Value Bind(const Napi::CallbackInfo& info) {
   return F(info, Async);
 }
 
+// ---- features probes ----------------------------------------------------------
+
+Napi::Value ProbeSyscallsJs(const Napi::CallbackInfo& info) {
+  using R = std::vector<std::pair<std::string, int>>;
+  return Run<R>(info.Env(), false, [] { return ProbeSyscalls(); }, [](Napi::Env env, R& r) -> Napi::Value {
+    Napi::Object o = Napi::Object::New(env);
+    for (const auto& [name, err] : r) o.Set(name, err);
+    return o;
+  });
+}
+
+Napi::Value ProbeUnprivJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) ThrowType(info.Env(), "uid and gid must be numbers");
+  unsigned uid = info[0].As<Napi::Number>().Uint32Value(), gid = info[1].As<Napi::Number>().Uint32Value();
+  bool drop = ArgBool(info, 2);
+  return Run<UnprivResult>(info.Env(), false, [=] { return ProbeUnprivilegedUserns(uid, gid, drop); },
+                           [](Napi::Env env, UnprivResult& r) -> Napi::Value {
+                             Napi::Object o = Napi::Object::New(env);
+                             o.Set("step", r.step);
+                             o.Set("errno", r.err);
+                             return o;
+                           });
+}
+
+Napi::Value ProbeRroJs(const Napi::CallbackInfo& info) {
+  std::string path = ArgStr(info, 0, "path");
+  return Run<bool>(info.Env(), false, [=] { ProbeRecursiveReadonly(path); return true; }, Undef);
+}
+
+Napi::Value MountTmpfsJs(const Napi::CallbackInfo& info) {
+  std::string target = ArgStr(info, 0, "target");
+  return Run<bool>(info.Env(), false, [=] { MountTmpfs(target); return true; }, Undef);
+}
+
+void InitFeatures(Napi::Env env, Napi::Object exports) {
+  exports.Set("probeSyscallsSync", Napi::Function::New(env, ProbeSyscallsJs, "probeSyscallsSync"));
+  exports.Set("probeUnprivilegedUsernsSync", Napi::Function::New(env, ProbeUnprivJs, "probeUnprivilegedUsernsSync"));
+  exports.Set("probeRecursiveReadonlySync", Napi::Function::New(env, ProbeRroJs, "probeRecursiveReadonlySync"));
+  exports.Set("mountTmpfsSync", Napi::Function::New(env, MountTmpfsJs, "mountTmpfsSync"));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ensurePinDirSync", Napi::Function::New(env, EnsurePinDirJs, "ensurePinDirSync"));
   exports.Set("pinSync", Napi::Function::New(env, Bind<PinImpl, false>, "pinSync"));
@@ -304,6 +346,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readInRootSync", Napi::Function::New(env, Bind<ReadInRootImpl, false>, "readInRootSync"));
   exports.Set("readInRoot", Napi::Function::New(env, Bind<ReadInRootImpl, true>, "readInRoot"));
   exports.Set("closeFdSync", Napi::Function::New(env, CloseFdJs, "closeFdSync"));
+  InitFeatures(env, exports);
   return exports;
 }
 

@@ -81,3 +81,4 @@ export { cniAnnotations, cniHooks, parseOciState, runCniHook, HOOK_ANNOTATIONS }
 export type { CniHookSettings, CniHooksOptions, HookOutcome, OciHook, OciState } from './hook/index.js';
 export { createSandbox, deleteSandbox, listSandboxes, loadSandbox, gc, SandboxError, Rollback, RollbackError } from './sandbox/index.js';
 export type { CreateSandboxOptions, GcAction, GcOptions, SandboxDetails, SandboxInfo, SandboxNetwork } from './sandbox/index.js';
+export { features, featureChecks, formatFeatures, DEFAULT_FEATURES_CACHE_DIR, FEATURES_SCHEMA, type FeaturesOptions, type FeaturesReport, type FeatureCheck } from './features/index.js';

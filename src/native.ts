@@ -58,6 +58,14 @@ export interface NativeCore {
   /** renameat2(RENAME_NOREPLACE): EEXIST instead of replacing `to`. */
   renameNoReplaceSync(from: string, to: string): void;
   renameNoReplace(from: string, to: string): Promise<void>;
+  /** Kernel interfaces, each called with arguments it must reject: 0 or the errno it gave (ENOSYS: absent). */
+  probeSyscallsSync(): Record<string, number>;
+  /** A child drops to uid/gid (when drop) and unshares a userns; step is "" when it worked. */
+  probeUnprivilegedUsernsSync(uid: number, gid: number, drop: boolean): { step: string; errno: number };
+  /** Makes a detached recursive clone of path's mounts read-only recursively; throws on failure. */
+  probeRecursiveReadonlySync(path: string): void;
+  /** A small tmpfs (0700, nosuid, nodev, noexec) at target. */
+  mountTmpfsSync(target: string): void;
 }
 
 const require = createRequire(import.meta.url);

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { NstoolError } from '../errors.js';
 import { showText } from '../show.js';
 import { errorJson, ExitCode, Io, processIo, UsageError } from './context.js';
+import { registerFeaturesCommands } from './features-commands.js';
 import { registerHookCommands } from './hook-commands.js';
 import { registerNetnsCommands } from './netns-commands.js';
 import { registerPodCommands } from './pod-commands.js';
@@ -28,6 +29,7 @@ export function buildProgram(io: Io): Command {
   registerPodCommands(program, io);
   registerSandboxCommands(program, io);
   registerHookCommands(program, io);
+  registerFeaturesCommands(program, io);
   const configure = (c: Command): void => {
     c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError });
     c.commands.forEach(configure);
