@@ -340,8 +340,8 @@ async function prepareLogDir(dir: string): Promise<void> {
   if (last !== undefined && Date.now() - last < SWEEP_EVERY_MS) return;
   lastSweep.set(dir, Date.now());
   if (dir === DEFAULT_RUNTIME_LOG_DIR) {
-    // /run/nstool also holds bundles a pod's root must traverse: not 0700.
-    await mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
+    // /run/nstool also holds bundles a pod's root must traverse (0711: passable, not listable).
+    await mkdir(path.dirname(dir), { recursive: true, mode: 0o711 });
     await mkdir(dir, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'EEXIST') throw e;
     });
