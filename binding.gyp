@@ -11,7 +11,8 @@
         "native/idmap_mount.cc",
         "native/overlay_mount.cc",
         "native/lock.cc",
-        "native/rootfs.cc"
+        "native/rootfs.cc",
+        "native/podns.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
