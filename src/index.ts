@@ -81,3 +81,5 @@ export { cniAnnotations, cniHooks, parseOciState, runCniHook, HOOK_ANNOTATIONS }
 export type { CniHookSettings, CniHooksOptions, HookOutcome, OciHook, OciState } from './hook/index.js';
 export { createSandbox, deleteSandbox, listSandboxes, loadSandbox, gc, SandboxError, Rollback, RollbackError } from './sandbox/index.js';
 export type { CreateSandboxOptions, GcAction, GcOptions, SandboxDetails, SandboxInfo, SandboxNetwork } from './sandbox/index.js';
+export { sandboxNamespaces } from './sandbox/index.js';
+export type { SandboxNamespaces } from './sandbox/index.js';
