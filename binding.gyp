@@ -12,7 +12,8 @@
         "native/overlay_mount.cc",
         "native/lock.cc",
         "native/rootfs.cc",
-        "native/features.cc"
+        "native/features.cc",
+        "native/podns.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -15,6 +15,7 @@
 #include "nsinfo.h"
 #include "overlay_mount.h"
 #include "pin.h"
+#include "podns.h"
 #include "rootfs.h"
 #include "userns_netns.h"
 
@@ -318,6 +319,27 @@ void InitFeatures(Napi::Env env, Napi::Object exports) {
   exports.Set("probeUnprivilegedUsernsSync", Napi::Function::New(env, ProbeUnprivJs, "probeUnprivilegedUsernsSync"));
   exports.Set("probeRecursiveReadonlySync", Napi::Function::New(env, ProbeRroJs, "probeRecursiveReadonlySync"));
   exports.Set("mountTmpfsSync", Napi::Function::New(env, MountTmpfsJs, "mountTmpfsSync"));
+// ---- pod ipc and uts namespaces ---------------------------------------------
+
+Napi::Value PodNsToJs(Napi::Env env, PodNsResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ipcIno", double(r.ipc_ino));
+  o.Set("ipcDev", double(r.ipc_dev));
+  o.Set("utsIno", double(r.uts_ino));
+  o.Set("utsDev", double(r.uts_dev));
+  o.Set("usernsIno", double(r.userns_ino));
+  o.Set("usernsDev", double(r.userns_dev));
+  return o;
+}
+
+Napi::Value PodNsImpl(const Napi::CallbackInfo& info, bool async) {
+  Napi::Object o = ArgObj(info, 0);
+  PodNsParams p;
+  p.userns = PropStr(o, "userns", true);
+  p.ipc_pin = PropStr(o, "ipcPin", false);
+  p.uts_pin = PropStr(o, "utsPin", false);
+  p.hostname = PropStr(o, "hostname", false);
+  return Run<PodNsResult>(info.Env(), async, [p] { return CreatePodNs(p); }, PodNsToJs);
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -347,6 +369,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readInRoot", Napi::Function::New(env, Bind<ReadInRootImpl, true>, "readInRoot"));
   exports.Set("closeFdSync", Napi::Function::New(env, CloseFdJs, "closeFdSync"));
   InitFeatures(env, exports);
+  exports.Set("createPodNsSync", Napi::Function::New(env, Bind<PodNsImpl, false>, "createPodNsSync"));
+  exports.Set("createPodNs", Napi::Function::New(env, Bind<PodNsImpl, true>, "createPodNs"));
   return exports;
 }
 

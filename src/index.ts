@@ -82,3 +82,5 @@ export type { CniHookSettings, CniHooksOptions, HookOutcome, OciHook, OciState }
 export { createSandbox, deleteSandbox, listSandboxes, loadSandbox, gc, SandboxError, Rollback, RollbackError } from './sandbox/index.js';
 export type { CreateSandboxOptions, GcAction, GcOptions, SandboxDetails, SandboxInfo, SandboxNetwork } from './sandbox/index.js';
 export { features, featureChecks, formatFeatures, DEFAULT_FEATURES_CACHE_DIR, FEATURES_SCHEMA, type FeaturesOptions, type FeaturesReport, type FeatureCheck } from './features/index.js';
+export { sandboxNamespaces } from './sandbox/index.js';
+export type { SandboxNamespaces } from './sandbox/index.js';

@@ -24,6 +24,9 @@ export interface NativeIdMaps { uidMap: string; gidMap: string; setgroups: strin
 export interface UnpinResult { unmounted: boolean; removed: boolean }
 /** What a path inside a root names; data only for a regular file of at most maxBytes. */
 export interface RootFile { mode: number; size: number; data: Buffer | null }
+/** At least one of ipcPin and utsPin; hostname goes with utsPin. */
+export interface PodNsParams { userns: string; ipcPin?: string; utsPin?: string; hostname?: string }
+export interface PodNsResult { ipcIno: number; ipcDev: number; utsIno: number; utsDev: number; usernsIno: number; usernsDev: number }
 /** auto: openat2(RESOLVE_IN_ROOT), else the O_PATH walk; the others force one (tests). */
 export type ResolveHow = 'auto' | 'openat2' | 'walk';
 
@@ -66,6 +69,9 @@ export interface NativeCore {
   probeRecursiveReadonlySync(path: string): void;
   /** A small tmpfs (0700, nosuid, nodev, noexec) at target. */
   mountTmpfsSync(target: string): void;
+  /** New ipc and/or uts namespaces owned by the userns at `userns`, pinned at ipcPin and utsPin; the hostname set in the uts one (0 inodes for one not made). */
+  createPodNsSync(p: PodNsParams): PodNsResult;
+  createPodNs(p: PodNsParams): Promise<PodNsResult>;
 }
 
 const require = createRequire(import.meta.url);

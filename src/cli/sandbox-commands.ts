@@ -90,11 +90,12 @@ export function registerSandboxCommands(program: Command, io: Io): void {
   const sb = program.command('sandbox').description('pod sandboxes: netns + CNI network + pause container');
 
   dirFlags(sb.command('create').description('create a pod sandbox and print its id, netns and IPs').argument('<id>'))
-    .requiredOption('--rootfs <dir>', 'root filesystem of the pause container')
+    .option('--rootfs <dir>', 'run a pause container with this root filesystem (default: none)')
+    .option('--no-pause', 'no pause container (the default without --rootfs): the ipc and uts namespaces are pinned')
     .option('--uidmap <map>', 'uid mappings containerID:hostID:size[,...]', '0:100000:65536')
     .option('--gidmap <map>', 'gid mappings (default: the uid mappings)')
     .option('--pause-cmd <cmd...>', 'pause command', ['sleep', '2147483647'])
-    .option('--hostname <name>', 'pause container host name (default: the id)')
+    .option('--hostname <name>', 'the pod host name (default: the id)')
     .option('--conflist <file>', 'CNI network config list (.conflist or .conf)')
     .option('--cni-conf-dir <dir>', 'load the network from this dir (default /etc/cni/net.d with --network)')
     .option('--network <name>', 'network name to pick from the conf dir')
@@ -105,7 +106,7 @@ export function registerSandboxCommands(program: Command, io: Io): void {
     .action(
       async (
         id: string,
-        o: DirFlags & { rootfs: string; uidmap: string; gidmap?: string; pauseCmd: string[]; hostname?: string; conflist?: string; cniConfDir?: string; network?: string | boolean; ifname: string; cniPath: string; nodeNetns?: string },
+        o: DirFlags & { rootfs?: string; pause: boolean; uidmap: string; gidmap?: string; pauseCmd: string[]; hostname?: string; conflist?: string; cniConfDir?: string; network?: string | boolean; ifname: string; cniPath: string; nodeNetns?: string },
       ) => {
         let network: SandboxNetwork | undefined;
         if (o.network !== false) {
@@ -115,6 +116,7 @@ export function registerSandboxCommands(program: Command, io: Io): void {
             network = { ...base, ...(o.cniConfDir ? { confDir: o.cniConfDir } : {}), ...(typeof o.network === 'string' ? { name: o.network } : {}) };
           else throw new UsageError('give --conflist, --cni-conf-dir/--network, or --no-network');
         }
+        if (!o.pause && o.rootfs !== undefined) throw new UsageError('--no-pause and --rootfs exclude each other');
         const ac = new AbortController();
         const off = onSignals(ac);
         try {
@@ -124,13 +126,14 @@ export function registerSandboxCommands(program: Command, io: Io): void {
             uidMap: o.uidmap,
             ...(o.gidmap ? { gidMap: o.gidmap } : {}),
             ...(network ? { network } : {}),
-            pause: { rootfs: o.rootfs, command: o.pauseCmd, ...(o.hostname !== undefined ? { hostname: o.hostname } : {}) },
+            pause: o.rootfs !== undefined ? { rootfs: o.rootfs, command: o.pauseCmd } : false,
+            ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
             runtime: runtime(o),
             ...dirs(o),
             signal: ac.signal,
             ...(hook ? { onStep: hook } : {}),
           });
-          emit(io, o.json, r, () => `${r.id}\t${r.netnsPath}\t${r.ips.join(',') || '-'}\tpid ${r.pid}`);
+          emit(io, o.json, r, () => `${r.id}\t${r.netnsPath}\t${r.ips.join(',') || '-'}\tpid ${r.pid ?? '-'}`);
         } finally {
           off();
         }

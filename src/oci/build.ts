@@ -15,7 +15,7 @@ import {
   deviceRules,
 } from './defaults.js';
 import { callerMount, checkAbsPath, mergeMounts, readMountInfo, standardMounts } from './mounts.js';
-import { checkJoinedNamespaces, checkSupplementaryGroups } from './namespaces.js';
+import { checkJoinedNamespaces, checkJoinedPodNamespaces, checkSupplementaryGroups } from './namespaces.js';
 import { mergeArgs, mergeEnv, pickCwd } from './process-args.js';
 import {
   OCI_VERSION,
@@ -43,6 +43,14 @@ function stringRecord(v: unknown, what: string): Record<string, string> | undefi
     out[k] = val;
   }
   return out;
+}
+
+/** A host name buildSpec (and a sandbox) takes; returns it. */
+export function validateHostname(h: unknown): string {
+  if (typeof h !== 'string' || !HOSTNAME_RE.test(h)) {
+    throw invalidArg(`hostname ${JSON.stringify(h)} is not a valid host name (letters, digits, "_", "-", ".", at most 64)`);
+  }
+  return h;
 }
 
 /** "net_admin" and "CAP_NET_ADMIN" alike; unknown names are refused, not dropped. */
@@ -157,6 +165,12 @@ export function buildSpec(opts: BuildSpecOptions): Spec {
     checkAbsPath(opts.netnsPath, 'netnsPath');
     if (opts.hostNetwork) throw invalidArg('netnsPath and hostNetwork exclude each other');
   }
+  if (opts.ipcPath !== undefined) checkAbsPath(opts.ipcPath, 'ipcPath');
+  if (opts.utsPath !== undefined) {
+    checkAbsPath(opts.utsPath, 'utsPath');
+    // runc 1.1.5 would set it in the joined namespace: every container of the pod would see it.
+    if (opts.hostname !== undefined) throw invalidArg('hostname cannot be given with utsPath: the joined uts namespace keeps the pod\'s host name');
+  }
 
   const image = opts.image;
   if (image !== undefined && (image === null || typeof image !== 'object')) throw invalidArg('image must be an object', 'ERR_INVALID_ARG_TYPE');
@@ -164,9 +178,7 @@ export function buildSpec(opts: BuildSpecOptions): Spec {
   const env = mergeEnv(image?.env, opts.env);
   const cwd = pickCwd(image, opts.cwd);
 
-  if (opts.hostname !== undefined && (typeof opts.hostname !== 'string' || !HOSTNAME_RE.test(opts.hostname))) {
-    throw invalidArg(`hostname ${JSON.stringify(opts.hostname)} is not a valid host name (letters, digits, "_", "-", ".", at most 64)`);
-  }
+  if (opts.hostname !== undefined) validateHostname(opts.hostname);
   const annotations = stringRecord(opts.annotations, 'annotations');
   const sysctl = stringRecord(opts.sysctl, 'sysctl');
   const caps = opts.capabilities === undefined ? [...DEFAULT_CAPABILITIES] : normalizeCapabilities(opts.capabilities);
@@ -203,6 +215,13 @@ export function buildSpec(opts: BuildSpecOptions): Spec {
 
   // The kernel's view of the joined namespaces: what the runtime would trip over.
   if (userns && !opts.namespacesChecked) checkJoinedNamespaces(opts.usernsPath!, opts.netnsPath);
+  if (opts.ipcPath !== undefined || opts.utsPath !== undefined) {
+    checkJoinedPodNamespaces(
+      { ...(opts.ipcPath !== undefined ? { ipc: opts.ipcPath } : {}), ...(opts.utsPath !== undefined ? { uts: opts.utsPath } : {}) },
+      // A planned userns may not be pinned yet; the netns's owner is what it will be.
+      opts.netnsPath !== undefined ? { netnsPath: opts.netnsPath } : userns && !opts.namespacesChecked ? { usernsPath: opts.usernsPath! } : {},
+    );
+  }
 
   // The user last: it is the only part that reads the rootfs.
   const resolved = resolveUser(rootfs, opts.user ?? image?.user);
@@ -211,7 +230,13 @@ export function buildSpec(opts: BuildSpecOptions): Spec {
   if (opts.umask !== undefined) user.umask = opts.umask;
   if (resolved.additionalGids && resolved.additionalGids.length > 0) user.additionalGids = resolved.additionalGids;
 
-  const namespaces: Namespace[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }];
+  const namespaces: Namespace[] = [
+    { type: 'pid' },
+    opts.ipcPath !== undefined ? { type: 'ipc', path: path.normalize(opts.ipcPath) } : { type: 'ipc' },
+    opts.utsPath !== undefined ? { type: 'uts', path: path.normalize(opts.utsPath) } : { type: 'uts' },
+    { type: 'mount' },
+    { type: 'cgroup' },
+  ];
   if (opts.netnsPath !== undefined) namespaces.push({ type: 'network', path: path.normalize(opts.netnsPath) });
   else if (!opts.hostNetwork) namespaces.push({ type: 'network' });
   if (userns) namespaces.push({ type: 'user', path: path.normalize(opts.usernsPath!) });

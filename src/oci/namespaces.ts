@@ -80,3 +80,28 @@ export function checkSupplementaryGroups(usernsPath: string, gid: number, additi
     hint: 'the runtime would drop the groups silently; make the pod userns with setgroups "allow" (the default), or run as a user without supplementary groups',
   });
 }
+
+const POD_NS: Record<'ipc' | 'uts', number> = { ipc: 0x08000000, uts: 0x04000000 };
+
+/**
+ * Joined ipc and uts namespaces must be the pod's: owned by the userns that
+ * owns NETNS_PATH (or by USERNS_PATH when there is no netns). A runtime in
+ * the pod's userns could not join one the host owns, and would say so in
+ * words that do not say why.
+ */
+export function checkJoinedPodNamespaces(joined: { ipc?: string; uts?: string }, owner: { netnsPath?: string; usernsPath?: string }): void {
+  let want: { ino: number; dev: number } | null | undefined;
+  if (owner.netnsPath !== undefined) want = inspectAs(owner.netnsPath, 'netnsPath', CLONE_NEWNET, 'network').owner;
+  else if (owner.usernsPath !== undefined) want = inspectAs(owner.usernsPath, 'usernsPath', CLONE_NEWUSER, 'user');
+  for (const kind of ['ipc', 'uts'] as const) {
+    const p = joined[kind];
+    if (p === undefined) continue;
+    const info = inspectAs(p, `${kind}Path`, POD_NS[kind], kind);
+    if (want === undefined || (info.owner && want && info.owner.ino === want.ino && info.owner.dev === want.dev)) continue;
+    throw new NstoolError(`${kind}Path ${p} is not owned by the pod's user namespace${want ? ` (${want.ino})` : ''}`, {
+      code: USERNS_MISMATCH,
+      path: p,
+      hint: "join the ipc and uts namespaces of the sandbox the netns belongs to (sandboxNamespaces gives them)",
+    });
+  }
+}

@@ -169,6 +169,14 @@ export interface BuildSpecOptions {
   /** Joined user namespace; none at all when absent. */
   usernsPath?: string;
   /**
+   * Joined ipc and uts namespaces (a pod's pins); new ones when absent. They
+   * must be owned by the userns that owns the netns (or by usernsPath when
+   * there is no netnsPath). With utsPath the pod's host name is kept: a
+   * hostname is refused, since the runtime would rename the whole pod.
+   */
+  ipcPath?: string;
+  utsPath?: string;
+  /**
    * The caller already knows the joined namespaces are right (the userns owns
    * the netns: it is about to pin that very owner) and read the userns's
    * setgroups: buildSpec then does not open usernsPath, which may not exist yet.

@@ -45,6 +45,9 @@ export interface PodContainerOptions extends PinDirs {
   id: string;
   /** The pod netns: a pin name or a path. */
   netns: string;
+  /** The pod's ipc and uts namespaces to join (a sandbox's pins: sandboxNamespaces); new ones when absent. */
+  ipcPath?: string;
+  utsPath?: string;
   /** Root filesystem on the host; the read-only lower layer of the container's overlay unless idmapRootfs is false. */
   rootfs: string;
   command: string[];
@@ -406,6 +409,8 @@ export function podSpec(o: {
   cwd?: string;
   user?: string | number;
   hostname?: string;
+  ipcPath?: string;
+  utsPath?: string;
   mounts?: MountRequest[];
   spec?: Partial<BuildSpecOptions>;
   /** The userns's setgroups, when the caller planned usernsPath as the netns's owner (it may not be pinned yet). */
@@ -423,6 +428,8 @@ export function podSpec(o: {
     ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
     ...(o.user !== undefined ? { user: o.user } : {}),
     ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
+    ...(o.ipcPath !== undefined ? { ipcPath: o.ipcPath } : {}),
+    ...(o.utsPath !== undefined ? { utsPath: o.utsPath } : {}),
     ...(o.mounts !== undefined ? { mounts: o.mounts } : {}),
     ...(o.setgroups !== undefined ? { namespacesChecked: { setgroups: o.setgroups } } : {}),
   });

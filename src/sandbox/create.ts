@@ -12,8 +12,9 @@ import { toInfo } from './query.js';
 import type { CreateSandboxOptions, SandboxInfo } from './types.js';
 
 /**
- * Creates the sandbox: netns pin, userns pin, CNI ADD (with a network),
- * pause container. A failure or an abort undoes every earlier step in
+ * Creates the sandbox: netns pin, userns pin, ipc and uts pins (without a
+ * pause container, the default), CNI ADD (with a network), pause container
+ * (when asked for). A failure or an abort undoes every earlier step in
  * reverse and rethrows; if an undo fails, a SandboxError names it and the
  * state keeps what is left for delete or gc.
  */

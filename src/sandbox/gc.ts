@@ -1,6 +1,6 @@
 // gc: finishes what crashes left, touching only this instance's resources.
 // 1. Sandboxes with state whose create or delete was interrupted, or whose
-//    pause container or netns pin is gone: the delete loop over the table.
+//    pause container or a namespace pin is gone: the delete loop over the table.
 // 2. Resources named with this instance's tag (and not marked as another
 //    instance's) whose sandbox has no state: a reboot empties /run but
 //    leaves the CNI result cache, so IPs are released from it alone. The
@@ -35,7 +35,7 @@ export interface GcOptions extends SandboxDirs {
 }
 
 export interface GcAction {
-  kind: 'sandbox' | 'pin' | 'userns-pin' | 'container' | 'bundle' | 'cni-result' | 'tmp-file';
+  kind: 'sandbox' | 'pin' | 'userns-pin' | 'ipc-pin' | 'uts-pin' | 'container' | 'bundle' | 'cni-result' | 'tmp-file';
   target: string;
   reason: string;
   done: boolean;
@@ -53,6 +53,8 @@ interface Found {
   cache: Array<{ file: string; network?: NonNullable<SandboxState['network']>; error?: string }>;
   pin?: string;
   userns?: boolean;
+  ipc?: boolean;
+  uts?: boolean;
 }
 
 async function entries(dir: string): Promise<string[]> {
@@ -156,9 +158,11 @@ async function discover(e: Env): Promise<Map<string, Found>> {
     }
   }
 
-  for (const name of await entries(e.dirs.userns)) {
-    if (idFromName(e.inst, name) === null) continue;
-    if ((await lstat(path.join(e.dirs.userns, name)).catch(() => null))?.isFile()) at(name)!.userns = true;
+  for (const kind of ['userns', 'ipc', 'uts'] as const) {
+    for (const name of await entries(e.dirs[kind])) {
+      if (idFromName(e.inst, name) === null) continue;
+      if ((await lstat(path.join(e.dirs[kind], name)).catch(() => null))?.isFile()) at(name)![kind] = true;
+    }
   }
   return found;
 }
@@ -169,6 +173,8 @@ function synthesize(id: string, f: Found, e: Env): SandboxState {
   const st: SandboxState = { version: 1, id, phase: 'deleting', createdAt: '', instance: e.inst.stateDir, uidMap: [], gidMap: [] };
   if (f.pin) st.netns = { name, path: path.join(e.dirs.pin, name), pinDir: e.dirs.pin, usernsPinDir: e.dirs.userns };
   if (f.userns) st.userns = { path: path.join(e.dirs.userns, name) };
+  if (f.ipc) st.ipc = { path: path.join(e.dirs.ipc, name) };
+  if (f.uts) st.uts = { path: path.join(e.dirs.uts, name) };
   if (f.container || f.bundle) st.pause = { containerId: name, bundle: path.join(e.dirs.bundle, name), runtime: e.runtime };
   return st;
 }
@@ -324,7 +330,7 @@ class GcRun {
   }
 }
 
-/** Why a ready sandbox is broken (its pause container or netns pin gone), or null. */
+/** Why a ready sandbox is broken (its pause container or a namespace pin gone), or null. */
 async function brokenBy(st: SandboxState): Promise<string | null> {
   for (const r of RESOURCES) {
     if (!r.recorded(st)) continue;

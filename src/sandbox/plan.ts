@@ -16,6 +16,7 @@ import {
 import type { NetworkConfigList } from '../cni/index.js';
 import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import { IdMapping, parseIdMap, toHostId } from '../idmap.js';
+import { validateHostname } from '../oci/build.js';
 import { podSpec } from '../pod/container.js';
 import { Instance, instanceOf, resourceName, validateSandboxId } from './instance.js';
 import { CreateSandboxOptions, Dirs, SandboxNetwork, sandboxDirs, StepHook } from './types.js';
@@ -41,7 +42,10 @@ export interface Plan {
     nodeNetns?: string;
     capabilityArgs?: Record<string, unknown>;
   };
-  pause: { rootfs: string; command: string[]; hostname: string; runtime: { binary: string; root?: string } };
+  /** The pod's host name: the pause container's, or set in the pinned uts namespace. */
+  hostname: string;
+  /** Absent: no pause container; the ipc and uts namespaces are pinned instead. */
+  pause?: { rootfs: string; command: string[]; runtime: { binary: string; root?: string } };
   /** Written into the pause container's spec: which sandbox and instance it belongs to. */
   annotations: Record<string, string>;
   signal?: AbortSignal;
@@ -121,7 +125,7 @@ export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {
   const uidMap = parseIdMap(o.uidMap, 'uidMap');
   const gidMap = parseIdMap(o.gidMap ?? o.uidMap, 'gidMap');
   if (toHostId(uidMap, 0) === undefined || toHostId(gidMap, 0) === undefined) {
-    throw invalidArg('uidMap and gidMap must map container id 0: the pause container runs as the pod root');
+    throw invalidArg("uidMap and gidMap must map container id 0: the pod's containers run as its root");
   }
   const setgroups = o.setgroups ?? 'allow';
   if (setgroups !== 'allow' && setgroups !== 'deny') throw invalidArg('setgroups must be "allow" or "deny"');
@@ -131,23 +135,31 @@ export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {
 
   const network = o.network !== undefined ? await planNetwork(o.network, name, dirs) : undefined;
 
-  if (!isObject(o.pause)) throw invalidArg('pause must be an object with a rootfs', 'ERR_INVALID_ARG_TYPE');
-  const rootfs = path.normalize(requireAbsolute(o.pause.rootfs, 'pause.rootfs'));
-  const command = o.pause.command ?? ['sleep', '2147483647'];
-  if (!Array.isArray(command) || command.length === 0 || !command.every((a) => typeof a === 'string' && !a.includes('\0'))) {
-    throw invalidArg('pause.command must be a non-empty array of strings');
+  if (o.pause !== undefined && o.pause !== false && !isObject(o.pause)) throw invalidArg('pause must be an object with a rootfs, or false', 'ERR_INVALID_ARG_TYPE');
+  const pauseOpts = isObject(o.pause) ? o.pause : undefined;
+  if (o.hostname !== undefined && pauseOpts?.hostname !== undefined && o.hostname !== pauseOpts.hostname) {
+    throw invalidArg('hostname and pause.hostname differ: give one');
   }
-  const hostname = o.pause.hostname ?? id.slice(0, 63);
+  const hostname = validateHostname(o.hostname ?? pauseOpts?.hostname ?? id.slice(0, 63));
   if (o.runtime !== undefined && !isObject(o.runtime)) throw invalidArg('runtime must be an object', 'ERR_INVALID_ARG_TYPE');
-  const binary = checkRuntimeBinary(o.runtime?.binary ?? 'runc');
-  const root = o.runtime?.root !== undefined ? path.normalize(requireAbsolute(o.runtime.root, 'runtime.root')) : undefined;
-  await checkRootfs(rootfs);
 
   const netnsPath = path.join(dirs.pin, name);
   const annotations = { 'nstool.sandbox': id, 'nstool.instance': inst.stateDir, 'nstool.netns': netnsPath };
-  // The spec the pause container will get, built now for its checks (hostname, command...).
-  // Neither namespace exists yet: the userns will own the netns by construction.
-  podSpec({ rootfs, command, hostname, netnsPath, usernsPath: path.join(dirs.userns, name), uidMap, gidMap, setgroups, spec: { annotations } });
+  let pause: Plan['pause'];
+  if (pauseOpts) {
+    const rootfs = path.normalize(requireAbsolute(pauseOpts.rootfs, 'pause.rootfs'));
+    const command = pauseOpts.command ?? ['sleep', '2147483647'];
+    if (!Array.isArray(command) || command.length === 0 || !command.every((a) => typeof a === 'string' && !a.includes('\0'))) {
+      throw invalidArg('pause.command must be a non-empty array of strings');
+    }
+    const binary = checkRuntimeBinary(o.runtime?.binary ?? 'runc');
+    const root = o.runtime?.root !== undefined ? path.normalize(requireAbsolute(o.runtime.root, 'runtime.root')) : undefined;
+    await checkRootfs(rootfs);
+    // The spec the pause container will get, built now for its checks (command, user...).
+    // Neither namespace exists yet: the userns will own the netns by construction.
+    podSpec({ rootfs, command, hostname, netnsPath, usernsPath: path.join(dirs.userns, name), uidMap, gidMap, setgroups, spec: { annotations } });
+    pause = { rootfs, command, runtime: { binary, ...(root ? { root } : {}) } };
+  }
 
   return {
     id,
@@ -159,7 +171,8 @@ export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {
     setgroups,
     ...(o.allowHostRoot !== undefined ? { allowHostRoot: o.allowHostRoot } : {}),
     ...(network ? { network } : {}),
-    pause: { rootfs, command, hostname, runtime: { binary, ...(root ? { root } : {}) } },
+    hostname,
+    ...(pause ? { pause } : {}),
     annotations,
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.onStep ? { onStep: o.onStep } : {}),

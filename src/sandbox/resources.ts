@@ -9,7 +9,8 @@ import { addNetwork, CniError, delNetwork, ResultCache, toNetworkList, validateC
 import type { CniResult } from '../cni/index.js';
 import { callAsync, NstoolError } from '../errors.js';
 import { native } from '../native.js';
-import { createPodNetns, NS_TYPES } from '../netns.js';
+import { createPodNetns, ensurePinDir, NS_TYPES } from '../netns.js';
+import { USERNS_MISMATCH } from '../oci/namespaces.js';
 import { removePodContainer, runPodContainer } from '../pod/container.js';
 import { podUserns } from '../pod/userns.js';
 import { RuncClient } from '../runc/client.js';
@@ -31,7 +32,7 @@ export interface Resource {
   /** Its step's name, in errors, pendingUndo and step points. */
   readonly step: string;
   /** What gc calls it in its report. */
-  readonly gcKind: 'pin' | 'userns-pin' | 'cni-result' | 'container';
+  readonly gcKind: 'pin' | 'userns-pin' | 'ipc-pin' | 'uts-pin' | 'cni-result' | 'container';
   /** Writes the record of what the step will make; false when this sandbox has none. */
   record(st: SandboxState, p: Plan): boolean;
   /** The step: makes the resource and completes its record. */
@@ -145,6 +146,58 @@ const userns: Resource = {
   },
 };
 
+/**
+ * The ipc or uts pin of a sandbox without a pause container: a namespace
+ * made inside the pod's userns (so it owns it, as it owns the netns), the
+ * host name set in the uts one, pinned next to the netns and userns pins.
+ */
+function podNamespacePin(kind: 'ipc' | 'uts'): Resource {
+  const rec = (st: SandboxState) => st[kind]!;
+  return {
+    step: kind,
+    gcKind: `${kind}-pin`,
+    record(st, p) {
+      if (p.pause) return false;
+      st[kind] = { path: path.join(p.dirs[kind], p.name) };
+      return true;
+    },
+    async make(st, p) {
+      ensurePinDir(p.dirs[kind]);
+      const pin = rec(st).path;
+      const r = await callAsync(
+        () => native.createPodNs({ userns: st.userns!.path, ...(kind === 'ipc' ? { ipcPin: pin } : { utsPin: pin, hostname: p.hostname }) }),
+        `making the ${kind} namespace of sandbox ${st.id}`,
+      );
+      // The userns pin was made a step ago: one swapped since is not the pod's (the undo removes the new pin).
+      if (st.userns!.inode !== undefined && r.usernsIno !== st.userns!.inode) {
+        throw new NstoolError(`the userns pin ${st.userns!.path} no longer holds the pod's user namespace`, { code: USERNS_MISMATCH, path: st.userns!.path });
+      }
+      rec(st).inode = kind === 'ipc' ? r.ipcIno : r.utsIno;
+    },
+    recorded: (st) => st[kind] !== undefined,
+    target: (st) => rec(st).path,
+    probe: (st) => fileProbe(rec(st).path),
+    async broken(st) {
+      try {
+        const info = await native.inspectNs(rec(st).path, true);
+        if (!info.nsfs) return `${kind} pin missing`;
+        const ino = rec(st).inode;
+        return NS_TYPES[info.type] !== kind || (ino !== undefined && info.ino !== ino) ? `${kind} pin holds another namespace` : null;
+      } catch (err) {
+        const code = errCode(err);
+        return code === 'ENOENT' || code === 'ENOTDIR' ? `${kind} pin missing` : null;
+      }
+    },
+    remove: (st) => unpin(rec(st).path),
+    forget(st) {
+      delete st[kind];
+    },
+  };
+}
+
+const ipc = podNamespacePin('ipc');
+const uts = podNamespacePin('uts');
+
 function cniContainerId(st: SandboxState): string {
   return st.network!.containerId ?? SANDBOX_PREFIX + st.id;
 }
@@ -254,11 +307,12 @@ const pause: Resource = {
   step: 'pause',
   gcKind: 'container',
   record(st, p) {
+    if (!p.pause) return false;
     st.pause = { containerId: p.name, bundle: path.join(p.dirs.bundle, p.name), runtime: p.pause.runtime };
     return true;
   },
   async make(st, p) {
-    const rt = runtimeClient(p.pause.runtime);
+    const rt = runtimeClient(p.pause!.runtime);
     // Only a container the runtime says is absent may be made: one it cannot answer for may be someone's.
     const there = await probeContainer(rt, p.name);
     if (there !== 'absent') {
@@ -272,9 +326,9 @@ const pause: Resource = {
       netns: st.netns!.path,
       pinDir: p.dirs.pin,
       usernsPinDir: p.dirs.userns,
-      rootfs: p.pause.rootfs,
-      command: p.pause.command,
-      hostname: p.pause.hostname,
+      rootfs: p.pause!.rootfs,
+      command: p.pause!.command,
+      hostname: p.hostname,
       runtime: rt,
       bundleDir: st.pause!.bundle,
       spec: { annotations: p.annotations },
@@ -321,7 +375,7 @@ const pause: Resource = {
 };
 
 /** In creation order. */
-export const RESOURCES: readonly Resource[] = [netns, userns, network, pause];
+export const RESOURCES: readonly Resource[] = [netns, userns, ipc, uts, network, pause];
 
 /** Newest first: the order of undo, delete and gc. */
 export const REMOVAL_ORDER: readonly Resource[] = [...RESOURCES].reverse();

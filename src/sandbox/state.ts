@@ -37,6 +37,9 @@ export interface SandboxState {
   netns?: { name: string; path: string; pinDir: string; usernsPath?: string; usernsPinDir: string; inode?: number };
   /** The userns pin. */
   userns?: { path: string; inode?: number };
+  /** The ipc and uts pins of a sandbox without a pause container (owned by the userns). */
+  ipc?: { path: string; inode?: number };
+  uts?: { path: string; inode?: number };
   uidMap: IdMapping[];
   gidMap: IdMapping[];
   network?: {
@@ -122,6 +125,13 @@ function validateState(st: SandboxState, id: string, dir: string): void {
     need(isAbs(st.userns.path) && path.basename(st.userns.path) !== '', 'userns.path');
     validateName(path.basename(st.userns.path), 'userns pin name');
     need(st.userns.inode === undefined || Number.isSafeInteger(st.userns.inode), 'userns.inode');
+  }
+  for (const k of ['ipc', 'uts'] as const) {
+    const r = st[k];
+    if (!r) continue;
+    need(isAbs(r.path) && path.basename(r.path) !== '', `${k}.path`);
+    validateName(path.basename(r.path), `${k} pin name`);
+    need(r.inode === undefined || Number.isSafeInteger(r.inode), `${k}.inode`);
   }
   if (st.network) {
     const n = st.network;

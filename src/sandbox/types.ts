@@ -8,6 +8,9 @@ import type { Phase } from './state.js';
 import { DEFAULT_STATE_DIR } from './state.js';
 
 export const DEFAULT_BUNDLE_DIR = '/run/nstool/bundles';
+/** Where a sandbox without a pause container pins its ipc and uts namespaces. */
+export const DEFAULT_IPC_PIN_DIR = '/run/nstool/ipc';
+export const DEFAULT_UTS_PIN_DIR = '/run/nstool/uts';
 export const DEFAULT_CNI_CACHE_DIR = DEFAULT_CACHE_DIR;
 
 export interface SandboxNetwork {
@@ -42,11 +45,15 @@ export interface SandboxDirs {
   pinDir?: string;
   /** userns pins (default /run/nstool/userns). */
   usernsPinDir?: string;
+  /** ipc pins of sandboxes without a pause container (default /run/nstool/ipc). */
+  ipcPinDir?: string;
+  /** uts pins of sandboxes without a pause container (default /run/nstool/uts). */
+  utsPinDir?: string;
   /** CNI result cache (default /var/lib/cni). */
   cniCacheDir?: string;
 }
 
-/** A point of create or delete, for tests and progress reports: "state", "before-netns", "after-network", "before-remove-pause", ... */
+/** A point of create or delete, for tests and progress reports: "state", "before-netns", "after-ipc", "after-network", "before-remove-pause", ... */
 export type StepHook = (point: string) => void | Promise<void>;
 
 export interface CreateSandboxOptions extends SandboxDirs {
@@ -58,7 +65,14 @@ export interface CreateSandboxOptions extends SandboxDirs {
   allowHostRoot?: boolean;
   /** No network when omitted: the pod has only lo. */
   network?: SandboxNetwork;
-  pause: { rootfs: string; command?: string[]; hostname?: string };
+  /**
+   * A pause container holding the pod's namespaces (runtime made ipc and uts,
+   * its own pid). Omitted or false: none runs; the ipc and uts namespaces are
+   * pinned like the netns and userns, and containers join all four by path.
+   */
+  pause?: { rootfs: string; command?: string[]; hostname?: string } | false;
+  /** The pod's host name (default: the id, cut to 63 characters); pause.hostname is the older spelling. */
+  hostname?: string;
   runtime?: SandboxRuntime;
   /** Aborting between steps rolls back what was made and rejects with code ABORT_ERR. */
   signal?: AbortSignal;
@@ -74,6 +88,9 @@ export interface SandboxInfo {
   phase: Phase;
   netnsPath?: string;
   usernsPath?: string;
+  /** The ipc and uts pins of a sandbox without a pause container. */
+  ipcPath?: string;
+  utsPath?: string;
   ips: string[];
   pid?: number;
   containerId?: string;
@@ -93,6 +110,8 @@ export interface Dirs {
   bundle: string;
   pin: string;
   userns: string;
+  ipc: string;
+  uts: string;
   cniCache: string;
 }
 
@@ -108,9 +127,12 @@ export function sandboxDirs(o: SandboxDirs = {}): Dirs {
     bundle: abs(o.bundleDir, DEFAULT_BUNDLE_DIR, 'bundleDir'),
     pin: abs(o.pinDir, DEFAULT_PIN_DIR, 'pinDir'),
     userns: abs(o.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir'),
+    ipc: abs(o.ipcPinDir, DEFAULT_IPC_PIN_DIR, 'ipcPinDir'),
+    uts: abs(o.utsPinDir, DEFAULT_UTS_PIN_DIR, 'utsPinDir'),
     cniCache: abs(o.cniCacheDir, DEFAULT_CNI_CACHE_DIR, 'cniCacheDir'),
   };
-  // Both pins of a sandbox have one name: one dir would make them one file.
+  // Every pin of a sandbox has one name: one dir for two kinds would make them one file.
   if (d.pin === d.userns) throw invalidArg('pinDir and usernsPinDir must differ');
+  if (new Set([d.pin, d.userns, d.ipc, d.uts]).size !== 4) throw invalidArg('pinDir, usernsPinDir, ipcPinDir and utsPinDir must all differ');
   return d;
 }
