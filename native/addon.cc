@@ -319,6 +319,8 @@ void InitFeatures(Napi::Env env, Napi::Object exports) {
   exports.Set("probeUnprivilegedUsernsSync", Napi::Function::New(env, ProbeUnprivJs, "probeUnprivilegedUsernsSync"));
   exports.Set("probeRecursiveReadonlySync", Napi::Function::New(env, ProbeRroJs, "probeRecursiveReadonlySync"));
   exports.Set("mountTmpfsSync", Napi::Function::New(env, MountTmpfsJs, "mountTmpfsSync"));
+}
+
 // ---- pod ipc and uts namespaces ---------------------------------------------
 
 Napi::Value PodNsToJs(Napi::Env env, PodNsResult& r) {
