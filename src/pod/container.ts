@@ -28,6 +28,7 @@ import { idmapSupport } from '../runc/idmap-gate.js';
 import { applyIdmapFallback, checkIdmapVolumes, unstage } from './idmap-fallback.js';
 import { checkOverlayPath, makeOverlayDirs, mountOverlay, rootfsLayout, stageLower } from './rootfs.js';
 import { pinPodUserns, planPodUserns } from './userns.js';
+import { untrustedPath } from '../trusted-path.js';
 
 export const DEFAULT_STATE_DIR = '/run/nstool/containers';
 /** nstool's own dir: it and the dirs under it on a bundle's way are kept 0711. */
@@ -169,28 +170,30 @@ async function checkBundlePath(bundle: string, id: string, hostUid: number, host
   }
   let d = path.dirname(bundle);
   while (!(await exists(d))) d = path.dirname(d);
+  await checkParentsTrusted(bundle, d);
   const real = await realpath(d).catch((err: NodeJS.ErrnoException) => {
     throw new NstoolError(`the bundle ${bundle} cannot be made: ${d}: ${err.message}`, { code: 'ERR_NSTOOL_BUNDLE_PATH', path: d, cause: err });
   });
   const own = await ownRunDir();
   for (const dir of selfAndAncestors(real)) {
     const st = await stat(dir);
-    const unsafe = !st.isDirectory()
-      ? 'is not a directory'
-      : st.uid !== 0
-        ? `is owned by uid ${st.uid}, who could swap the bundle for a link`
-        : (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0
-          ? `is writable by other users (mode ${(st.mode & 0o7777).toString(8)}), who could swap the bundle for a link`
-          : undefined;
-    if (unsafe) {
-      throw new NstoolError(`the bundle ${bundle} cannot be made safely: ${dir} ${unsafe}`, {
-        code: 'ERR_NSTOOL_BUNDLE_PATH',
-        path: dir,
-        hint: 'keep bundles under directories owned by root and writable by root alone (the default /run/nstool/containers)',
-      });
-    }
     if (!podCanSearch(st, hostUid, hostGid) && !isOwn(dir, own)) throw notTraversable(dir, st, hostUid, 'the bundle', bundle);
   }
+}
+
+/**
+ * Refuses (ERR_NSTOOL_BUNDLE_PATH) a bundle whose existing dirs up to DIR
+ * another user could swap: one not root's, writable by others without the
+ * sticky bit, or a link that is not root's (followed only when it is).
+ */
+async function checkParentsTrusted(bundle: string, dir: string): Promise<void> {
+  const bad = await untrustedPath(dir, true);
+  if (bad === undefined) return;
+  throw new NstoolError(`the bundle ${bundle} cannot be made safely: ${bad.dir} ${bad.why}; another user could swap the bundle for a link`, {
+    code: 'ERR_NSTOOL_BUNDLE_PATH',
+    path: bad.dir,
+    hint: 'keep bundles under directories owned by root and writable by root alone (the default /run/nstool/containers)',
+  });
 }
 
 /**
@@ -199,7 +202,7 @@ async function checkBundlePath(bundle: string, id: string, hostUid: number, host
  * (/run/nstool and below) to 0711. Other existing dirs are left as they
  * are: checkBundlePath refused unsafe ones.
  */
-async function ensureParents(dir: string): Promise<void> {
+async function ensureParents(dir: string, bundle: string): Promise<void> {
   const missing: string[] = [];
   for (let d = dir; !(await exists(d)); d = path.dirname(d)) missing.unshift(d);
   for (const d of missing) {
@@ -217,6 +220,9 @@ async function ensureParents(dir: string): Promise<void> {
     const st = await lstat(d);
     if (st.isDirectory() && st.uid === 0 && (st.mode & 0o7777) !== PARENT_MODE) await chmod(d, PARENT_MODE);
   }
+  // A dir another user made between checkBundlePath and here (in a sticky
+  // dir such as /tmp) would let them swap the bundle: checked again, whole.
+  await checkParentsTrusted(bundle, dir);
 }
 
 async function saveRecord(r: PodContainerRecord, dir = r.bundle): Promise<void> {
@@ -474,7 +480,7 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   let createTried = false;
   const fds: number[] = [];
   try {
-    await ensureParents(path.dirname(bundle));
+    await ensureParents(path.dirname(bundle), bundle);
     const r: PodContainerRecord = {
       id,
       bundle,

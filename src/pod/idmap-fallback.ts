@@ -9,6 +9,7 @@ import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from '.
 import { IdMapping, sameIdMap, toHostId } from '../idmap.js';
 import { native } from '../native.js';
 import type { Mount } from '../oci/types.js';
+import { untrustedPath } from '../trusted-path.js';
 
 export interface StageOptions {
   /** The user namespace whose maps the mount takes. */
@@ -85,6 +86,10 @@ export async function reachableByOthers(source: string, uidMap: readonly IdMappi
   // Missing: the mount itself fails later with ENOENT.
   const real = await realpath(source).catch(() => undefined);
   if (real === undefined) return undefined;
+  // The mount resolves SOURCE again, later: a user who can swap a dir or link
+  // on its way (even above a root-only dir) decides then what is mounted.
+  const bad = await untrustedPath(path.dirname(source), true);
+  if (bad !== undefined) return `${bad.dir} ${bad.why}: that user can swap what lies below it before it is mounted`;
   const dirs: string[] = [];
   for (let d = path.dirname(real); ; d = path.dirname(d)) {
     dirs.unshift(d);

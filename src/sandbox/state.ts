@@ -12,6 +12,7 @@ import { native } from '../native.js';
 import { validateName } from '../netns.js';
 import { validateContainerId } from '../cni/names.js';
 import { validateSandboxId } from './instance.js';
+import { untrustedPath } from '../trusted-path.js';
 
 export const DEFAULT_STATE_DIR = '/run/nstool/sandboxes';
 const SUFFIX = '.json';
@@ -74,6 +75,21 @@ export function lockFile(dir: string, id: string): string {
 }
 
 /**
+ * Refuses a state dir another user could write to or swap
+ * (ERR_NSTOOL_STATE_DIR): its files name the binaries, plugins and paths
+ * root then runs and removes. A missing dir passes (it holds nothing).
+ */
+export async function checkStateDir(dir: string): Promise<void> {
+  const bad = await untrustedPath(dir);
+  if (bad === undefined) return;
+  throw new NstoolError(`the sandbox state dir ${dir} cannot be trusted: ${bad.dir} ${bad.why}`, {
+    code: 'ERR_NSTOOL_STATE_DIR',
+    path: dir,
+    hint: 'keep the state dir under directories owned by root and writable by root alone (the default /run/nstool/sandboxes)',
+  });
+}
+
+/**
  * Makes the state dir (0700). Dirs made on the way get 0711: the bundles
  * usually sit next to it (/run/nstool/bundles) and the pod's root must be
  * able to pass through their common parent.
@@ -91,6 +107,8 @@ export async function ensureStateDir(dir: string): Promise<void> {
   await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EEXIST') throw err;
   });
+  // Made by someone else meanwhile, or before us: checked as it is now.
+  await checkStateDir(dir);
 }
 
 export async function writeState(dir: string, st: SandboxState): Promise<void> {
@@ -154,6 +172,7 @@ function validateState(st: SandboxState, id: string, dir: string): void {
 /** The state of ID, or null when there is none. A torn, foreign or unsafe file is an error. */
 export async function readState(dir: string, id: string): Promise<SandboxState | null> {
   validateSandboxId(id);
+  await checkStateDir(dir);
   const file = stateFile(dir, id);
   let text: string;
   try {
@@ -186,6 +205,7 @@ export async function removeState(dir: string, id: string): Promise<void> {
 }
 
 async function namesWith(dir: string, suffix: string): Promise<string[]> {
+  await checkStateDir(dir);
   let names: string[];
   try {
     names = await readdir(dir);
