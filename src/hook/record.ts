@@ -9,7 +9,8 @@
 import { constants } from 'node:fs';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { requireAbsolute } from '../errors.js';
+import { NstoolError, requireAbsolute } from '../errors.js';
+import { untrustedPath } from '../trusted-path.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { validateContainerId, validateIfName, validateNetworkName } from '../cni/names.js';
 import { showValue } from '../show.js';
@@ -42,6 +43,14 @@ export function recordPath(cacheDir: string, containerId: string): string {
 export async function writeRecord(cacheDir: string, r: HookRecord): Promise<string> {
   const p = recordPath(cacheDir, r.containerId);
   await mkdir(path.dirname(p), { recursive: true, mode: 0o700 });
+  const bad = await untrustedPath(path.dirname(p));
+  if (bad) {
+    throw new NstoolError(`the hook record dir ${path.dirname(p)} could be changed by another user: ${bad.dir} ${bad.why}`, {
+      code: 'ERR_NSTOOL_HOOK_SETTING',
+      path: bad.dir,
+      hint: 'give --cache-dir a dir only root can write (the default /var/lib/cni is)',
+    });
+  }
   await writeFileAtomic(p, JSON.stringify(r) + '\n', 0o600);
   return p;
 }
@@ -88,6 +97,9 @@ export function checkRecord(obj: unknown, id: string): HookRecord {
 /** The record for ID: missing, corrupt (with why) or checked. Never follows a link or blocks on a FIFO. */
 export async function readRecord(cacheDir: string, id: string): Promise<RecordRead> {
   const p = recordPath(cacheDir, id);
+  // A record another user could have planted is no record: post-stop would act on its word.
+  const bad = await untrustedPath(path.dirname(p));
+  if (bad) return { state: 'corrupt', path: p, reason: `${bad.dir} could be changed by another user (${bad.why})` };
   let text: string;
   try {
     const fh = await open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
