@@ -14,6 +14,6 @@ export type { KeeperPin, RootlessPodNetns } from './netns.js';
 export { runtimeDirs } from './runtime-dir.js';
 export type { RuntimeDirs } from './runtime-dir.js';
 export { findKeeper, hostPath } from './keeper.js';
-export type { KeeperRef } from './keeper.js';
+export type { KeeperRef } from './protocol.js';
 export { parseSubid } from './subid.js';
 export { KEEPER, NEWIDMAP_FAILED, NEWIDMAP_MISSING, NEWIDMAP_NOT_SETUID, ROOTLESS_UNSUPPORTED, RUNTIME_DIR, SUBID, USERNS_DISABLED } from './errors.js';

@@ -3,23 +3,16 @@
 // to find it, start it, tell a live one from a stale pid file, and talk to it.
 import { closeSync, lstatSync, openSync, readFileSync, readSync, statSync, constants, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { getSystemErrorMap } from 'node:util';
 import { callAsync, NstoolError } from '../errors.js';
 import { native } from '../native.js';
 import { runProcess, spawnHelper } from '../process.js';
 import { showText } from '../show.js';
 import { KEEPER, rootlessError, usernsDisabled } from './errors.js';
+import { checkReply, errnoCode, KEEPER_PROTOCOL, KeeperRef, parsePidLine } from './protocol.js';
 import { RuntimeDirs } from './runtime-dir.js';
 
-export const KEEPER_PROTOCOL = 1;
 /** Bound on each request to the keeper (connect, send, reply). */
 export const KEEPER_TIMEOUT_MS = 10_000;
-
-export interface KeeperRef {
-  pid: number;
-  /** Field 22 of /proc/PID/stat when the keeper started: tells a reused pid apart. */
-  start: string;
-}
 
 let found: { key: string; path: string } | undefined;
 
@@ -48,10 +41,6 @@ export function hostPath(ref: KeeperRef, pinPath: string): string {
   return `/proc/${ref.pid}/root${pinPath}`;
 }
 
-function errnoCode(errno: number): string {
-  return getSystemErrorMap().get(-errno)?.[0] ?? `E${errno}`;
-}
-
 /**
  * A failure of the socket itself that means "no keeper listens there" (no
  * socket file, nobody bound, closed unanswered): the request was never read.
@@ -62,13 +51,6 @@ export function keeperGone(err: unknown): boolean {
     (e?.syscall === 'connect' || e?.syscall === 'sendmsg' || e?.syscall === 'recvmsg') &&
     (e.code === 'ENOENT' || e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET')
   );
-}
-
-/** "PID STARTTIME\n", validated before it forms a path. */
-export function parsePidLine(text: string): KeeperRef | null {
-  const m = /^([1-9]\d{0,9}) (\d{1,20})\n$/.exec(text);
-  if (!m || Number(m[1]) > 2 ** 31 - 1) return null;
-  return { pid: Number(m[1]), start: m[2]! };
 }
 
 /** The keeper's pid file, or null when missing or malformed. */
@@ -137,27 +119,6 @@ const KEEPER_HINTS: Record<string, string> = {
   ETIMEDOUT: 'the keeper does not answer; `cat $XDG_RUNTIME_DIR/nstool/keeper.pid` names it: kill it and nstool starts another (its pins go with it)',
 };
 
-/**
- * The keeper's "ok ..." reply without "ok "; "err STEP ERRNO" becomes an
- * error shaped like the syscall's own.
- */
-export function checkReply(reply: string, request: string): string {
-  const line = reply.endsWith('\n') ? reply.slice(0, -1) : reply;
-  if (line === 'ok' || line.startsWith('ok ')) return line.slice(3);
-  const m = /^err ([a-z0-9-]{1,32}) (\d{1,5})$/.exec(line);
-  if (!m) {
-    throw rootlessError(KEEPER, `the keeper answered ${JSON.stringify(showText(line, 100))} to ${request.split(' ')[0]}`, 'nstool and its keeper disagree: stop the keeper (kill the pid in keeper.pid) and retry');
-  }
-  const errno = Number(m[2]);
-  const code = errnoCode(errno);
-  throw new NstoolError(`the keeper's ${m[1]} failed: ${code}`, {
-    code,
-    errno: -errno,
-    syscall: m[1]!,
-    ...(code === 'EEXIST' ? { hint: 'a pin with this name already exists and was left untouched; choose another name or delete it first' } : {}),
-  });
-}
-
 function removeIf(p: string, kind: 'socket' | 'file'): void {
   try {
     const st = lstatSync(p);
@@ -181,7 +142,7 @@ async function startKeeper(d: RuntimeDirs): Promise<KeeperRef> {
   const ref = parsePidLine(r.stdout);
   if (r.exitCode === 0 && ref) return ref;
   const m = /^err ([a-z0-9-]{1,32}) (\d{1,5})\n?$/.exec(r.stdout);
-  if (m && m[1] === 'unshare' && ['EPERM', 'ENOSPC', 'EUSERS', 'EACCES'].includes(errnoCode(Number(m[2])))) {
+  if (m && m[1] === 'unshare' && ['EPERM', 'EACCES'].includes(errnoCode(Number(m[2])))) {
     throw usernsDisabled(`the keeper's unshare(CLONE_NEWUSER) failed with ${errnoCode(Number(m[2]))}`);
   }
   const why = m ? `${m[1]} failed with ${errnoCode(Number(m[2]))}` : `it said ${JSON.stringify(showText((r.stdout + r.stderr).trim(), 200))}`;

@@ -19,7 +19,8 @@ import { showValue, validatePinName } from '../names.js';
 import type { CreatePodNetnsOptions, DeleteResult, ListEntry, NetnsInfo, NsOwner, PinDirs, PodNetns } from '../netns.js';
 import { DEFAULT_PIN_DIR, DEFAULT_USERNS_PIN_DIR, generateName, hostUsernsInode, NS_TYPES } from '../netns.js';
 import { KEEPER, NEWIDMAP_FAILED, ROOTLESS_UNSUPPORTED, rootlessError, usernsDisabled } from './errors.js';
-import { checkReply, ensureKeeper, findKeeper, hostPath, KEEPER_TIMEOUT_MS, keeperCall, keeperGone, KeeperRef, parsePidLine } from './keeper.js';
+import { ensureKeeper, findKeeper, hostPath, KEEPER_TIMEOUT_MS, keeperCall, keeperGone } from './keeper.js';
+import { checkReply, KeeperRef, parsePidLine } from './protocol.js';
 import { checkRuntimeBase, ensureRuntimeDirs, RuntimeDirs, runtimeDirs } from './runtime-dir.js';
 import { Caller, checkSubidMap, findIdmapTool, IdmapTool, isOwnIdOnly, writeWithTool } from './subid.js';
 
@@ -149,16 +150,22 @@ function writeProc(h: HeldHelper, leaf: 'uid_map' | 'gid_map' | 'setgroups', tex
 
 /** Writes the maps, setgroups before the gid map, then reads them back. */
 async function writeMaps(h: HeldHelper, p: Plan): Promise<void> {
-  if (p.uidTool) await writeWithTool(p.uidTool, h.pid, p.uidMap);
+  const tools: Array<Promise<void>> = [];
+  if (p.uidTool) tools.push(writeWithTool(p.uidTool, h.pid, p.uidMap));
   else writeProc(h, 'uid_map', toKernelMap(p.uidMap));
   if (p.gidTool) {
     // newgidmap leaves a "deny" in place (it writes one itself only for a lone own gid).
     if (p.setgroups === 'deny') writeProc(h, 'setgroups', 'deny');
-    await writeWithTool(p.gidTool, h.pid, p.gidMap);
+    tools.push(writeWithTool(p.gidTool, h.pid, p.gidMap));
   } else {
     writeProc(h, 'setgroups', 'deny');
     writeProc(h, 'gid_map', toKernelMap(p.gidMap));
   }
+  // The two tools run at once, and both are waited for even when one
+  // fails: the helper is reaped (its pid free for reuse) only after neither
+  // can still write to /proc/<pid>.
+  const failed = (await Promise.allSettled(tools)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   // The kernel's own view, so a newuidmap that exits 0 having written
   // something else (or nothing) never yields a pin.
   const m = callSync(() => native.heldReadMapsSync(h.handle), `reading the maps of the helper (pid ${h.pid})`);
