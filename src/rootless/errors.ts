@@ -32,3 +32,11 @@ export function usernsDisabled(detail: string, cause?: unknown): NstoolError {
     cause === undefined ? {} : { cause },
   );
 }
+
+export function syncNeedsRoot(): NstoolError {
+  return rootlessError(
+    ROOTLESS_UNSUPPORTED,
+    'createPodNetnsSync needs root: without it the maps come from newuidmap and the pins from the keeper, both separate processes',
+    'use createPodNetns (it returns a Promise)',
+  );
+}

@@ -4,7 +4,6 @@ export { currentMode, detectMode, hasSysAdmin, isInitialUidMap } from './mode.js
 export type { Mode } from './mode.js';
 export {
   createPodNetnsRootless,
-  createPodNetnsSyncRootless,
   deletePodNetnsRootless,
   execInNetnsRootless,
   inspectNetnsRootless,

@@ -240,14 +240,6 @@ export async function createPodNetnsRootless(opts: CreatePodNetnsOptions): Promi
   }
 }
 
-export function createPodNetnsSyncRootless(): never {
-  throw rootlessError(
-    ROOTLESS_UNSUPPORTED,
-    'createPodNetnsSync needs root: without it the maps come from newuidmap and the pins from the keeper, both separate processes',
-    'use createPodNetns (it returns a Promise)',
-  );
-}
-
 // ---- delete, inspect, list, exec ---------------------------------------------------
 
 interface Target {
