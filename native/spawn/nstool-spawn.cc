@@ -6,7 +6,8 @@
 //     parent pid it was given, so a parent that died first is noticed too);
 //   - closes every other fd (libuv leaves fds without FD_CLOEXEC open);
 //   - optionally drops supplementary groups, joins a netns and then a userns
-//     (a file, or the owner of the netns) and becomes that userns's root,
+//     (a file, or the owner of the netns; the userns first when only it
+//     grants the right to join the netns) and becomes that userns's root,
 //     and changes directory: all as the program will run, and on a process
 //     with a single thread, where setns(CLONE_NEWUSER) is allowed;
 //   - and execs the program.
