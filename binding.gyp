@@ -13,7 +13,8 @@
         "native/lock.cc",
         "native/rootfs.cc",
         "native/features.cc",
-        "native/podns.cc"
+        "native/podns.cc",
+        "native/keeper_client.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
@@ -30,6 +31,13 @@
       "target_name": "nstool-spawn",
       "type": "executable",
       "sources": ["native/spawn/nstool-spawn.cc"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fstack-protector-strong"]
+    },
+    {
+      "target_name": "nstool-keeper",
+      "type": "executable",
+      "sources": ["native/keeper/nstool-keeper.cc"],
       "defines": ["_GNU_SOURCE"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fstack-protector-strong"]
     }

@@ -6,11 +6,13 @@
 #include <napi.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 
 #include "errors.h"
 #include "features.h"
 #include "idmap_mount.h"
+#include "keeper_client.h"
 #include "lock.h"
 #include "nsinfo.h"
 #include "overlay_mount.h"
@@ -275,6 +277,86 @@ Napi::Value ReadInRootImpl(const Napi::CallbackInfo& info, bool async) {
   return Run<RootFile>(info.Env(), async, [=] { return ReadInRoot(root, path, max_bytes, how); }, RootFileToJs);
 }
 
+// ---- rootless: a held helper and the keeper's socket ------------------------
+//
+// A held helper is a JS External owning a shared_ptr: closing it (or GC, or
+// environment teardown, through the finalizer) drops that reference, and a
+// worker still sending its fds holds its own, so the helper is killed and
+// reaped, and its fds closed, exactly once and never under a running call.
+
+struct HeldBox {
+  std::shared_ptr<HeldNs> ns;
+};
+
+std::shared_ptr<HeldNs> ArgHeld(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsExternal()) ThrowType(info.Env(), "handle must be a held helper");
+  HeldBox* box = info[i].As<Napi::External<HeldBox>>().Data();
+  if (!box || !box->ns) ThrowType(info.Env(), "the held helper is already closed");
+  return box->ns;
+}
+
+int ArgTimeout(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsNumber()) ThrowType(info.Env(), "timeoutMs must be a number");
+  double t = info[i].As<Napi::Number>().DoubleValue();
+  if (!(t >= 1 && t <= 600000)) ThrowType(info.Env(), "timeoutMs must be from 1 to 600000");
+  return static_cast<int>(t);
+}
+
+Napi::Value HeldToJs(Napi::Env env, std::shared_ptr<HeldNs>& ns) {
+  auto* box = new HeldBox{ns};
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("handle", Napi::External<HeldBox>::New(env, box, [](Napi::Env, HeldBox* b) { delete b; }));
+  o.Set("pid", double(ns->pid()));
+  CreateResult ids = ns->ids();
+  o.Set("netnsIno", double(ids.netns.ino));
+  o.Set("netnsDev", double(ids.netns.dev));
+  o.Set("usernsIno", double(ids.userns.ino));
+  o.Set("usernsDev", double(ids.userns.dev));
+  return o;
+}
+
+Napi::Value HeldStartImpl(const Napi::CallbackInfo& info, bool async) {
+  return Run<std::shared_ptr<HeldNs>>(info.Env(), async, [] { return std::shared_ptr<HeldNs>(HeldNs::Start()); }, HeldToJs);
+}
+
+Napi::Value HeldWriteJs(const Napi::CallbackInfo& info) {
+  auto ns = ArgHeld(info, 0);
+  std::string leaf = ArgStr(info, 1, "file"), text = ArgStr(info, 2, "text");
+  if (leaf != "uid_map" && leaf != "gid_map" && leaf != "setgroups") ThrowType(info.Env(), "file must be uid_map, gid_map or setgroups");
+  return Run<bool>(info.Env(), false, [&] { ns->Write(leaf, text); return true; }, Undef);
+}
+
+Napi::Value HeldReadMapsJs(const Napi::CallbackInfo& info) {
+  auto ns = ArgHeld(info, 0);
+  return Run<IdMaps>(info.Env(), false, [&] {
+    return IdMaps{ns->Read("uid_map"), ns->Read("gid_map"), ns->Read("setgroups")};
+  }, MapsToJs);
+}
+
+Napi::Value HeldCloseJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) ThrowType(info.Env(), "handle must be a held helper");
+  HeldBox* box = info[0].As<Napi::External<HeldBox>>().Data();
+  if (box) box->ns.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value StrToJs(Napi::Env env, std::string& s) { return Napi::String::New(env, s); }
+
+Napi::Value HeldSendImpl(const Napi::CallbackInfo& info, bool async) {
+  auto ns = ArgHeld(info, 0);
+  std::string sock = ArgStr(info, 1, "socketPath"), req = ArgStr(info, 2, "request");
+  int timeout = ArgTimeout(info, 3);
+  return Run<std::string>(info.Env(), async, [=] {
+    return KeeperCall(sock, req, {ns->netns_fd(), ns->userns_fd()}, timeout);
+  }, StrToJs);
+}
+
+Napi::Value KeeperCallImpl(const Napi::CallbackInfo& info, bool async) {
+  std::string sock = ArgStr(info, 0, "socketPath"), req = ArgStr(info, 1, "request");
+  int timeout = ArgTimeout(info, 2);
+  return Run<std::string>(info.Env(), async, [=] { return KeeperCall(sock, req, {}, timeout); }, StrToJs);
+}
+
 template <Napi::Value (*F)(const Napi::CallbackInfo&, bool), bool Async>
 Napi::Value Bind(const Napi::CallbackInfo& info) {
   return F(info, Async);
@@ -373,6 +455,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFeatures(env, exports);
   exports.Set("createPodNsSync", Napi::Function::New(env, Bind<PodNsImpl, false>, "createPodNsSync"));
   exports.Set("createPodNs", Napi::Function::New(env, Bind<PodNsImpl, true>, "createPodNs"));
+  exports.Set("heldUsernsNetns", Napi::Function::New(env, Bind<HeldStartImpl, true>, "heldUsernsNetns"));
+  exports.Set("heldUsernsNetnsSync", Napi::Function::New(env, Bind<HeldStartImpl, false>, "heldUsernsNetnsSync"));
+  exports.Set("heldWriteSync", Napi::Function::New(env, HeldWriteJs, "heldWriteSync"));
+  exports.Set("heldReadMapsSync", Napi::Function::New(env, HeldReadMapsJs, "heldReadMapsSync"));
+  exports.Set("heldSend", Napi::Function::New(env, Bind<HeldSendImpl, true>, "heldSend"));
+  exports.Set("heldCloseSync", Napi::Function::New(env, HeldCloseJs, "heldCloseSync"));
+  exports.Set("keeperCall", Napi::Function::New(env, Bind<KeeperCallImpl, true>, "keeperCall"));
+  exports.Set("keeperCallSync", Napi::Function::New(env, Bind<KeeperCallImpl, false>, "keeperCallSync"));
   return exports;
 }
 

@@ -197,4 +197,54 @@ CreateResult CreateUsernsNetns(const CreateParams& p) {
   return r;
 }
 
+struct HeldNs::Impl {
+  Helper helper;
+  Fd userns, netns;
+  CreateResult ids;
+};
+
+HeldNs::HeldNs(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+// Members go in reverse order: both fds close, then ~Helper kills and reaps.
+HeldNs::~HeldNs() = default;
+
+std::unique_ptr<HeldNs> HeldNs::Start() {
+  auto impl = std::make_unique<Impl>();
+  // Our unreaped child: its pid names it and no other process until reaped.
+  const pid_t pid = impl->helper.pid();
+  std::string user_path = ProcPath(pid, "ns/user");
+  std::string net_path = ProcPath(pid, "ns/net");
+  impl->userns.reset(open(user_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!impl->userns.valid()) Throw("open", user_path);
+  impl->netns.reset(open(net_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!impl->netns.valid()) Throw("open", net_path);
+  impl->ids = {Identify(impl->netns.get(), net_path), Identify(impl->userns.get(), user_path)};
+  return std::unique_ptr<HeldNs>(new HeldNs(std::move(impl)));
+}
+
+pid_t HeldNs::pid() const { return impl_->helper.pid(); }
+int HeldNs::netns_fd() const { return impl_->netns.get(); }
+int HeldNs::userns_fd() const { return impl_->userns.get(); }
+CreateResult HeldNs::ids() const { return impl_->ids; }
+
+void HeldNs::Write(const std::string& leaf, const std::string& text) const {
+  WriteProcFile(ProcPath(pid(), leaf.c_str()), text);
+}
+
+std::string HeldNs::Read(const std::string& leaf) const {
+  std::string path = ProcPath(pid(), leaf.c_str());
+  Fd f(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!f.valid()) Throw("open", path);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(f.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) Throw("read", path);
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > (1 << 16)) Throw("read", path, EFBIG);
+  }
+  return out;
+}
+
 }  // namespace nstool

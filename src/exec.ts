@@ -6,6 +6,7 @@ import { callAsync, NstoolError } from './errors.js';
 import { native } from './native.js';
 import { hostUsernsInode, NS_TYPES, PinDirs, resolvePin } from './netns.js';
 import { childEnv, ProcessError, ProcessResult, runProcess } from './process.js';
+import { currentMode } from './rootless/mode.js';
 
 export { which } from './process.js';
 
@@ -91,6 +92,7 @@ export interface ExecInNetnsOptions extends Omit<RunOptions, 'netns' | 'userns' 
  * allowed (a pod userns with setgroups "deny" refuses it later).
  */
 export async function execInNetns(nameOrPath: string, argv: readonly string[], opts: ExecInNetnsOptions = {}): Promise<RunResult> {
+  if (currentMode() === 'rootless') return (await import('./rootless/netns.js')).execInNetnsRootless(nameOrPath, argv, opts);
   const pin = resolvePin(nameOrPath, opts.pinDir);
   const { userns = true, pinDir: _p, usernsPinDir: _u, ...rest } = opts;
   const info = await callAsync(() => native.inspectNs(pin.path, pin.named), `inspecting ${pin.path}`);

@@ -72,6 +72,33 @@ export interface NativeCore {
   /** New ipc and/or uts namespaces owned by the userns at `userns`, pinned at ipcPin and utsPin; the hostname set in the uts one (0 inodes for one not made). */
   createPodNsSync(p: PodNsParams): PodNsResult;
   createPodNs(p: PodNsParams): Promise<PodNsResult>;
+  /**
+   * Rootless: a helper in a new userns + netns, held open with no map
+   * written; heldCloseSync (or GC) kills and reaps it and closes its fds.
+   */
+  heldUsernsNetns(): Promise<HeldHelper>;
+  heldUsernsNetnsSync(): HeldHelper;
+  /** One write() to /proc/<helper>/FILE. */
+  heldWriteSync(handle: HeldHandle, file: 'uid_map' | 'gid_map' | 'setgroups', text: string): void;
+  heldReadMapsSync(handle: HeldHandle): NativeIdMaps;
+  /** REQUEST to the keeper's socket with the helper's netns and userns fds; the reply. */
+  heldSend(handle: HeldHandle, socketPath: string, request: string, timeoutMs: number): Promise<string>;
+  /** Idempotent. */
+  heldCloseSync(handle: HeldHandle): void;
+  /** REQUEST to the keeper's socket, no fds; the reply. */
+  keeperCall(socketPath: string, request: string, timeoutMs: number): Promise<string>;
+  keeperCallSync(socketPath: string, request: string, timeoutMs: number): string;
+}
+
+/** An opaque native handle to a held helper. */
+export type HeldHandle = { readonly __held: unique symbol };
+export interface HeldHelper {
+  handle: HeldHandle;
+  pid: number;
+  netnsIno: number;
+  netnsDev: number;
+  usernsIno: number;
+  usernsDev: number;
 }
 
 const require = createRequire(import.meta.url);

@@ -9,6 +9,11 @@ import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from '.
 import { assertNoHostRoot, IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
 import { native, NativeNsInfo } from './native.js';
 import { showValue, validatePinName } from './names.js';
+import { currentMode } from './rootless/mode.js';
+import { syncNeedsRoot } from './rootless/errors.js';
+
+// Rootless code is loaded only in rootless mode: root never pays for it.
+const rootless = () => import('./rootless/netns.js');
 
 export const DEFAULT_PIN_DIR = '/run/netns';
 export const DEFAULT_USERNS_PIN_DIR = '/run/nstool/userns';
@@ -209,6 +214,7 @@ async function limited<T>(fn: () => Promise<T>): Promise<T> {
 
 /** Creates a user namespace, a netns owned by it, writes maps and pins. */
 export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNetns> {
+  if (currentMode() === 'rootless') return (await rootless()).createPodNetnsRootless(opts);
   const p = prepare(opts);
   ensureDirs(p);
   const r = await limited(() => callAsync(() => native.createUsernsNetns(nativeParams(p)), `creating pod netns ${p.name}`));
@@ -216,6 +222,7 @@ export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNe
 }
 
 export function createPodNetnsSync(opts: CreatePodNetnsOptions): PodNetns {
+  if (currentMode() === 'rootless') throw syncNeedsRoot();
   const p = prepare(opts);
   ensureDirs(p);
   const r = callSync(() => native.createUsernsNetnsSync(nativeParams(p)), `creating pod netns ${p.name}`);
@@ -234,6 +241,7 @@ export interface DeleteResult {
 
 /** Unmounts and removes a pin (and the userns pin of the same name). */
 export async function deletePodNetns(nameOrPath: string, opts: PinDirs = {}): Promise<DeleteResult> {
+  if (currentMode() === 'rootless') return (await rootless()).deletePodNetnsRootless(nameOrPath, opts);
   const pin = resolvePin(nameOrPath, opts.pinDir);
   const r = await callAsync(() => native.unpin(pin.path), `deleting ${pin.path}`);
   const out: DeleteResult = { path: pin.path, existed: r.removed || r.unmounted, stale: r.removed && !r.unmounted };
@@ -291,6 +299,7 @@ function toOwner(info: NativeNsInfo): NsOwner | null {
 
 /** Type, inode, owning userns and its maps of a namespace file. */
 export async function inspectNetns(nameOrPath: string, opts: PinDirs = {}): Promise<NetnsInfo> {
+  if (currentMode() === 'rootless') return (await rootless()).inspectNetnsRootless(nameOrPath, opts);
   const pin = resolvePin(nameOrPath, opts.pinDir);
   const info = await callAsync(() => native.inspectNs(pin.path, pin.named), `inspecting ${pin.path}`);
   if (!info.nsfs) throw notNamespace(pin.path);
@@ -331,6 +340,7 @@ export interface ListEntry {
 
 /** Every entry of the pin dir, including pins made by `ip netns add`. */
 export async function listNetns(pinDir?: string): Promise<ListEntry[]> {
+  if (currentMode() === 'rootless') return (await rootless()).listNetnsRootless(pinDir);
   const dir = absDir(pinDir, DEFAULT_PIN_DIR, 'pinDir');
   let names: string[];
   try {

@@ -6,7 +6,8 @@
 //     parent pid it was given, so a parent that died first is noticed too);
 //   - closes every other fd (libuv leaves fds without FD_CLOEXEC open);
 //   - optionally drops supplementary groups, joins a netns and then a userns
-//     (a file, or the owner of the netns) and becomes that userns's root,
+//     (a file, or the owner of the netns; the userns first when only it
+//     grants the right to join the netns) and becomes that userns's root,
 //     and changes directory: all as the program will run, and on a process
 //     with a single thread, where setns(CLONE_NEWUSER) is allowed;
 //   - and execs the program.
@@ -187,8 +188,15 @@ int main(int argc, char** argv) {
   if (o.userns && (userns = open(o.userns, O_RDONLY | O_CLOEXEC)) < 0) Fail("open-userns", errno);
   if (o.owner_userns && (userns = ioctl(netns, NS_GET_USERNS)) < 0) Fail("ns-get-userns", errno);
   // The netns first, while we still hold the caller's capabilities over it.
-  if (netns >= 0 && setns(netns, CLONE_NEWNET) < 0) Fail("setns-net", errno);
+  // A caller without them (rootless) gets them from the userns that owns
+  // the netns: join that first, then the netns.
+  bool net_later = false;
+  if (netns >= 0 && setns(netns, CLONE_NEWNET) < 0) {
+    if (errno != EPERM || userns < 0) Fail("setns-net", errno);
+    net_later = true;
+  }
   if (userns >= 0 && setns(userns, CLONE_NEWUSER) < 0) Fail("setns-user", errno);
+  if (net_later && setns(netns, CLONE_NEWNET) < 0) Fail("setns-net", errno);
   if (o.root) {
     if (setresgid(0, 0, 0) < 0) Fail("setresgid", errno);
     if (setresuid(0, 0, 0) < 0) Fail("setresuid", errno);

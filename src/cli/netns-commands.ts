@@ -5,6 +5,7 @@ import { execInNetns } from '../exec.js';
 import { allocateFromSubid, formatIdMap, IdMapping } from '../idmap.js';
 import { showName } from '../names.js';
 import { createPodNetns, DeleteResult, deletePodNetns, inspectNetns, listNetns, NetnsInfo } from '../netns.js';
+import { currentMode } from '../rootless/mode.js';
 import { emit, ExitCode, intOption, Io, UsageError, withJson } from './context.js';
 
 interface DirOpts {
@@ -46,10 +47,10 @@ export function registerNetnsCommands(program: Command, io: Io): void {
     .option('--gidmap <map>', 'gid mappings (default: the uid mappings)')
     .option('--subid-user <user>', 'take the maps from /etc/subuid and /etc/subgid for USER')
     .option('--size <n>', 'ids to take with --subid-user', '65536')
-    .addOption(new Option('--setgroups <mode>', 'setgroups in the pod userns').choices(['allow', 'deny']).default('allow'))
+    .addOption(new Option('--setgroups <mode>', 'setgroups in the pod userns (default: allow; rootless with only your own gid mapped: deny)').choices(['allow', 'deny']))
     .option('--pin-userns', 'also pin the user namespace under --userns-pin-dir')
     .option('--allow-host-root', 'accept maps under which a pod id is host uid or gid 0 (refused by default)')
-    .action(async (name: string | undefined, o: DirOpts & { uidmap?: string; gidmap?: string; subidUser?: string; size: string; setgroups: 'allow' | 'deny'; pinUserns?: boolean; allowHostRoot?: boolean }) => {
+    .action(async (name: string | undefined, o: DirOpts & { uidmap?: string; gidmap?: string; subidUser?: string; size: string; setgroups?: 'allow' | 'deny'; pinUserns?: boolean; allowHostRoot?: boolean }) => {
       let uidMap: string | IdMapping[] | undefined = o.uidmap;
       let gidMap: string | IdMapping[] | undefined = o.gidmap;
       if (o.subidUser) {
@@ -62,13 +63,13 @@ export function registerNetnsCommands(program: Command, io: Io): void {
         ...(name !== undefined ? { name } : {}),
         uidMap,
         ...(gidMap !== undefined ? { gidMap } : {}),
-        setgroups: o.setgroups,
+        ...(o.setgroups ? { setgroups: o.setgroups } : {}),
         pinUserns: !!o.pinUserns,
         allowHostRoot: !!o.allowHostRoot,
         ...(o.pinDir ? { pinDir: o.pinDir } : {}),
         ...(o.usernsPinDir ? { usernsPinDir: o.usernsPinDir } : {}),
       });
-      emit(io, o.json, r, () => r.name);
+      emit(io, o.json, { ...r, mode: currentMode() }, () => r.name);
     });
 
   withJson(dirOptions(program.command('delete').description('unpin network namespaces (a missing one is not an error)').argument('<names...>', 'pin names or paths')))
@@ -81,7 +82,8 @@ export function registerNetnsCommands(program: Command, io: Io): void {
   withJson(program.command('list').description('list the pin dir, with each netns owner').option('--pin-dir <dir>', 'where netns pins live', '/run/netns'))
     .action(async (o: DirOpts) => {
       const l = await listNetns(o.pinDir);
-      emit(io, o.json, l, () =>
+      const mode = currentMode();
+      emit(io, o.json, l.map((e) => ({ ...e, mode })), () =>
         l
           .map((e) => `${showName(e.name)}\t${e.kind === 'netns' ? (e.owner ? (e.owner.host ? 'host' : `userns:${e.owner.inode}`) : 'unknown') : e.kind}`)
           .join('\n'),
@@ -91,7 +93,7 @@ export function registerNetnsCommands(program: Command, io: Io): void {
   withJson(dirOptions(program.command('inspect').description('show a namespace, its owning userns and id maps').argument('<name|path>')))
     .action(async (target: string, o: DirOpts) => {
       const i = await inspectNetns(target, { pinDir: o.pinDir, usernsPinDir: o.usernsPinDir });
-      emit(io, o.json, i, () => showInfo(i));
+      emit(io, o.json, { ...i, mode: currentMode() }, () => showInfo(i));
     });
 
   program

@@ -88,15 +88,15 @@ describeRoot('nstool CLI, spawned as a user runs it', () => {
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(P))).toEqual([]);
   });
 
-  it('fails with exit 1, EPERM and the hint when not root', () => {
+  it('without root goes rootless, and fails with exit 1 and a typed error naming the fix when the user has no subordinate ids', () => {
     const r = nstool(['create-pod-netns', `${P}-np`, '--uidmap', '0:100000:65536', '--json'], {
       prefix: ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'],
     });
     expect(r.code, r.err).toBe(1);
     const { error } = JSON.parse(r.out) as { error: { code: string; hint: string; syscall: string } };
-    expect(error.code).toBe('EPERM');
-    expect(error.hint).toBe('run as root or with CAP_SYS_ADMIN');
-    expect(r.err).toContain('run as root or with CAP_SYS_ADMIN');
+    expect(error.code).toBe('ERR_NSTOOL_SUBID');
+    expect(error.hint).toContain('/etc/subuid');
+    expect(r.err).toContain('/etc/subuid');
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(P))).toEqual([]);
   });
 
