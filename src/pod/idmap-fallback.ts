@@ -135,7 +135,14 @@ export async function checkIdmapVolumes(mounts: readonly Mount[], uidMap: readon
  */
 export async function applyIdmapFallback<M extends Mount>(
   mounts: readonly M[],
-  o: { stagingDir: string; usernsPath: string; uidMap: IdMapping[]; gidMap: IdMapping[] },
+  o: {
+    stagingDir: string;
+    usernsPath: string;
+    uidMap: IdMapping[];
+    gidMap: IdMapping[];
+    /** Called with each staging path before it is made (the caller records it). */
+    beforeStage?: (target: string) => Promise<void>;
+  },
 ): Promise<FallbackResult<M>> {
   const out: M[] = [];
   const staged: string[] = [];
@@ -156,6 +163,7 @@ export async function applyIdmapFallback<M extends Mount>(
       const recursive = opts.includes('rbind') || opts.includes('ridmap');
       const readonly = opts.includes('ro');
       const target = path.join(o.stagingDir, `mount-${i}`);
+      await o.beforeStage?.(target);
       await stageIdmapped(m.source, target, { usernsPath: o.usernsPath, recursive, readonly });
       staged.push(target);
       const { uidMappings: _u, gidMappings: _g, ...plain } = m;
