@@ -1,0 +1,180 @@
+// Namespaces: a userns with a netns owned by it, the id maps of a userns,
+// and the one answer to "what is at this path": probeNs.
+import { constants as osConstants } from 'node:os';
+import { lstatSync, statSync } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { lstat, stat } from 'node:fs/promises';
+import { callAsync, callSync, fromNative } from '../errors.js';
+import { core, type CreateParams, type CreateResult, type NativeIdMaps, type NativeNsInfo, type Why } from './core.js';
+
+/** CLONE_NEW* (what NS_GET_NSTYPE returns) to the names /proc/PID/ns uses. */
+export const NS_TYPES: Record<number, string> = {
+  0x00020000: 'mnt',
+  0x02000000: 'cgroup',
+  0x04000000: 'uts',
+  0x08000000: 'ipc',
+  0x10000000: 'user',
+  0x20000000: 'pid',
+  0x40000000: 'net',
+  0x00000080: 'time',
+};
+
+/** The user namespace that owns a namespace. */
+export interface NsOwnerId {
+  inode: number;
+  dev: number;
+  /** uid that created it (NS_GET_OWNER_UID). */
+  uid: number;
+  /** True when it is this process's own user namespace. */
+  host: boolean;
+}
+
+/** What probeNs found at a path. */
+export type NsProbe =
+  /** A namespace: TYPE as /proc/PID/ns names it (or the number, for a type this table lacks). */
+  | { state: 'ns'; path: string; type: string; inode: number; dev: number; owner: NsOwnerId | null }
+  /** A regular file with nothing mounted on it: a pin whose namespace is gone. */
+  | { state: 'stale'; path: string }
+  | { state: 'missing'; path: string }
+  /** A symbolic link, not followed. */
+  | { state: 'symlink'; path: string }
+  /** Anything else; it was not opened. */
+  | { state: 'other'; path: string; what: OtherKind };
+
+export type OtherKind = 'directory' | 'fifo' | 'socket' | 'character device' | 'block device';
+
+/** A probe of a path that must be there (inspectNs). */
+export type NsFound = Exclude<NsProbe, { state: 'missing' } | { state: 'symlink' }>;
+
+export interface ProbeOptions {
+  /** Follow a symbolic link at PATH (default false: a link is reported as one). */
+  follow?: boolean;
+  /** What the caller was doing, for the message of an error. */
+  context?: string;
+}
+
+/** Nothing at the path any more: a missing component, a process gone from /proc. */
+const GONE = new Set(['ENOENT', 'ENOTDIR', 'ESRCH']);
+
+let selfUserns: { ino: number; dev: number } | undefined;
+function isSelfUserns(ino: number, dev: number): boolean {
+  selfUserns ??= statSync('/proc/self/ns/user');
+  return ino === selfUserns.ino && dev === selfUserns.dev;
+}
+
+function codeOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+/** Classifies by (l)stat what need not be opened; undefined for a regular file, which must be. */
+function before(p: string, st: Stats): NsProbe | undefined {
+  if (st.isFile()) return undefined;
+  if (st.isSymbolicLink()) return { state: 'symlink', path: p };
+  const what: OtherKind = st.isDirectory() ? 'directory' : st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : st.isCharacterDevice() ? 'character device' : 'block device';
+  return { state: 'other', path: p, what };
+}
+
+function after(p: string, info: NativeNsInfo): NsProbe {
+  if (!info.nsfs) return { state: 'stale', path: p };
+  const owner = info.owner ? { inode: info.owner.ino, dev: info.owner.dev, uid: info.owner.uid, host: isSelfUserns(info.owner.ino, info.owner.dev) } : null;
+  return { state: 'ns', path: p, type: NS_TYPES[info.type] ?? String(info.type), inode: info.ino, dev: info.dev, owner };
+}
+
+/** The file changed between the stat and the open: what the open's error says is there now. */
+function raced(p: string, err: unknown, follow: boolean): NsProbe | undefined {
+  const code = codeOf(err);
+  if (code !== undefined && GONE.has(code)) return { state: 'missing', path: p };
+  if (code === 'ELOOP' && !follow) return { state: 'symlink', path: p };
+  return undefined;
+}
+
+/**
+ * What is at P, without blocking and, unless FOLLOW, without following a
+ * link: a namespace (type, inode, owner), a stale pin, nothing, a link, or
+ * something else. Only a regular file is opened (O_NONBLOCK, O_NOFOLLOW):
+ * a FIFO or device there is reported, never touched. Real failures (EACCES,
+ * EIO, ...) throw an NstoolError.
+ */
+export async function probeNs(p: string, o: ProbeOptions = {}): Promise<NsProbe> {
+  const follow = o.follow === true;
+  const context = o.context ?? `inspecting ${p}`;
+  let st: Stats;
+  try {
+    st = await (follow ? stat : lstat)(p);
+  } catch (err) {
+    if (GONE.has(codeOf(err) ?? '')) return { state: 'missing', path: p };
+    throw fromNative(err, context);
+  }
+  const early = before(p, st);
+  if (early) return early;
+  try {
+    return after(p, await core().inspectNs(p, !follow));
+  } catch (err) {
+    const now = raced(p, err, follow);
+    if (now) return now;
+    throw fromNative(err, context);
+  }
+}
+
+export function probeNsSync(p: string, o: ProbeOptions = {}): NsProbe {
+  const follow = o.follow === true;
+  const context = o.context ?? `inspecting ${p}`;
+  let st: Stats;
+  try {
+    st = (follow ? statSync : lstatSync)(p);
+  } catch (err) {
+    if (GONE.has(codeOf(err) ?? '')) return { state: 'missing', path: p };
+    throw fromNative(err, context);
+  }
+  const early = before(p, st);
+  if (early) return early;
+  try {
+    return after(p, core().inspectNsSync(p, !follow));
+  } catch (err) {
+    const now = raced(p, err, follow);
+    if (now) return now;
+    throw fromNative(err, context);
+  }
+}
+
+/** The error opening P gives when it is missing (ENOENT) or a link not followed (ELOOP). */
+function absent(pr: NsProbe, context: string): Error {
+  const code = pr.state === 'symlink' ? 'ELOOP' : 'ENOENT';
+  const what = pr.state === 'symlink' ? 'too many levels of symbolic links' : 'no such file or directory';
+  const e = Object.assign(new Error(`${code}: ${what}, open '${pr.path}'`), { code, errno: -osConstants.errno[code], syscall: 'open', path: pr.path });
+  return fromNative(e, context);
+}
+
+/** probeNs for a path that must be there: missing is ENOENT, a link not followed ELOOP, as an open says. */
+export async function inspectNs(p: string, o: ProbeOptions = {}): Promise<NsFound> {
+  const pr = await probeNs(p, o);
+  if (pr.state === 'missing' || pr.state === 'symlink') throw absent(pr, o.context ?? `inspecting ${p}`);
+  return pr;
+}
+
+export function inspectNsSync(p: string, o: ProbeOptions = {}): NsFound {
+  const pr = probeNsSync(p, o);
+  if (pr.state === 'missing' || pr.state === 'symlink') throw absent(pr, o.context ?? `inspecting ${p}`);
+  return pr;
+}
+
+/**
+ * The uid_map, gid_map and setgroups of the userns at P (OWNER: of the
+ * userns that owns the namespace at P), read by a helper that joins it.
+ */
+export async function readIdMaps(p: string, owner: boolean, why: Why = {}): Promise<NativeIdMaps> {
+  return callAsync(() => core().readIdMaps(p, owner), why.context, why.hints);
+}
+
+export function readIdMapsSync(p: string, owner: boolean, why: Why = {}): NativeIdMaps {
+  return callSync(() => core().readIdMapsSync(p, owner), why.context, why.hints);
+}
+
+/** A user namespace and a netns owned by it, maps written, pinned (a helper child makes them). */
+export async function createUsernsNetns(params: CreateParams, why: Why = {}): Promise<CreateResult> {
+  return callAsync(() => core().createUsernsNetns(params), why.context, why.hints);
+}
+
+export function createUsernsNetnsSync(params: CreateParams, why: Why = {}): CreateResult {
+  return callSync(() => core().createUsernsNetnsSync(params), why.context, why.hints);
+}
