@@ -14,12 +14,13 @@ import { chmod, chown, lstat, mkdir, open, readdir, readFile, realpath, rm, rmdi
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
-import { callAsync, invalidArg, NstoolError, requireAbsolute } from '../errors.js';
+import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import { IdMapping, toHostId, validateIdMap } from '../idmap.js';
 import { buildSpec, specNeedsIdmap, writeBundle } from '../oci/index.js';
 import type { BuildSpecOptions, MountRequest, Spec } from '../oci/index.js';
 import { readMountInfo } from '../oci/mounts.js';
-import { native } from '../native.js';
+import { renameNoReplace } from '../kernel/fs.js';
+import { unpin } from '../kernel/pin.js';
 import { DEFAULT_USERNS_PIN_DIR, PinDirs, validateName } from '../netns.js';
 import { validateContainerId } from '../runc/args.js';
 import { RuncClient, RuncClientOptions } from '../runc/client.js';
@@ -273,9 +274,12 @@ async function createBundle(r: PodContainerRecord, rootGid: number, step: StepHo
     await chown(tmp, 0, rootGid);
     await chmod(tmp, BUNDLE_MODE);
     await step('after-bundle-record');
-    await callAsync(() => native.renameNoReplace(tmp, r.bundle), `making the bundle ${r.bundle}`, {
-      EEXIST: `container ${r.id} exists or was not removed: \`nstool rm-pod ${r.id}\``,
-      ENOTEMPTY: `container ${r.id} exists or was not removed: \`nstool rm-pod ${r.id}\``,
+    await renameNoReplace(tmp, r.bundle, {
+      context: `making the bundle ${r.bundle}`,
+      hints: {
+        EEXIST: `container ${r.id} exists or was not removed: \`nstool rm-pod ${r.id}\``,
+        ENOTEMPTY: `container ${r.id} exists or was not removed: \`nstool rm-pod ${r.id}\``,
+      },
     });
   } catch (err) {
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
@@ -619,7 +623,7 @@ function mountsUnder(dir: string, self = false): string[] {
 }
 
 async function unpinUserns(p: string): Promise<void> {
-  await callAsync(() => native.unpin(p), `removing the userns pin ${p}`);
+  await unpin(p, { context: `removing the userns pin ${p}` });
 }
 
 /**
