@@ -43,6 +43,9 @@ export type NsProbe =
 
 export type OtherKind = 'directory' | 'fifo' | 'socket' | 'character device' | 'block device';
 
+/** A namespace, as probeNs describes it. */
+export type NsInfo = Extract<NsProbe, { state: 'ns' }>;
+
 /** A probe of a path that must be there (inspectNs). */
 export type NsFound = Exclude<NsProbe, { state: 'missing' } | { state: 'symlink' }>;
 
