@@ -7,9 +7,10 @@ import { lstat, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { addNetwork, CniError, delNetwork, ResultCache, toNetworkList, validateContainerId, validateIfName, validateNetworkName } from '../cni/index.js';
 import type { CniResult } from '../cni/index.js';
-import { callAsync, NstoolError } from '../errors.js';
-import { native } from '../native.js';
-import { createPodNetns, NS_TYPES } from '../netns.js';
+import { NstoolError } from '../errors.js';
+import { probeNs } from '../kernel/ns.js';
+import { unpin as unpinAt } from '../kernel/pin.js';
+import { createPodNetns } from '../netns.js';
 import { removePodContainer, runPodContainer } from '../pod/container.js';
 import { podUserns } from '../pod/userns.js';
 import { RuncClient } from '../runc/client.js';
@@ -65,7 +66,7 @@ async function fileProbe(p: string): Promise<Probe> {
 }
 
 async function unpin(p: string): Promise<void> {
-  await callAsync(() => native.unpin(p), `removing the pin ${p}`);
+  await unpinAt(p, { context: `removing the pin ${p}` });
 }
 
 /**
@@ -76,13 +77,14 @@ async function unpin(p: string): Promise<void> {
 export async function pinHolds(st: SandboxState): Promise<'ours' | 'other' | 'none' | 'unknown'> {
   if (!st.netns) return 'none';
   try {
-    const info = await native.inspectNs(st.netns.path, true);
-    if (!info.nsfs) return 'none';
-    if (NS_TYPES[info.type] !== 'net') return 'other';
-    return st.netns.inode === undefined || info.ino === st.netns.inode ? 'ours' : 'other';
-  } catch (err) {
-    const code = errCode(err);
-    return code === 'ENOENT' || code === 'ENOTDIR' ? 'none' : 'unknown';
+    const info = await probeNs(st.netns.path);
+    // A link is not followed and cannot be told.
+    if (info.state === 'symlink') return 'unknown';
+    if (info.state !== 'ns') return 'none';
+    if (info.type !== 'net') return 'other';
+    return st.netns.inode === undefined || info.inode === st.netns.inode ? 'ours' : 'other';
+  } catch {
+    return 'unknown';
   }
 }
 
