@@ -70,14 +70,14 @@ function codeOf(err: unknown): string | undefined {
 }
 
 /** Classifies by (l)stat what need not be opened; undefined for a regular file, which must be. */
-function before(p: string, st: Stats): NsProbe | undefined {
+function byStat(p: string, st: Stats): NsProbe | undefined {
   if (st.isFile()) return undefined;
   if (st.isSymbolicLink()) return { state: 'symlink', path: p };
   const what: OtherKind = st.isDirectory() ? 'directory' : st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : st.isCharacterDevice() ? 'character device' : 'block device';
   return { state: 'other', path: p, what };
 }
 
-function after(p: string, info: NativeNsInfo): NsProbe {
+function byOpen(p: string, info: NativeNsInfo): NsProbe {
   if (!info.nsfs) return { state: 'stale', path: p };
   const owner = info.owner ? { inode: info.owner.ino, dev: info.owner.dev, uid: info.owner.uid, host: isSelfUserns(info.owner.ino, info.owner.dev) } : null;
   return { state: 'ns', path: p, type: NS_TYPES[info.type] ?? String(info.type), inode: info.ino, dev: info.dev, owner };
@@ -108,10 +108,10 @@ export async function probeNs(p: string, o: ProbeOptions = {}): Promise<NsProbe>
     if (GONE.has(codeOf(err) ?? '')) return { state: 'missing', path: p };
     throw fromNative(err, context);
   }
-  const early = before(p, st);
+  const early = byStat(p, st);
   if (early) return early;
   try {
-    return after(p, await core().inspectNs(p, !follow));
+    return byOpen(p, await core().inspectNs(p, !follow));
   } catch (err) {
     const now = raced(p, err, follow);
     if (now) return now;
@@ -129,10 +129,10 @@ export function probeNsSync(p: string, o: ProbeOptions = {}): NsProbe {
     if (GONE.has(codeOf(err) ?? '')) return { state: 'missing', path: p };
     throw fromNative(err, context);
   }
-  const early = before(p, st);
+  const early = byStat(p, st);
   if (early) return early;
   try {
-    return after(p, core().inspectNsSync(p, !follow));
+    return byOpen(p, core().inspectNsSync(p, !follow));
   } catch (err) {
     const now = raced(p, err, follow);
     if (now) return now;
