@@ -1,6 +1,5 @@
 // Namespaces: a userns with a netns owned by it, the id maps of a userns,
 // and the one answer to "what is at this path": probeNs.
-import { constants as osConstants } from 'node:os';
 import { lstatSync, statSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { lstat, stat } from 'node:fs/promises';
@@ -91,6 +90,55 @@ function raced(p: string, err: unknown, follow: boolean): NsProbe | undefined {
   return undefined;
 }
 
+// STRICT (inspectNs): nothing there, or a link not followed, is the error opening it gives.
+async function probe(p: string, o: ProbeOptions, strict: boolean): Promise<NsProbe> {
+  const follow = o.follow === true;
+  const context = o.context ?? `inspecting ${p}`;
+  let st: Stats | undefined;
+  try {
+    st = await (follow ? stat : lstat)(p);
+  } catch (err) {
+    if (!strict) {
+      if (GONE.has(codeOf(err) ?? '')) return { state: 'missing', path: p };
+      throw fromNative(err, context);
+    }
+  }
+  const early = st && byStat(p, st);
+  // Strictly, nothing there or a link not followed is what the open says (ENOENT, ELOOP...).
+  if (early && !(strict && early.state === 'symlink')) return early;
+  try {
+    return byOpen(p, await core().inspectNs(p, !follow));
+  } catch (err) {
+    const now = strict ? undefined : raced(p, err, follow);
+    if (now) return now;
+    throw fromNative(err, context);
+  }
+}
+
+function probeSync(p: string, o: ProbeOptions, strict: boolean): NsProbe {
+  const follow = o.follow === true;
+  const context = o.context ?? `inspecting ${p}`;
+  let st: Stats | undefined;
+  try {
+    st = (follow ? statSync : lstatSync)(p);
+  } catch (err) {
+    if (!strict) {
+      if (GONE.has(codeOf(err) ?? '')) return { state: 'missing', path: p };
+      throw fromNative(err, context);
+    }
+  }
+  const early = st && byStat(p, st);
+  // Strictly, nothing there or a link not followed is what the open says (ENOENT, ELOOP...).
+  if (early && !(strict && early.state === 'symlink')) return early;
+  try {
+    return byOpen(p, core().inspectNsSync(p, !follow));
+  } catch (err) {
+    const now = strict ? undefined : raced(p, err, follow);
+    if (now) return now;
+    throw fromNative(err, context);
+  }
+}
+
 /**
  * What is at P, without blocking and, unless FOLLOW, without following a
  * link: a namespace (type, inode, owner), a stale pin, nothing, a link, or
@@ -99,66 +147,23 @@ function raced(p: string, err: unknown, follow: boolean): NsProbe | undefined {
  * EIO, ...) throw an NstoolError.
  */
 export async function probeNs(p: string, o: ProbeOptions = {}): Promise<NsProbe> {
-  const follow = o.follow === true;
-  const context = o.context ?? `inspecting ${p}`;
-  let st: Stats;
-  try {
-    st = await (follow ? stat : lstat)(p);
-  } catch (err) {
-    if (GONE.has(codeOf(err) ?? '')) return { state: 'missing', path: p };
-    throw fromNative(err, context);
-  }
-  const early = byStat(p, st);
-  if (early) return early;
-  try {
-    return byOpen(p, await core().inspectNs(p, !follow));
-  } catch (err) {
-    const now = raced(p, err, follow);
-    if (now) return now;
-    throw fromNative(err, context);
-  }
+  return probe(p, o, false);
 }
 
 export function probeNsSync(p: string, o: ProbeOptions = {}): NsProbe {
-  const follow = o.follow === true;
-  const context = o.context ?? `inspecting ${p}`;
-  let st: Stats;
-  try {
-    st = (follow ? statSync : lstatSync)(p);
-  } catch (err) {
-    if (GONE.has(codeOf(err) ?? '')) return { state: 'missing', path: p };
-    throw fromNative(err, context);
-  }
-  const early = byStat(p, st);
-  if (early) return early;
-  try {
-    return byOpen(p, core().inspectNsSync(p, !follow));
-  } catch (err) {
-    const now = raced(p, err, follow);
-    if (now) return now;
-    throw fromNative(err, context);
-  }
+  return probeSync(p, o, false);
 }
 
-/** The error opening P gives when it is missing (ENOENT) or a link not followed (ELOOP). */
-function absent(pr: NsProbe, context: string): Error {
-  const code = pr.state === 'symlink' ? 'ELOOP' : 'ENOENT';
-  const what = pr.state === 'symlink' ? 'too many levels of symbolic links' : 'no such file or directory';
-  const e = Object.assign(new Error(`${code}: ${what}, open '${pr.path}'`), { code, errno: -osConstants.errno[code], syscall: 'open', path: pr.path });
-  return fromNative(e, context);
-}
-
-/** probeNs for a path that must be there: missing is ENOENT, a link not followed ELOOP, as an open says. */
+/**
+ * probeNs for a path that must be there: nothing there, or a link not
+ * followed, is the error opening it gives (ENOENT, ENOTDIR, ELOOP...).
+ */
 export async function inspectNs(p: string, o: ProbeOptions = {}): Promise<NsFound> {
-  const pr = await probeNs(p, o);
-  if (pr.state === 'missing' || pr.state === 'symlink') throw absent(pr, o.context ?? `inspecting ${p}`);
-  return pr;
+  return (await probe(p, o, true)) as NsFound;
 }
 
 export function inspectNsSync(p: string, o: ProbeOptions = {}): NsFound {
-  const pr = probeNsSync(p, o);
-  if (pr.state === 'missing' || pr.state === 'symlink') throw absent(pr, o.context ?? `inspecting ${p}`);
-  return pr;
+  return probeSync(p, o, true) as NsFound;
 }
 
 /**

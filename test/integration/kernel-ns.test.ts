@@ -48,18 +48,20 @@ describeRoot('probeNs', () => {
     expect(self).toMatchObject({ state: 'ns', type: 'net', inode: statSync('/proc/self/ns/net').ino, owner: { host: true } });
     expect(await probeNs('/proc/self/ns/user', { follow: true })).toMatchObject({ state: 'ns', type: 'user' });
     // Strictly: a link not followed is ELOOP, as an O_NOFOLLOW open says.
-    await expect(inspectNs(link)).rejects.toMatchObject({ code: 'ELOOP', path: link });
+    await expect(inspectNs(link)).rejects.toMatchObject({ code: 'ELOOP', syscall: 'open', path: link });
   });
 
-  it('a file with nothing mounted is stale; nothing there is missing (ENOENT, ENOTDIR), or ENOENT strictly', async () => {
+  it('a file with nothing mounted is stale; nothing there is missing (ENOENT, ENOTDIR, a gone pid), strictly an error', async () => {
     const stale = path.join(dir, 'stale');
     writeFileSync(stale, '');
     expect(await probeNs(stale)).toEqual({ state: 'stale', path: stale });
     const none = path.join(dir, 'none');
     expect(await probeNs(none)).toEqual({ state: 'missing', path: none });
     expect(probeNsSync(path.join(stale, 'below'))).toEqual({ state: 'missing', path: path.join(stale, 'below') });
-    await expect(inspectNs(none)).rejects.toMatchObject({ code: 'ENOENT', path: none });
+    await expect(inspectNs(none)).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open', path: none });
     expect(() => inspectNsSync(none)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    // Strictly, the error opening it gives, with its own hint.
+    await expect(inspectNs(path.join(stale, 'below'))).rejects.toMatchObject({ code: 'ENOTDIR', hint: expect.any(String) });
     expect(await probeNs('/proc/999999999/ns/net', { follow: true })).toMatchObject({ state: 'missing' });
   });
 
