@@ -2,9 +2,9 @@
 // (src/process.ts): its spawn helper joins the namespaces on a process of its
 // own, never on a Node thread (namespaces are per thread and the libuv pool
 // would carry them into unrelated work).
-import { callAsync, NstoolError } from './errors.js';
-import { native } from './native.js';
-import { hostUsernsInode, NS_TYPES, PinDirs, resolvePin } from './netns.js';
+import { NstoolError } from './errors.js';
+import { inspectNs } from './kernel/ns.js';
+import { PinDirs, resolvePin } from './netns.js';
 import { childEnv, ProcessError, ProcessResult, runProcess } from './process.js';
 import { currentMode } from './rootless/mode.js';
 
@@ -95,14 +95,14 @@ export async function execInNetns(nameOrPath: string, argv: readonly string[], o
   if (currentMode() === 'rootless') return (await import('./rootless/netns.js')).execInNetnsRootless(nameOrPath, argv, opts);
   const pin = resolvePin(nameOrPath, opts.pinDir);
   const { userns = true, pinDir: _p, usernsPinDir: _u, ...rest } = opts;
-  const info = await callAsync(() => native.inspectNs(pin.path, pin.named), `inspecting ${pin.path}`);
-  if (!info.nsfs || NS_TYPES[info.type] !== 'net') {
+  const info = await inspectNs(pin.path, { follow: !pin.named, context: `inspecting ${pin.path}` });
+  if (info.state !== 'ns' || info.type !== 'net') {
     throw new NstoolError(`${pin.path} is not a network namespace`, {
       code: 'EINVAL',
       path: pin.path,
-      hint: info.nsfs ? 'give the path of a netns' : 'a stale pin: `nstool delete` removes it',
+      hint: info.state === 'ns' ? 'give the path of a netns' : 'a stale pin: `nstool delete` removes it',
     });
   }
-  const joinOwner = userns && info.owner !== null && info.owner.ino !== hostUsernsInode();
+  const joinOwner = userns && info.owner !== null && !info.owner.host;
   return runInNamespaces(argv, { ...rest, netns: pin.path, ownerUserns: joinOwner, dropGroups: true });
 }

@@ -3,11 +3,12 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { lstatSync, mkdirSync, Stats, statSync } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from './errors.js';
+import { invalidArg, NstoolError, requireAbsolute } from './errors.js';
 import { assertNoHostRoot, IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
-import { native, NativeNsInfo } from './native.js';
+import { createUsernsNetns, createUsernsNetnsSync, inspectNs, probeNs, readIdMaps, type NsInfo } from './kernel/ns.js';
+import { ensurePinDirSync, unpin } from './kernel/pin.js';
 import { showValue, validatePinName } from './names.js';
 import { currentMode } from './rootless/mode.js';
 import { syncNeedsRoot } from './rootless/errors.js';
@@ -19,17 +20,6 @@ export const DEFAULT_PIN_DIR = '/run/netns';
 export const DEFAULT_USERNS_PIN_DIR = '/run/nstool/userns';
 /** Longest path the kernel takes (PATH_MAX, with its NUL). */
 const PATH_MAX = 4096;
-
-export const NS_TYPES: Record<number, string> = {
-  0x00020000: 'mnt',
-  0x02000000: 'cgroup',
-  0x04000000: 'uts',
-  0x08000000: 'ipc',
-  0x10000000: 'user',
-  0x20000000: 'pid',
-  0x40000000: 'net',
-  0x00000080: 'time',
-};
 
 export interface PinDirs {
   /** Where netns pins live (default /run/netns). */
@@ -158,7 +148,7 @@ export function ensurePinDir(dir: string): void {
       hint: `chown root ${dir} && chmod go-w ${dir}, or choose another pin dir`,
     });
   }
-  callSync(() => native.ensurePinDirSync(dir), `preparing pin dir ${dir}`);
+  ensurePinDirSync(dir, { context: `preparing pin dir ${dir}` });
   readyDirs.add(dir);
 }
 
@@ -217,7 +207,7 @@ export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNe
   if (currentMode() === 'rootless') return (await rootless()).createPodNetnsRootless(opts);
   const p = prepare(opts);
   ensureDirs(p);
-  const r = await limited(() => callAsync(() => native.createUsernsNetns(nativeParams(p)), `creating pod netns ${p.name}`));
+  const r = await limited(() => createUsernsNetns(nativeParams(p), { context: `creating pod netns ${p.name}` }));
   return result(p, r);
 }
 
@@ -225,7 +215,7 @@ export function createPodNetnsSync(opts: CreatePodNetnsOptions): PodNetns {
   if (currentMode() === 'rootless') throw syncNeedsRoot();
   const p = prepare(opts);
   ensureDirs(p);
-  const r = callSync(() => native.createUsernsNetnsSync(nativeParams(p)), `creating pod netns ${p.name}`);
+  const r = createUsernsNetnsSync(nativeParams(p), { context: `creating pod netns ${p.name}` });
   return result(p, r);
 }
 
@@ -243,12 +233,12 @@ export interface DeleteResult {
 export async function deletePodNetns(nameOrPath: string, opts: PinDirs = {}): Promise<DeleteResult> {
   if (currentMode() === 'rootless') return (await rootless()).deletePodNetnsRootless(nameOrPath, opts);
   const pin = resolvePin(nameOrPath, opts.pinDir);
-  const r = await callAsync(() => native.unpin(pin.path), `deleting ${pin.path}`);
+  const r = await unpin(pin.path, { context: `deleting ${pin.path}` });
   const out: DeleteResult = { path: pin.path, existed: r.removed || r.unmounted, stale: r.removed && !r.unmounted };
   if (pin.name) out.name = pin.name;
   if (pin.named && pin.name) {
     const upath = path.join(absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir'), pin.name);
-    const u = await callAsync(() => native.unpin(upath), `deleting ${upath}`);
+    const u = await unpin(upath, { context: `deleting ${upath}` });
     if (u.removed || u.unmounted) {
       out.usernsPath = upath;
       out.existed = true;
@@ -292,24 +282,24 @@ function notNamespace(p: string): NstoolError {
   });
 }
 
-function toOwner(info: NativeNsInfo): NsOwner | null {
+function toOwner(info: NsInfo): NsOwner | null {
   if (!info.owner) return null;
-  return { inode: info.owner.ino, uid: info.owner.uid, host: info.owner.ino === hostUsernsInode() };
+  return { inode: info.owner.inode, uid: info.owner.uid, host: info.owner.host };
 }
 
 /** Type, inode, owning userns and its maps of a namespace file. */
 export async function inspectNetns(nameOrPath: string, opts: PinDirs = {}): Promise<NetnsInfo> {
   if (currentMode() === 'rootless') return (await rootless()).inspectNetnsRootless(nameOrPath, opts);
   const pin = resolvePin(nameOrPath, opts.pinDir);
-  const info = await callAsync(() => native.inspectNs(pin.path, pin.named), `inspecting ${pin.path}`);
-  if (!info.nsfs) throw notNamespace(pin.path);
-  const type = NS_TYPES[info.type] ?? String(info.type);
+  const info = await inspectNs(pin.path, { follow: !pin.named, context: `inspecting ${pin.path}` });
+  if (info.state !== 'ns') throw notNamespace(pin.path);
+  const type = info.type;
   // A userns file is inspected as itself; anything else through its owner.
-  const maps = await callAsync(() => native.readIdMaps(pin.path, type !== 'user'), `reading id maps of ${pin.path}`);
+  const maps = await readIdMaps(pin.path, type !== 'user', { context: `reading id maps of ${pin.path}` });
   const out: NetnsInfo = {
     path: pin.path,
     type,
-    inode: info.ino,
+    inode: info.inode,
     dev: info.dev,
     owner: toOwner(info),
     uidMap: parseKernelMap(maps.uidMap),
@@ -320,8 +310,8 @@ export async function inspectNetns(nameOrPath: string, opts: PinDirs = {}): Prom
   if (pin.named && pin.name) {
     const upath = path.join(absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir'), pin.name);
     try {
-      const u = native.inspectNsSync(upath, true);
-      if (u.nsfs && info.owner && u.ino === info.owner.ino) out.usernsPath = upath;
+      const u = await probeNs(upath);
+      if (u.state === 'ns' && info.owner && u.inode === info.owner.inode) out.usernsPath = upath;
     } catch {
       // no userns pin for this name
     }
@@ -352,18 +342,13 @@ export async function listNetns(pinDir?: string): Promise<ListEntry[]> {
   const out: ListEntry[] = [];
   for (const name of names.sort()) {
     const p = path.join(dir, name);
-    const st = await lstat(p).catch(() => null);
-    if (!st) continue;
-    if (!st.isFile()) {
-      out.push({ name, path: p, kind: 'other' });
-      continue;
-    }
     try {
-      const info = await native.inspectNs(p, true);
-      if (info.nsfs && NS_TYPES[info.type] === 'net') {
-        out.push({ name, path: p, kind: 'netns', inode: info.ino, owner: toOwner(info) });
+      const info = await probeNs(p);
+      if (info.state === 'missing') continue;
+      if (info.state === 'ns' && info.type === 'net') {
+        out.push({ name, path: p, kind: 'netns', inode: info.inode, owner: toOwner(info) });
       } else {
-        out.push({ name, path: p, kind: info.nsfs ? 'other' : 'stale' });
+        out.push({ name, path: p, kind: info.state === 'stale' ? 'stale' : 'other' });
       }
     } catch {
       out.push({ name, path: p, kind: 'other' });

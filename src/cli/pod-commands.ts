@@ -6,9 +6,11 @@ import { invalidArg } from '../errors.js';
 import { writeBundle } from '../oci/index.js';
 import type { MountRequest } from '../oci/index.js';
 import { DEFAULT_STATE_DIR, podSpec, removePodContainer, runPodContainer } from '../pod/container.js';
+import type { PodContainerRecord } from '../pod/container.js';
 import { podUserns } from '../pod/userns.js';
 import { RuncClientOptions } from '../runc/client.js';
 import { emit, Io, withJson } from './context.js';
+import { onSignals, testStepHook } from './sandbox-commands.js';
 
 const MOUNT_FLAGS = new Set(['ro', 'rw', 'idmap', 'rbind']);
 
@@ -101,17 +103,28 @@ export function registerPodCommands(program: Command, io: Io): void {
   ).action(async (netns: string, command: string[], o: RuntimeOpts & { rootfs: string; id?: string; mount: string[]; idmapRootfs: boolean; allowUnsafeIdmapVolumes?: boolean }) => {
     const mounts = o.mount.map(parseMountFlag);
     const id = o.id ?? path.basename(netns);
-    const rec = await runPodContainer({
-      id,
-      netns,
-      rootfs: path.resolve(o.rootfs),
-      command,
-      mounts,
-      runtime: runtimeOf(o),
-      stateDir: path.resolve(o.stateDir),
-      idmapRootfs: o.idmapRootfs,
-      allowUnsafeIdmapVolumes: o.allowUnsafeIdmapVolumes === true,
-    });
+    // The first SIGINT/SIGTERM removes what was made so far; a second exits at once (rm-pod finishes).
+    const ac = new AbortController();
+    const off = onSignals(ac);
+    let rec: PodContainerRecord;
+    try {
+      const hook = testStepHook(ac.signal);
+      rec = await runPodContainer({
+        id,
+        netns,
+        rootfs: path.resolve(o.rootfs),
+        command,
+        mounts,
+        runtime: runtimeOf(o),
+        stateDir: path.resolve(o.stateDir),
+        idmapRootfs: o.idmapRootfs,
+        allowUnsafeIdmapVolumes: o.allowUnsafeIdmapVolumes === true,
+        signal: ac.signal,
+        ...(hook ? { onStep: hook } : {}),
+      });
+    } finally {
+      off();
+    }
     emit(io, o.json, rec, () => `${rec.id} running (pid ${rec.pid ?? '?'}); output in ${rec.stdout} and ${rec.stderr}`);
   });
 

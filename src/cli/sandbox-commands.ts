@@ -49,7 +49,7 @@ function runtime(o: DirFlags) {
  * sandbox it is on), a second exits at once, leaving a state that
  * `sandbox delete` or `gc` finishes from.
  */
-function onSignals(ac: AbortController): () => void {
+export function onSignals(ac: AbortController): () => void {
   const handler = (sig: NodeJS.Signals) => {
     if (ac.signal.aborted) process.exit(128 + (constants.signals[sig] ?? 0));
     ac.abort(new NstoolError(`interrupted by ${sig}`, { code: 'ABORT_ERR' }));
@@ -67,7 +67,7 @@ function onSignals(ac: AbortController): () => void {
  * a create or delete; <point>:pause says so on stderr and waits there for a
  * signal, so a test can interrupt it at a known point.
  */
-function testStepHook(signal: AbortSignal): StepHook | undefined {
+export function testStepHook(signal: AbortSignal): StepHook | undefined {
   const spec = process.env['NSTOOL_TEST_STEP'];
   if (!spec) return undefined;
   const i = spec.lastIndexOf(':');

@@ -2,9 +2,8 @@
 // order threading prevResult and caching the result; DEL in reverse with the
 // cached result, tolerant of what is already gone; CHECK with the cached result.
 import path from 'node:path';
-import { callAsync, invalidArg, NstoolError } from '../errors.js';
-import { native } from '../native.js';
-import { NS_TYPES } from '../netns.js';
+import { invalidArg, NstoolError } from '../errors.js';
+import { inspectNs, probeNs } from '../kernel/ns.js';
 import { CacheEntry, CacheKey, ResultCache } from './cache.js';
 import type { NetworkConfigList, PluginConf } from './config.js';
 import { CNI_ERROR, CniError } from './errors.js';
@@ -117,12 +116,12 @@ export function pluginStdin(list: NetworkConfigList, plugin: PluginConf, capabil
 
 /** Fails unless PATH is a network namespace (not missing, not a stale pin). */
 async function requireNetns(p: string, what: string): Promise<void> {
-  const info = await callAsync(() => native.inspectNs(p, false), `inspecting ${what} ${p}`);
-  if (!info.nsfs || NS_TYPES[info.type] !== 'net') {
+  const info = await inspectNs(p, { follow: true, context: `inspecting ${what} ${p}` });
+  if (info.state !== 'ns' || info.type !== 'net') {
     throw new NstoolError(`${what} ${p} is not a network namespace`, {
       code: 'EINVAL',
       path: p,
-      hint: info.nsfs ? 'give the path of a netns' : 'a stale pin (nothing mounted): delete it and create the netns again',
+      hint: info.state === 'ns' ? 'give the path of a netns' : 'a stale pin (nothing mounted): delete it and create the netns again',
     });
   }
 }
@@ -130,16 +129,10 @@ async function requireNetns(p: string, what: string): Promise<void> {
 /** For DEL: the netns if it is one, "" if it is gone or a stale pin (plugins then skip it). */
 async function netnsForDel(p: string): Promise<string> {
   if (p === '') return '';
-  try {
-    const info = await native.inspectNs(p, false);
-    if (!info.nsfs) return '';
-    if (NS_TYPES[info.type] !== 'net') throw invalidArg(`${p} is a namespace but not a network namespace`);
-    return p;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ESRCH') return '';
-    throw err;
-  }
+  const info = await probeNs(p, { follow: true });
+  if (info.state !== 'ns') return '';
+  if (info.type !== 'net') throw invalidArg(`${p} is a namespace but not a network namespace`);
+  return p;
 }
 
 async function checkVersion(file: string, p: Prepared, verb: CniVerb, o: CniOptions): Promise<void> {

@@ -9,9 +9,10 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { getSystemErrorName } from 'node:util';
-import { callAsync, callSync } from '../errors.js';
 import { IdMapping, toHostId, toKernelMap } from '../idmap.js';
-import { native } from '../native.js';
+import { createUsernsNetns, inspectNsRawSync } from '../kernel/ns.js';
+import { unpinSync } from '../kernel/pin.js';
+import { mountTmpfsSync, probeRecursiveReadonlySync, probeSyscallsSync, probeUnprivilegedUsernsSync } from '../kernel/probes.js';
 import { validatePluginType } from '../names.js';
 import { which } from '../process.js';
 import { queryPluginVersions } from '../cni/plugin.js';
@@ -157,7 +158,7 @@ const EXPECTED: Record<SyscallName, string> = {
 const PRIVILEGED: ReadonlySet<SyscallName> = new Set(['open_tree', 'move_mount', 'fsopen']);
 
 export function kernelFacts(): KernelFacts {
-  const raw = callSync(() => native.probeSyscallsSync(), 'probing syscalls');
+  const raw = probeSyscallsSync({ context: 'probing syscalls' });
   const root = process.geteuid?.() === 0;
   const syscalls = {} as Record<SyscallName, SyscallFact>;
   for (const n of SYSCALL_NAMES) {
@@ -180,7 +181,7 @@ export function unprivilegedUserns(): UsernsFacts['unprivileged'] {
   const uid = drop ? NOBODY : euid;
   const gid = drop ? NOBODY : (process.getegid?.() ?? 0);
   try {
-    const r = native.probeUnprivilegedUsernsSync(uid, gid, drop);
+    const r = probeUnprivilegedUsernsSync(uid, gid, drop);
     return r.step === '' ? { allowed: true, uid, step: null, code: null } : { allowed: false, uid, step: r.step, code: errnoName(r.errno) };
   } catch (err) {
     return { allowed: false, uid, step: 'clone', code: failed(err).code ?? null };
@@ -346,18 +347,17 @@ async function probeIn(work: string, o: FsProbeInput): Promise<FsProbeResult> {
   try {
     let create: UsernsFacts['create'];
     try {
-      const r = await callAsync(
-        () =>
-          native.createUsernsNetns({
-            uidMap: toKernelMap(PROBE_MAP),
-            gidMap: toKernelMap(PROBE_MAP),
-            ...(o.setgroups ? { setgroups: 'allow' as const } : {}),
-            netnsPin,
-            usernsPin,
-          }),
-        'creating a user namespace and a netns owned by it',
+      const r = await createUsernsNetns(
+        {
+          uidMap: toKernelMap(PROBE_MAP),
+          gidMap: toKernelMap(PROBE_MAP),
+          ...(o.setgroups ? { setgroups: 'allow' as const } : {}),
+          netnsPin,
+          usernsPin,
+        },
+        { context: 'creating a user namespace and a netns owned by it' },
       );
-      const info = callSync(() => native.inspectNsSync(netnsPin, true));
+      const info = inspectNsRawSync(netnsPin, true);
       const owned = info.owner?.ino === r.usernsIno;
       create = owned
         ? { ok: true, netnsOwnedByUserns: true }
@@ -381,7 +381,7 @@ async function probeIn(work: string, o: FsProbeInput): Promise<FsProbeResult> {
     const mnt = path.join(work, 'tmpfs');
     await mkdir(mnt, { mode: 0o700 });
     try {
-      callSync(() => native.mountTmpfsSync(mnt), `mounting a tmpfs at ${mnt}`);
+      mountTmpfsSync(mnt, { context: `mounting a tmpfs at ${mnt}` });
       try {
         const tsrc = path.join(mnt, 'src');
         await mkdir(tsrc, { mode: 0o700 });
@@ -389,7 +389,7 @@ async function probeIn(work: string, o: FsProbeInput): Promise<FsProbeResult> {
         filesystems.push(create.ok ? await idmapProbe('tmpfs', null, tsrc, 'file', path.join(work, 'tmpfs-idmap'), usernsPin) : tmpfsOutcome(noUserns));
         // The work dir now has mounts under it: a recursive clone is a real tree.
         try {
-          callSync(() => native.probeRecursiveReadonlySync(work), 'making a recursive read-only mount tree');
+          probeRecursiveReadonlySync(work, { context: 'making a recursive read-only mount tree' });
           rroKernel = { ok: true };
         } catch (err) {
           rroKernel = failed(err);
@@ -413,7 +413,7 @@ async function probeIn(work: string, o: FsProbeInput): Promise<FsProbeResult> {
   } finally {
     for (const pin of [netnsPin, usernsPin]) {
       try {
-        native.unpinSync(pin);
+        unpinSync(pin);
       } catch {
         // the caller's removeWorkDir unmounts whatever is left
       }

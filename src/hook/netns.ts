@@ -1,13 +1,13 @@
 // Which netns a hook acts on, proven rather than assumed. An annotated netns
 // is the pod author's word, so it counts only when it IS the container's own:
 // the same nsfs dev and inode as /proc/<state pid>/ns/net. Pins are looked at
-// with lstat, which neither follows a link nor opens the file: a FIFO, device,
-// link or directory there is refused without ever blocking or touching it.
+// with lstat (and probeNs, which opens nothing but a regular file, without
+// following a link): a FIFO, device, link or directory there is refused
+// without ever blocking or touching it.
 import { lstat, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
-import { callAsync, invalidArg, NstoolError } from '../errors.js';
-import { native } from '../native.js';
-import { NS_TYPES } from '../netns.js';
+import { invalidArg, NstoolError } from '../errors.js';
+import { inspectNs, probeNs } from '../kernel/ns.js';
 import { showValue } from '../show.js';
 import { CniHookSettings, HOOK_ANNOTATIONS, HOOK_FLAGS } from './settings.js';
 
@@ -43,8 +43,8 @@ async function statOf(p: string, follow: boolean, what: string): Promise<BigIntS
 
 /** Fails unless P is a network namespace (the native open does not block). */
 async function requireNet(p: string, nofollow: boolean, what: string): Promise<void> {
-  const info = await callAsync(() => native.inspectNs(p, nofollow), `inspecting ${what} ${showValue(p)}`);
-  if (!info.nsfs || NS_TYPES[info.type] !== 'net') {
+  const info = await inspectNs(p, { follow: !nofollow, context: `inspecting ${what} ${showValue(p)}` });
+  if (info.state !== 'ns' || info.type !== 'net') {
     throw new NstoolError(`${what} ${showValue(p)} is not a network namespace`, { code: 'EINVAL', path: p, hint: 'give the path of a netns (a pin or /proc/<pid>/ns/net)' });
   }
 }
@@ -84,8 +84,7 @@ export async function hookNetns(s: CniHookSettings, fromFlag: boolean, pid: numb
   const st = await lstat(p, { bigint: true }).catch((err: NodeJS.ErrnoException) => {
     throw settingError(`${name} cannot be used: ${err.code ?? 'error'}`, `the runtime's netns pin must exist in ${HOOK_FLAGS.pidlessNetnsDir}`);
   });
-  const nsfs = await stat('/proc/self/ns/net', { bigint: true });
-  if (!st.isFile() || st.dev !== nsfs.dev) throw settingError(`${name} is not a netns pin`, 'a netns pin is a mounted namespace file, not a link, FIFO, device or directory');
+  if ((await probeNs(p, { context: `inspecting netns ${showValue(p)}` })).state !== 'ns') throw settingError(`${name} is not a netns pin`, 'a netns pin is a mounted namespace file, not a link, FIFO, device or directory');
   await requireNet(p, true, 'netns');
   return ref(p, st, 'annotation');
 }

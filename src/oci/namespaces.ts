@@ -1,10 +1,7 @@
 // The namespaces a container joins by path, checked before a runtime sees
 // them: runc would fail later (or silently do less) in words that do not say why.
-import { callSync, NstoolError } from '../errors.js';
-import { native, type NativeNsInfo } from '../native.js';
-
-const CLONE_NEWNET = 0x40000000;
-const CLONE_NEWUSER = 0x10000000;
+import { NstoolError } from '../errors.js';
+import { inspectNsSync, readIdMapsSync, type NsInfo } from '../kernel/ns.js';
 
 export const USERNS_MISMATCH = 'ERR_NSTOOL_USERNS_MISMATCH';
 export const SETGROUPS_DENIED = 'ERR_NSTOOL_SETGROUPS_DENIED';
@@ -36,14 +33,14 @@ export class UsernsMismatchError extends NstoolError {
   }
 }
 
-function inspectAs(p: string, what: string, type: number, typeName: string): NativeNsInfo {
+function inspectAs(p: string, what: string, type: string, typeName: string): NsInfo {
   // Followed on purpose: /proc/PID/ns/* are links, and the path is the caller's.
-  const info = callSync(() => native.inspectNsSync(p, false), `inspecting ${what} ${p}`);
-  if (!info.nsfs || info.type !== type) {
+  const info = inspectNsSync(p, { follow: true, context: `inspecting ${what} ${p}` });
+  if (info.state !== 'ns' || info.type !== type) {
     throw new NstoolError(`${what} ${p} is not a ${typeName} namespace`, {
       code: 'ERR_INVALID_ARG_VALUE',
       path: p,
-      hint: info.nsfs ? `give a ${typeName} namespace file` : 'nothing is mounted there: a stale pin? `nstool list` shows the pins',
+      hint: info.state === 'ns' ? `give a ${typeName} namespace file` : 'nothing is mounted there: a stale pin? `nstool list` shows the pins',
     });
   }
   return info;
@@ -51,16 +48,16 @@ function inspectAs(p: string, what: string, type: number, typeName: string): Nat
 
 /** USERNS_PATH must be a user namespace; it must own NETNS_PATH when one is given. */
 export function checkJoinedNamespaces(usernsPath: string, netnsPath: string | undefined): void {
-  const user = inspectAs(usernsPath, 'usernsPath', CLONE_NEWUSER, 'user');
+  const user = inspectAs(usernsPath, 'usernsPath', 'user', 'user');
   if (netnsPath === undefined) return;
-  const net = inspectAs(netnsPath, 'netnsPath', CLONE_NEWNET, 'network');
-  if (net.owner && net.owner.ino === user.ino && net.owner.dev === user.dev) return;
+  const net = inspectAs(netnsPath, 'netnsPath', 'net', 'network');
+  if (net.owner && net.owner.inode === user.inode && net.owner.dev === user.dev) return;
   throw new UsernsMismatchError({
     netnsPath,
     usernsPath,
-    netnsInode: net.ino,
-    netnsOwnerInode: net.owner?.ino ?? null,
-    usernsInode: user.ino,
+    netnsInode: net.inode,
+    netnsOwnerInode: net.owner?.inode ?? null,
+    usernsInode: user.inode,
   });
 }
 
@@ -72,7 +69,7 @@ export function checkJoinedNamespaces(usernsPath: string, netnsPath: string | un
 export function checkSupplementaryGroups(usernsPath: string, gid: number, additionalGids: readonly number[] | undefined, setgroups?: string): void {
   const extra = (additionalGids ?? []).filter((g) => g !== gid);
   if (extra.length === 0) return;
-  const mode = setgroups ?? callSync(() => native.readIdMapsSync(usernsPath, false), `reading setgroups of ${usernsPath}`).setgroups;
+  const mode = setgroups ?? readIdMapsSync(usernsPath, false, { context: `reading setgroups of ${usernsPath}` }).setgroups;
   if (mode.trim() !== 'deny') return;
   throw new NstoolError(`the user has supplementary groups ${extra.join(',')}, but the userns ${usernsPath} denies setgroups`, {
     code: SETGROUPS_DENIED,
@@ -81,8 +78,6 @@ export function checkSupplementaryGroups(usernsPath: string, gid: number, additi
   });
 }
 
-const POD_NS: Record<'ipc' | 'uts', number> = { ipc: 0x08000000, uts: 0x04000000 };
-
 /**
  * Joined ipc and uts namespaces must be the pod's: owned by the userns that
  * owns NETNS_PATH (or by USERNS_PATH when there is no netns). A runtime in
@@ -90,18 +85,18 @@ const POD_NS: Record<'ipc' | 'uts', number> = { ipc: 0x08000000, uts: 0x04000000
  * words that do not say why.
  */
 export function checkJoinedPodNamespaces(joined: { ipc?: string; uts?: string }, owner: { netnsPath?: string; usernsPath?: string }): void {
-  let want: { ino: number; dev: number } | null | undefined;
-  if (owner.netnsPath !== undefined) want = inspectAs(owner.netnsPath, 'netnsPath', CLONE_NEWNET, 'network').owner;
-  else if (owner.usernsPath !== undefined) want = inspectAs(owner.usernsPath, 'usernsPath', CLONE_NEWUSER, 'user');
+  let want: { inode: number; dev: number } | null | undefined;
+  if (owner.netnsPath !== undefined) want = inspectAs(owner.netnsPath, 'netnsPath', 'net', 'network').owner;
+  else if (owner.usernsPath !== undefined) want = inspectAs(owner.usernsPath, 'usernsPath', 'user', 'user');
   for (const kind of ['ipc', 'uts'] as const) {
     const p = joined[kind];
     if (p === undefined) continue;
-    const info = inspectAs(p, `${kind}Path`, POD_NS[kind], kind);
-    if (want === undefined || (info.owner && want && info.owner.ino === want.ino && info.owner.dev === want.dev)) continue;
-    throw new NstoolError(`${kind}Path ${p} is not owned by the pod's user namespace${want ? ` (${want.ino})` : ''}`, {
+    const info = inspectAs(p, `${kind}Path`, kind, kind);
+    if (want === undefined || (info.owner && want && info.owner.inode === want.inode && info.owner.dev === want.dev)) continue;
+    throw new NstoolError(`${kind}Path ${p} is not owned by the pod's user namespace${want ? ` (${want.inode})` : ''}`, {
       code: USERNS_MISMATCH,
       path: p,
-      hint: "join the ipc and uts namespaces of the sandbox the netns belongs to (sandboxNamespaces gives them)",
+      hint: 'join the ipc and uts namespaces of the sandbox the netns belongs to (sandboxNamespaces gives them)',
     });
   }
 }

@@ -4,8 +4,8 @@
 // in one step, scoped to the rootfs (openat2 RESOLVE_IN_ROOT, or an O_PATH
 // walk from a rootfs fd): absolute symlinks restart at the rootfs, ".." stops
 // at it, procfs magic links are refused.
-import { callSync, invalidArg, NstoolError, requireAbsolute } from '../errors.js';
-import { native } from '../native.js';
+import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
+import { readInRootSync } from '../kernel/fs.js';
 
 const MAX_FILE_BYTES = 8 * 1024 * 1024;
 const S_IFMT = 0o170000;
@@ -25,7 +25,7 @@ const HINTS = {
 export function readRootfsFile(root: string, p: string): string | undefined {
   requireAbsolute(root, 'rootfs');
   if (typeof p !== 'string' || p.includes('\0')) throw invalidArg('the path inside the rootfs must be a string without NUL');
-  const f = callSync(() => native.readInRootSync(root, p, MAX_FILE_BYTES), `reading ${p} in the rootfs ${root}`, HINTS);
+  const f = readInRootSync(root, p, MAX_FILE_BYTES, 'auto', { context: `reading ${p} in the rootfs ${root}`, hints: HINTS });
   if (f === null) return undefined;
   if (f.data !== null) return f.data.toString('utf8');
   const why = (f.mode & S_IFMT) !== S_IFREG ? 'is not a regular file' : `is larger than ${MAX_FILE_BYTES} bytes`;

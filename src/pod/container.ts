@@ -14,12 +14,13 @@ import { chmod, chown, lstat, mkdir, open, readdir, readFile, realpath, rm, rmdi
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
-import { callAsync, invalidArg, NstoolError, requireAbsolute } from '../errors.js';
+import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import { IdMapping, toHostId, validateIdMap } from '../idmap.js';
 import { buildSpec, specNeedsIdmap, writeBundle } from '../oci/index.js';
 import type { BuildSpecOptions, MountRequest, Spec } from '../oci/index.js';
 import { readMountInfo } from '../oci/mounts.js';
-import { native } from '../native.js';
+import { renameNoReplace } from '../kernel/fs.js';
+import { unpin } from '../kernel/pin.js';
 import { DEFAULT_USERNS_PIN_DIR, PinDirs, validateName } from '../netns.js';
 import { validateContainerId } from '../runc/args.js';
 import { RuncClient, RuncClientOptions } from '../runc/client.js';
@@ -75,6 +76,39 @@ export interface PodContainerOptions extends PinDirs {
   allowUnsafeIdmapVolumes?: boolean;
   /** Further buildSpec options (capabilities, annotations, ...). */
   spec?: Partial<BuildSpecOptions>;
+  /** Aborting between steps removes what was made and rejects with code ABORT_ERR. */
+  signal?: AbortSignal;
+  /** Called at each point of the create (RUN_POD_STEPS), for tests and progress reports. */
+  onStep?: StepHook;
+}
+
+/** A point of runPodContainer: "planned", "after-userns", "before-lower", ... */
+export type StepHook = (point: string) => void | Promise<void>;
+
+/** The points runPodContainer passes, in order ("before-volume" once per staged volume). */
+export const RUN_POD_STEPS = [
+  'planned',
+  'after-bundle-tmp',
+  'after-bundle-record',
+  'after-bundle',
+  'after-userns',
+  'before-lower',
+  'after-lower',
+  'before-overlay',
+  'after-overlay',
+  'before-volume',
+  'after-volumes',
+  'after-config',
+  'after-stdio',
+  'after-create',
+  'after-pid',
+  'after-start',
+] as const;
+
+export function abortError(reason: unknown): NstoolError {
+  const e = new NstoolError('run-pod was aborted; what it had made was removed', { code: 'ABORT_ERR', ...(reason !== undefined ? { cause: reason } : {}) });
+  e.name = 'AbortError';
+  return e;
 }
 
 /** What removal needs, saved in the bundle so `rm-pod` works from another process. */
@@ -240,16 +274,21 @@ async function syncDir(dir: string): Promise<void> {
  * bundle under its final name always has a record, and a crash leaves at
  * most a ".<name>.tmp-..." dir that removeBundleLitter takes away.
  */
-async function createBundle(r: PodContainerRecord, rootGid: number): Promise<void> {
+async function createBundle(r: PodContainerRecord, rootGid: number, step: StepHook): Promise<void> {
   const tmp = path.join(path.dirname(r.bundle), `.${path.basename(r.bundle)}.tmp-${randomBytes(6).toString('hex')}`);
   await mkdir(tmp, { mode: 0o700 });
   try {
+    await step('after-bundle-tmp');
     await saveRecord(r, tmp);
     await chown(tmp, 0, rootGid);
     await chmod(tmp, BUNDLE_MODE);
-    await callAsync(() => native.renameNoReplace(tmp, r.bundle), `making the bundle ${r.bundle}`, {
-      EEXIST: `container ${r.id} exists or was not removed: \`nstool rm-pod ${r.id}\``,
-      ENOTEMPTY: `container ${r.id} exists or was not removed: \`nstool rm-pod ${r.id}\``,
+    await step('after-bundle-record');
+    await renameNoReplace(tmp, r.bundle, {
+      context: `making the bundle ${r.bundle}`,
+      hints: {
+        EEXIST: `container ${r.id} exists or was not removed: \`nstool rm-pod ${r.id}\``,
+        ENOTEMPTY: `container ${r.id} exists or was not removed: \`nstool rm-pod ${r.id}\``,
+      },
     });
   } catch (err) {
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
@@ -448,6 +487,13 @@ export function podSpec(o: {
  */
 export async function runPodContainer(o: PodContainerOptions): Promise<PodContainerRecord> {
   if (o === null || typeof o !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
+  if (o.onStep !== undefined && typeof o.onStep !== 'function') throw invalidArg('onStep must be a function', 'ERR_INVALID_ARG_TYPE');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg('signal must be an AbortSignal', 'ERR_INVALID_ARG_TYPE');
+  const step = async (point: string): Promise<void> => {
+    await o.onStep?.(point);
+    if (o.signal?.aborted) throw abortError(o.signal.reason);
+  };
+  if (o.signal?.aborted) throw abortError(o.signal.reason);
   const id = validateContainerId(o.id);
   const rootfs = absPath(o.rootfs, 'rootfs');
   if (!Array.isArray(o.command) || o.command.length === 0) throw invalidArg('command must be a non-empty array');
@@ -474,19 +520,21 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   // A child path, so the rootfs directory itself is checked too.
   if (!idmapRootfs) await checkTraversable(path.join(rootfs, 'x'), rootUid, rootGid, 'the rootfs');
   await checkIdmapVolumes(spec.mounts, uidMap, o.allowUnsafeIdmapVolumes === true);
+  await step('planned');
 
-  const pod = await pinPodUserns(plan);
   let record: PodContainerRecord | undefined;
   let createTried = false;
   const fds: number[] = [];
   try {
     await ensureParents(path.dirname(bundle), bundle);
+    // The record (with the userns pin this call will make) is in place before
+    // the pin: a crash at any later point leaves a bundle rm-pod finishes from.
     const r: PodContainerRecord = {
       id,
       bundle,
-      netnsPath: pod.netns.path,
-      usernsPath: pod.usernsPath,
-      usernsPinned: pod.pinned,
+      netnsPath: plan.netns.path,
+      usernsPath: plan.usernsPath,
+      usernsPinned: plan.needsPin,
       uidMap,
       gidMap,
       runtime: { binary: runtime.binary, ...(runtime.root ? { root: runtime.root } : {}) },
@@ -494,44 +542,74 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
       stdout: path.join(bundle, 'stdout.log'),
       stderr: path.join(bundle, 'stderr.log'),
     };
-    await createBundle(r, rootGid);
+    await createBundle(r, rootGid, step);
     record = r;
+    await step('after-bundle');
+    const pod = await pinPodUserns(plan).catch(async (err: unknown) => {
+      // EEXIST: another container of the pod pinned it meanwhile; that pin is not ours to remove.
+      if ((err as NodeJS.ErrnoException | null)?.code === 'EEXIST' && r.usernsPinned) {
+        r.usernsPinned = false;
+        await saveRecord(r);
+      }
+      throw err;
+    });
+    await step('after-userns');
     if (idmapRootfs) {
       const layout = rootfsLayout(bundle);
       await makeOverlayDirs(layout);
       // Each staging path is saved before its mount: a crash in between still finds it.
       record.staged.push(layout.lower);
       await saveRecord(record);
+      await step('before-lower');
       await stageLower(rootfs, layout, pod.usernsPath);
+      await step('after-lower');
       record.staged.push(layout.target);
       await saveRecord(record);
+      await step('before-overlay');
       await mountOverlay(layout);
+      await step('after-overlay');
       spec.root.path = layout.target;
     }
     if (specNeedsIdmap(spec) && !(await idmapSupport(runtime)).supported) {
-      const fb = await applyIdmapFallback(spec.mounts, { stagingDir: bundle, usernsPath: pod.usernsPath, uidMap, gidMap });
+      const rec = record;
+      const fb = await applyIdmapFallback(spec.mounts, {
+        stagingDir: bundle,
+        usernsPath: pod.usernsPath,
+        uidMap,
+        gidMap,
+        // Saved before its mount, like the rootfs's.
+        beforeStage: async (target) => {
+          rec.staged.push(target);
+          await saveRecord(rec);
+          await step('before-volume');
+        },
+      });
       spec.mounts = fb.mounts;
-      record.staged.push(...fb.staged);
-      await saveRecord(record);
+      await step('after-volumes');
     }
     await writeBundle(bundle, spec);
+    await step('after-config');
     fds.push(openStdio(record.stdout, rootUid, rootGid));
     fds.push(openStdio(record.stderr, rootUid, rootGid));
+    await step('after-stdio');
     createTried = true;
     const pidFile = path.join(bundle, 'pid');
     // The idmap gate ran above (and the fallback replaced what it refuses).
     await runtime.create(id, bundle, { pidFile, stdio: ['ignore', fds[0]!, fds[1]!], skipIdmapGate: true });
     for (const fd of fds.splice(0)) closeSync(fd);
+    await step('after-create');
     await chmod(pidFile, 0o600); // the runtime made it with its umask
     record.pid = Number((await readFile(pidFile, 'utf8')).trim());
     await saveRecord(record);
+    await step('after-pid');
     await runtime.start(id);
+    await step('after-start');
     return record;
   } catch (err) {
     for (const fd of fds.splice(0)) closeSync(fd);
-    // Without a record the bundle is not ours (or not made): only the pin is undone.
+    // Without a record the bundle is not ours (or not made), and no pin was made yet: nothing to undo.
     // A create the runtime refused because the id exists names someone else's container: never delete it.
-    const undone = record ? undo(runtime, record, createTried && !isExists(err)) : pod.pinned ? unpinUserns(pod.usernsPath) : Promise.resolve();
+    const undone = record ? undo(runtime, record, createTried && !isExists(err)) : Promise.resolve();
     const undoError = await undone.then(
       () => undefined,
       (e: unknown) => e ?? new Error('undo failed'),
@@ -558,7 +636,7 @@ function mountsUnder(dir: string, self = false): string[] {
 }
 
 async function unpinUserns(p: string): Promise<void> {
-  await callAsync(() => native.unpin(p), `removing the userns pin ${p}`);
+  await unpin(p, { context: `removing the userns pin ${p}` });
 }
 
 /**

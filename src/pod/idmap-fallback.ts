@@ -5,9 +5,9 @@
 // Every staging mount is nosuid,nodev: it sits in the host's mount table.
 import { lstat, mkdir, realpath, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from '../errors.js';
+import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import { IdMapping, sameIdMap, toHostId } from '../idmap.js';
-import { native } from '../native.js';
+import { idmapMount, unmountSync } from '../kernel/mount.js';
 import type { Mount } from '../oci/types.js';
 import { untrustedPath } from '../trusted-path.js';
 
@@ -34,14 +34,13 @@ export async function stageIdmapped(source: string, target: string, o: StageOpti
   if (st.isDirectory()) await mkdir(target, { mode: 0o755 });
   else await writeFile(target, '', { mode: 0o644, flag: 'wx' });
   try {
-    await callAsync(
-      () => native.idmapMount(source, target, o.usernsPath, o.recursive ?? true, o.readonly ?? false, true, true),
-      `idmapping ${source} onto ${target}`,
-      {
+    await idmapMount(source, target, { userns: o.usernsPath, recursive: o.recursive ?? true, readonly: o.readonly ?? false, nosuid: true, nodev: true }, {
+      context: `idmapping ${source} onto ${target}`,
+      hints: {
         EINVAL: 'the filesystem of the source cannot be idmapped (tmpfs needs Linux 6.3+), or the userns has no maps',
         EPERM: 'idmapped mounts need root in the initial user namespace',
       },
-    );
+    });
   } catch (err) {
     await removeTarget(target);
     throw err;
@@ -59,7 +58,7 @@ async function removeTarget(target: string): Promise<void> {
 export async function unstage(target: string): Promise<void> {
   // Loop: a target may carry a stack of mounts if staged twice by mistake.
   for (let i = 0; i < 8; i++) {
-    if (!callSync(() => native.unmountSync(target), `unmounting ${target}`)) break;
+    if (!unmountSync(target, { context: `unmounting ${target}` })) break;
   }
   await removeTarget(target);
 }
@@ -140,7 +139,14 @@ export async function checkIdmapVolumes(mounts: readonly Mount[], uidMap: readon
  */
 export async function applyIdmapFallback<M extends Mount>(
   mounts: readonly M[],
-  o: { stagingDir: string; usernsPath: string; uidMap: IdMapping[]; gidMap: IdMapping[] },
+  o: {
+    stagingDir: string;
+    usernsPath: string;
+    uidMap: IdMapping[];
+    gidMap: IdMapping[];
+    /** Called with each staging path before it is made (the caller records it). */
+    beforeStage?: (target: string) => Promise<void>;
+  },
 ): Promise<FallbackResult<M>> {
   const out: M[] = [];
   const staged: string[] = [];
@@ -161,6 +167,7 @@ export async function applyIdmapFallback<M extends Mount>(
       const recursive = opts.includes('rbind') || opts.includes('ridmap');
       const readonly = opts.includes('ro');
       const target = path.join(o.stagingDir, `mount-${i}`);
+      await o.beforeStage?.(target);
       await stageIdmapped(m.source, target, { usernsPath: o.usernsPath, recursive, readonly });
       staged.push(target);
       const { uidMappings: _u, gidMappings: _g, ...plain } = m;

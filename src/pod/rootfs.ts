@@ -11,8 +11,8 @@
 //   BUNDLE/overlay/work    overlayfs scratch
 import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { callAsync, invalidArg } from '../errors.js';
-import { native } from '../native.js';
+import { invalidArg } from '../errors.js';
+import { overlayMount } from '../kernel/mount.js';
 import { stageIdmapped, unstage } from './idmap-fallback.js';
 
 export interface RootfsLayout {
@@ -66,8 +66,9 @@ export async function mountOverlay(l: RootfsLayout): Promise<void> {
   try {
     // nodev only: setuid programs of the image (su, ping) keep working in the
     // pod, and no other host user can reach this mount (the bundle is 0710).
-    await callAsync(() => native.overlayMount(l.lower, l.upper, l.work, l.target, false, true), `mounting the overlay rootfs at ${l.target}`, {
-      EINVAL: 'the kernel refused the overlay layers (overlayfs on an idmapped lower needs Linux 5.19+)',
+    await overlayMount(l, l.target, { nosuid: false, nodev: true }, {
+      context: `mounting the overlay rootfs at ${l.target}`,
+      hints: { EINVAL: 'the kernel refused the overlay layers (overlayfs on an idmapped lower needs Linux 5.19+)' },
     });
   } catch (err) {
     await unstage(l.target).catch(() => {});

@@ -2,8 +2,9 @@
 // by path, so one that is not pinned yet gets a pin, made from the fd that
 // NS_GET_USERNS returns for the netns.
 import path from 'node:path';
-import { callAsync, callSync, NstoolError } from '../errors.js';
-import { native } from '../native.js';
+import { NstoolError } from '../errors.js';
+import { inspectNs } from '../kernel/ns.js';
+import { pinOwner as pinOwnerAt, unpin } from '../kernel/pin.js';
 import { DEFAULT_USERNS_PIN_DIR, ensurePinDir, inspectNetns, NetnsInfo, PinDirs, validateName } from '../netns.js';
 
 export interface PodUserns {
@@ -22,11 +23,11 @@ function hostOwned(info: NetnsInfo): NstoolError {
 }
 
 async function pinOwner(info: NetnsInfo, target: string): Promise<void> {
-  await callAsync(() => native.pinOwner(info.path, target), `pinning the userns of ${info.path}`);
+  await pinOwnerAt(info.path, target, { context: `pinning the userns of ${info.path}` });
   // The netns could have been replaced between inspect and pin: check.
-  const pinned = callSync(() => native.inspectNsSync(target, true), `inspecting ${target}`);
-  if (pinned.ino !== info.owner!.inode) {
-    await callAsync(() => native.unpin(target));
+  const pinned = await inspectNs(target, { context: `inspecting ${target}` });
+  if (pinned.state !== 'ns' || pinned.inode !== info.owner!.inode) {
+    await unpin(target);
     throw new NstoolError(`the pinned userns ${target} is not the owner of ${info.path}`, { code: 'ESRCH', path: target });
   }
 }

@@ -3,8 +3,9 @@
 // to find it, start it, tell a live one from a stale pid file, and talk to it.
 import { closeSync, lstatSync, openSync, readFileSync, readSync, statSync, constants, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { callAsync, NstoolError } from '../errors.js';
-import { native } from '../native.js';
+import { NstoolError } from '../errors.js';
+import { keeperCall as keeperCallCore } from '../kernel/held.js';
+import { closeFdSync, lockFile } from '../kernel/lock.js';
 import { runProcess, spawnHelper } from '../process.js';
 import { showText } from '../show.js';
 import { KEEPER, rootlessError, usernsDisabled } from './errors.js';
@@ -111,7 +112,7 @@ export function findKeeper(d: RuntimeDirs): KeeperRef | null {
 
 /** One request without fds; the reply line without its newline. */
 export async function keeperCall(d: RuntimeDirs, request: string): Promise<string> {
-  const reply = await callAsync(() => native.keeperCall(d.sock, `${request}\n`, KEEPER_TIMEOUT_MS), 'asking the keeper', KEEPER_HINTS);
+  const reply = await keeperCallCore(d.sock, `${request}\n`, KEEPER_TIMEOUT_MS, { context: 'asking the keeper', hints: KEEPER_HINTS });
   return checkReply(reply, request);
 }
 
@@ -158,7 +159,7 @@ async function startKeeper(d: RuntimeDirs): Promise<KeeperRef> {
  * dead process or a reused pid is stale, and its socket and pid file go.
  */
 export async function ensureKeeper(d: RuntimeDirs): Promise<KeeperRef> {
-  const lock = await callAsync(() => native.lockFile(d.lock, true), `locking ${d.lock}`);
+  const lock = await lockFile(d.lock, true, { context: `locking ${d.lock}` });
   try {
     const ref = readPidFile(d);
     if (ref && isLiveKeeper(ref)) {
@@ -180,6 +181,6 @@ export async function ensureKeeper(d: RuntimeDirs): Promise<KeeperRef> {
     removeIf(d.pidFile, 'file');
     return await startKeeper(d);
   } finally {
-    native.closeFdSync(lock);
+    closeFdSync(lock);
   }
 }

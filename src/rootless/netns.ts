@@ -10,14 +10,16 @@ import { readFileSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { callAsync, callSync, invalidArg, NstoolError } from '../errors.js';
+import { invalidArg, NstoolError } from '../errors.js';
 import type { ExecInNetnsOptions, RunResult } from '../exec.js';
 import { runInNamespaces } from '../exec.js';
 import { assertNoHostRoot, formatIdMap, IdMapping, parseIdMap, parseKernelMap, sameIdMap, toKernelMap } from '../idmap.js';
-import { HeldHelper, native, NativeNsInfo } from '../native.js';
+import { heldCloseSync, heldReadMapsSync, heldSend, heldUsernsNetns, heldWriteSync, type HeldHelper } from '../kernel/held.js';
+import { inspectNsRaw, inspectNsRawSync, NS_TYPES, readIdMaps } from '../kernel/ns.js';
+import type { NativeNsInfo } from '../kernel/core.js';
 import { showValue, validatePinName } from '../names.js';
 import type { CreatePodNetnsOptions, DeleteResult, ListEntry, NetnsInfo, NsOwner, PinDirs, PodNetns } from '../netns.js';
-import { DEFAULT_PIN_DIR, DEFAULT_USERNS_PIN_DIR, generateName, hostUsernsInode, NS_TYPES } from '../netns.js';
+import { DEFAULT_PIN_DIR, DEFAULT_USERNS_PIN_DIR, generateName, hostUsernsInode } from '../netns.js';
 import { KEEPER, NEWIDMAP_FAILED, ROOTLESS_UNSUPPORTED, rootlessError, usernsDisabled } from './errors.js';
 import { ensureKeeper, findKeeper, hostPath, KEEPER_TIMEOUT_MS, keeperCall, keeperGone } from './keeper.js';
 import { checkReply, KeeperRef, parsePidLine } from './protocol.js';
@@ -136,7 +138,7 @@ function plan(opts: CreatePodNetnsOptions): Plan {
 
 async function startHelper(): Promise<HeldHelper> {
   try {
-    return await callAsync(() => native.heldUsernsNetns(), 'creating a user namespace and a network namespace');
+    return await heldUsernsNetns({ context: 'creating a user namespace and a network namespace' });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (code === 'EPERM' || code === 'EACCES') throw usernsDisabled(`clone(CLONE_NEWUSER) failed with ${code}`, err);
@@ -145,7 +147,7 @@ async function startHelper(): Promise<HeldHelper> {
 }
 
 function writeProc(h: HeldHelper, leaf: 'uid_map' | 'gid_map' | 'setgroups', text: string): void {
-  callSync(() => native.heldWriteSync(h.handle, leaf, text), `writing ${leaf} of the helper (pid ${h.pid})`);
+  heldWriteSync(h.handle, leaf, text, { context: `writing ${leaf} of the helper (pid ${h.pid})` });
 }
 
 /** Writes the maps, setgroups before the gid map, then reads them back. */
@@ -168,7 +170,7 @@ async function writeMaps(h: HeldHelper, p: Plan): Promise<void> {
   if (failed) throw failed.reason;
   // The kernel's own view, so a newuidmap that exits 0 having written
   // something else (or nothing) never yields a pin.
-  const m = callSync(() => native.heldReadMapsSync(h.handle), `reading the maps of the helper (pid ${h.pid})`);
+  const m = heldReadMapsSync(h.handle, { context: `reading the maps of the helper (pid ${h.pid})` });
   const got = { uid: parseKernelMap(m.uidMap), gid: parseKernelMap(m.gidMap), setgroups: m.setgroups.trim() };
   if (!sameIdMap(got.uid, p.uidMap) || !sameIdMap(got.gid, p.gidMap) || got.setgroups !== p.setgroups) {
     throw rootlessError(
@@ -184,7 +186,7 @@ async function writeMaps(h: HeldHelper, p: Plan): Promise<void> {
 async function pinInKeeper(d: RuntimeDirs, h: HeldHelper, name: string): Promise<KeeperRef> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const reply = await callAsync(() => native.heldSend(h.handle, d.sock, `pin ${name}\n`, KEEPER_TIMEOUT_MS), `pinning ${name}`);
+      const reply = await heldSend(h.handle, d.sock, `pin ${name}\n`, KEEPER_TIMEOUT_MS, { context: `pinning ${name}` });
       const ref = parsePidLine(`${checkReply(reply, 'pin')}\n`);
       if (!ref) throw rootlessError(KEEPER, `the keeper answered ${showValue(reply)} to pin`, 'nstool and its keeper disagree: kill the keeper and retry');
       return ref;
@@ -226,7 +228,7 @@ export async function createPodNetnsRootless(opts: CreatePodNetnsOptions): Promi
       pinPath,
     };
     // The pin as the host reaches it must be the namespace we made.
-    const seen = await callAsync(() => native.inspectNs(out.path, true), `inspecting ${out.path}`).catch((err: unknown) => err as Error);
+    const seen = await inspectNsRaw(out.path, true, { context: `inspecting ${out.path}` }).catch((err: unknown) => err as Error);
     if (seen instanceof Error || !seen.nsfs || seen.ino !== h.netnsIno) {
       await unpinQuietly(p.dirs, p.name);
       throw rootlessError(KEEPER, `the keeper's pin ${out.path} is not the namespace that was made`, 'kill the keeper (its pid is in keeper.pid) and retry', {
@@ -236,7 +238,7 @@ export async function createPodNetnsRootless(opts: CreatePodNetnsOptions): Promi
     }
     return out;
   } finally {
-    native.heldCloseSync(h.handle);
+    heldCloseSync(h.handle);
   }
 }
 
@@ -322,12 +324,12 @@ export async function inspectNetnsRootless(nameOrPath: string, opts: PinDirs = {
   const t = resolveTarget(nameOrPath, opts, d);
   if (t.name !== undefined && !t.keeper) throw noPin(t.name, d);
   const named = t.name !== undefined;
-  const info = await callAsync(() => native.inspectNs(t.path, named), `inspecting ${t.path}`);
+  const info = await inspectNsRaw(t.path, named, { context: `inspecting ${t.path}` });
   if (!info.nsfs) {
     throw new NstoolError(`${t.path} is not a namespace (nothing is mounted on it)`, { code: 'EINVAL', path: t.path, hint: 'a stale pin: `nstool delete` removes it' });
   }
   const type = NS_TYPES[info.type] ?? String(info.type);
-  const maps = await callAsync(() => native.readIdMaps(t.path, type !== 'user'), `reading id maps of ${t.path}`);
+  const maps = await readIdMaps(t.path, type !== 'user', { context: `reading id maps of ${t.path}` });
   const out: NetnsInfo & Partial<KeeperPin> = {
     path: t.path,
     type,
@@ -342,7 +344,7 @@ export async function inspectNetnsRootless(nameOrPath: string, opts: PinDirs = {
     out.name = t.name;
     const upath = hostPath(t.keeper, path.join(d.userns, t.name));
     try {
-      const u = native.inspectNsSync(upath, true);
+      const u = inspectNsRawSync(upath, true);
       if (u.nsfs && info.owner && u.ino === info.owner.ino) out.usernsPath = upath;
     } catch {
       // no userns pin for this name
@@ -378,7 +380,7 @@ export async function listNetnsRootless(pinDir?: string): Promise<Array<ListEntr
       continue;
     }
     try {
-      const info = await native.inspectNs(p, true);
+      const info = await inspectNsRaw(p, true);
       if (info.nsfs && NS_TYPES[info.type] === 'net') out.push({ ...base, kind: 'netns', inode: info.ino, owner: toOwner(info) });
       else out.push({ ...base, kind: info.nsfs ? 'other' : 'stale' });
     } catch {
@@ -402,7 +404,7 @@ export async function execInNetnsRootless(nameOrPath: string, argv: readonly str
     throw rootlessError(ROOTLESS_UNSUPPORTED, 'without root a netns can be joined only together with the user namespace that owns it', 'drop --no-userns (userns: false)');
   }
   if (t.name !== undefined && !t.keeper) throw noPin(t.name, d);
-  const info = await callAsync(() => native.inspectNs(t.path, t.name !== undefined), `inspecting ${t.path}`);
+  const info = await inspectNsRaw(t.path, t.name !== undefined, { context: `inspecting ${t.path}` });
   if (!info.nsfs || NS_TYPES[info.type] !== 'net') {
     throw new NstoolError(`${t.path} is not a network namespace`, {
       code: 'EINVAL',

@@ -1,8 +1,7 @@
 // Reading sandboxes back: from their state files, and checked against what
 // is really there.
 import { NstoolError } from '../errors.js';
-import { native } from '../native.js';
-import { NS_TYPES } from '../netns.js';
+import { probeNs } from '../kernel/ns.js';
 import { pinHolds, REMOVAL_ORDER } from './resources.js';
 import { listStateIds, readState, SandboxState } from './state.js';
 import { SandboxDetails, SandboxDirs, sandboxDirs, SandboxInfo } from './types.js';
@@ -80,12 +79,13 @@ export async function sandboxNamespaces(id: string, o: SandboxDirs = {}): Promis
     });
   }
   const look = async (p: string, type: string, inode: number | undefined) => {
-    const info = await native.inspectNs(p, true).catch((err: NodeJS.ErrnoException) => {
+    const info = await probeNs(p).catch((err: NodeJS.ErrnoException) => {
       throw broken(id, p, `cannot be read (${err.code ?? err.message})`);
     });
-    if (!info.nsfs) throw broken(id, p, 'holds no namespace');
-    if (NS_TYPES[info.type] !== type) throw broken(id, p, `holds a ${NS_TYPES[info.type] ?? 'unknown'} namespace, not ${type}`);
-    if (inode !== undefined && info.ino !== inode) throw broken(id, p, 'holds another namespace than the sandbox made');
+    if (info.state === 'missing') throw broken(id, p, 'is missing');
+    if (info.state !== 'ns') throw broken(id, p, 'holds no namespace');
+    if (info.type !== type) throw broken(id, p, `holds a ${info.type} namespace, not ${type}`);
+    if (inode !== undefined && info.inode !== inode) throw broken(id, p, 'holds another namespace than the sandbox made');
     return info;
   };
   const user = await look(st.userns.path, 'user', st.userns.inode);
@@ -98,7 +98,7 @@ export async function sandboxNamespaces(id: string, o: SandboxDirs = {}): Promis
   for (const [type, rec] of joined) {
     if (!rec) continue;
     const info = await look(rec.path, type, rec.inode);
-    if (!info.owner || info.owner.ino !== user.ino || info.owner.dev !== user.dev) throw broken(id, rec.path, `is not owned by the userns ${st.userns.path}`);
+    if (!info.owner || info.owner.inode !== user.inode || info.owner.dev !== user.dev) throw broken(id, rec.path, `is not owned by the userns ${st.userns.path}`);
     if (type === 'ipc') out.ipc = rec.path;
     if (type === 'uts') out.uts = rec.path;
   }

@@ -7,9 +7,10 @@ import { lstat, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { addNetwork, CniError, delNetwork, ResultCache, toNetworkList, validateContainerId, validateIfName, validateNetworkName } from '../cni/index.js';
 import type { CniResult } from '../cni/index.js';
-import { callAsync, NstoolError } from '../errors.js';
-import { native } from '../native.js';
-import { createPodNetns, ensurePinDir, NS_TYPES } from '../netns.js';
+import { NstoolError } from '../errors.js';
+import { createPodNs, probeNs } from '../kernel/ns.js';
+import { unpin as unpinAt } from '../kernel/pin.js';
+import { createPodNetns, ensurePinDir } from '../netns.js';
 import { USERNS_MISMATCH } from '../oci/namespaces.js';
 import { removePodContainer, runPodContainer } from '../pod/container.js';
 import { podUserns } from '../pod/userns.js';
@@ -66,7 +67,7 @@ async function fileProbe(p: string): Promise<Probe> {
 }
 
 async function unpin(p: string): Promise<void> {
-  await callAsync(() => native.unpin(p), `removing the pin ${p}`);
+  await unpinAt(p, { context: `removing the pin ${p}` });
 }
 
 /**
@@ -77,13 +78,14 @@ async function unpin(p: string): Promise<void> {
 export async function pinHolds(st: SandboxState): Promise<'ours' | 'other' | 'none' | 'unknown'> {
   if (!st.netns) return 'none';
   try {
-    const info = await native.inspectNs(st.netns.path, true);
-    if (!info.nsfs) return 'none';
-    if (NS_TYPES[info.type] !== 'net') return 'other';
-    return st.netns.inode === undefined || info.ino === st.netns.inode ? 'ours' : 'other';
-  } catch (err) {
-    const code = errCode(err);
-    return code === 'ENOENT' || code === 'ENOTDIR' ? 'none' : 'unknown';
+    const info = await probeNs(st.netns.path);
+    // A link is not followed and cannot be told.
+    if (info.state === 'symlink') return 'unknown';
+    if (info.state !== 'ns') return 'none';
+    if (info.type !== 'net') return 'other';
+    return st.netns.inode === undefined || info.inode === st.netns.inode ? 'ours' : 'other';
+  } catch {
+    return 'unknown';
   }
 }
 
@@ -164,9 +166,9 @@ function podNamespacePin(kind: 'ipc' | 'uts'): Resource {
     async make(st, p) {
       ensurePinDir(p.dirs[kind]);
       const pin = rec(st).path;
-      const r = await callAsync(
-        () => native.createPodNs({ userns: st.userns!.path, ...(kind === 'ipc' ? { ipcPin: pin } : { utsPin: pin, hostname: p.hostname }) }),
-        `making the ${kind} namespace of sandbox ${st.id}`,
+      const r = await createPodNs(
+        { userns: st.userns!.path, ...(kind === 'ipc' ? { ipcPin: pin } : { utsPin: pin, hostname: p.hostname }) },
+        { context: `making the ${kind} namespace of sandbox ${st.id}` },
       );
       // The userns pin was made a step ago: one swapped since is not the pod's (the undo removes the new pin).
       if (st.userns!.inode !== undefined && r.usernsIno !== st.userns!.inode) {
@@ -178,15 +180,13 @@ function podNamespacePin(kind: 'ipc' | 'uts'): Resource {
     target: (st) => rec(st).path,
     probe: (st) => fileProbe(rec(st).path),
     async broken(st) {
-      try {
-        const info = await native.inspectNs(rec(st).path, true);
-        if (!info.nsfs) return `${kind} pin missing`;
-        const ino = rec(st).inode;
-        return NS_TYPES[info.type] !== kind || (ino !== undefined && info.ino !== ino) ? `${kind} pin holds another namespace` : null;
-      } catch (err) {
-        const code = errCode(err);
-        return code === 'ENOENT' || code === 'ENOTDIR' ? `${kind} pin missing` : null;
-      }
+      // A pin that cannot be read (EACCES, EIO) is not called broken: unknown never removes.
+      const info = await probeNs(rec(st).path).catch(() => null);
+      if (!info || info.state === 'symlink') return null;
+      if (info.state === 'missing' || info.state === 'stale') return `${kind} pin missing`;
+      if (info.state !== 'ns') return `${kind} pin holds another namespace`;
+      const ino = rec(st).inode;
+      return info.type !== kind || (ino !== undefined && info.inode !== ino) ? `${kind} pin holds another namespace` : null;
     },
     remove: (st) => unpin(rec(st).path),
     forget(st) {

@@ -5,10 +5,10 @@
 import { fstatSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { callSync, NstoolError } from '../errors.js';
+import { NstoolError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import type { IdMapping } from '../idmap.js';
-import { native } from '../native.js';
+import { closeFdSync, lockFileSync } from '../kernel/lock.js';
 import { validateName } from '../netns.js';
 import { validateContainerId } from '../cni/names.js';
 import { validateSandboxId } from './instance.js';
@@ -259,7 +259,7 @@ export class SandboxLock {
     for (;;) {
       let fd: number;
       try {
-        fd = callSync(() => native.lockFileSync(lockFile(dir, id), false));
+        fd = lockFileSync(lockFile(dir, id), false);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return null;
         throw err;
@@ -276,7 +276,7 @@ export class SandboxLock {
     } catch {
       // the file is gone: retry creates it
     }
-    native.closeFdSync(fd);
+    closeFdSync(fd);
     return false;
   }
 
@@ -284,7 +284,7 @@ export class SandboxLock {
   async release(dir: string, id: string, removeFile: boolean): Promise<void> {
     if (this.fd === null) return;
     if (removeFile) await unlink(lockFile(dir, id)).catch(() => {});
-    native.closeFdSync(this.fd);
+    closeFdSync(this.fd);
     this.fd = null;
   }
 }

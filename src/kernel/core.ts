@@ -1,0 +1,19 @@
+// The one door to the addon. src/native.ts loads it and types its surface;
+// only the modules of src/kernel/ reach it, through core(), and everything
+// else in nstool calls their small typed functions, which wrap the core's
+// errors (code, errno, syscall, path, and a hint) with the caller's context.
+import { native } from '../native.js';
+import type { NativeCore } from '../native.js';
+
+export type { CreateParams, CreateResult, HeldHandle, HeldHelper, NativeIdMaps, NativeNsInfo, PodNsParams, PodNsResult, ResolveHow, RootFile, UnpinResult } from '../native.js';
+
+/** What a failure is about: CONTEXT prefixes the message; HINTS (by code) override the default hints. */
+export interface Why {
+  context?: string;
+  hints?: Record<string, string>;
+}
+
+/** The loaded addon (when and how it loads is native.ts's business). */
+export function core(): NativeCore {
+  return native;
+}
