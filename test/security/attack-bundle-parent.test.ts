@@ -9,7 +9,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { native } from '../../src/native.js';
 import { createPodNetns, deletePodNetns, PodNetns } from '../../src/netns.js';
 import { removePodContainer, runPodContainer } from '../../src/pod/container.js';
 import { RuncClient } from '../../src/runc/client.js';
@@ -32,7 +31,6 @@ describeRoot('attack: a dir above the bundle made by another user meanwhile', ()
   let rootfs: string;
   let runc: RuncClient;
   let pod: PodNetns;
-  const pinOwner = native.pinOwner;
 
   beforeAll(async () => {
     dir = traversableTempDir(prefix);
@@ -48,7 +46,6 @@ describeRoot('attack: a dir above the bundle made by another user meanwhile', ()
   });
 
   afterAll(async () => {
-    native.pinOwner = pinOwner;
     await removePodContainer(`${prefix}-c`, { bundleDir: path.join(tmp, 'bundles', `${prefix}-c`), runtime: runc, usernsPinDir }).catch(() => {});
     if (pod) await deletePodNetns(pod.name);
     // nstool made the pin dir a mount point of its own.
@@ -61,17 +58,15 @@ describeRoot('attack: a dir above the bundle made by another user meanwhile', ()
     const bundle = path.join(parent, `${prefix}-c`);
     let struck = false;
     // The attacker's move, timed (for a test that never misses the window)
-    // right after the userns pin, which runPodContainer makes after
-    // checkBundlePath and before it makes the bundle's missing dirs.
-    native.pinOwner = async (...args: Parameters<typeof pinOwner>) => {
-      const r = await pinOwner(...args);
-      if (!struck) expect(asNobody(['mkdir', '-m', '0777', parent])).toBe(0);
+    // at the "planned" step: after checkBundlePath, before runPodContainer
+    // makes the bundle's missing dirs.
+    const onStep = (point: string): void => {
+      if (point !== 'planned' || struck) return;
+      expect(asNobody(['mkdir', '-m', '0777', parent])).toBe(0);
       struck = true;
-      return r;
     };
-    const made = runPodContainer({ id: `${prefix}-c`, netns: pod.name, rootfs, command: ['true'], runtime: runc, bundleDir: bundle, usernsPinDir });
+    const made = runPodContainer({ id: `${prefix}-c`, netns: pod.name, rootfs, command: ['true'], runtime: runc, bundleDir: bundle, usernsPinDir, onStep });
     await made.catch(() => {});
-    native.pinOwner = pinOwner;
     await expect(made).rejects.toMatchObject({ code: 'ERR_NSTOOL_BUNDLE_PATH', path: parent });
     expect(struck).toBe(true);
     expect(readdirSync(parent)).toEqual([]);
