@@ -21,38 +21,48 @@ rmSync(prebuilds, { recursive: true, force: true });
 if (process.argv[2] === '--clean') process.exit(0);
 
 const platform = os.platform();
-const arch = os.arch();
 const stage = mkdtempSync(path.join(os.tmpdir(), 'nstool-prebuild-'));
+
+/** Builds both artifacts for ARCH into prebuilds/<platform>-<arch>/; TOOLS prefixes a cross toolchain. */
+async function prebuild(arch, tools = '') {
+  const saved = { ...process.env };
+  if (tools) Object.assign(process.env, { CC: `${tools}gcc`, CXX: `${tools}g++`, AR: `${tools}ar` });
+  try {
+    await new Promise((resolve, reject) => {
+      prebuildify(
+        { cwd: stage, out: root, arch, napi: true, targets: [process.versions.node], strip: true, stripBin: `${tools}strip`, tagLibc: true },
+        (err) => (err ? reject(err) : resolve()),
+      );
+    });
+  } finally {
+    process.env = saved;
+  }
+  const helper = path.join(prebuilds, `${platform}-${arch}`, 'nstool-spawn');
+  copyFileSync(path.join(stage, 'build/Release/nstool-spawn'), helper);
+  execFileSync(`${tools}strip`, ['--strip-all', helper], { stdio: 'inherit' });
+  chmodSync(helper, 0o755);
+  console.error(`nstool: prebuilt ${path.relative(root, path.dirname(helper))}/ (addon and nstool-spawn)`);
+}
+
+function onPath(name) {
+  return (process.env.PATH ?? '').split(path.delimiter).some((d) => d && existsSync(path.join(d, name)));
+}
+
+const prebuildify = require('prebuildify');
 try {
   for (const f of ['package.json', 'binding.gyp', 'native']) cpSync(path.join(root, f), path.join(stage, f), { recursive: true });
   // binding.gyp asks node-addon-api for its headers; node-gyp comes from .bin.
   symlinkSync(path.join(root, 'node_modules'), path.join(stage, 'node_modules'));
-
   // Build against the running Node's own headers when it has them (no download).
   const prefix = path.resolve(path.dirname(process.execPath), '..');
   if (!process.env.npm_config_nodedir && existsSync(path.join(prefix, 'include/node/node_api.h'))) {
     process.env.npm_config_nodedir = prefix;
   }
-  const prebuildify = require('prebuildify');
-  await new Promise((resolve, reject) => {
-    prebuildify(
-      {
-        cwd: stage,
-        out: root,
-        napi: true,
-        targets: [process.versions.node],
-        strip: true,
-        tagLibc: true,
-      },
-      (err) => (err ? reject(err) : resolve()),
-    );
-  });
 
-  const helper = path.join(prebuilds, `${platform}-${arch}`, 'nstool-spawn');
-  copyFileSync(path.join(stage, 'build/Release/nstool-spawn'), helper);
-  execFileSync('strip', ['--strip-all', helper], { stdio: 'inherit' });
-  chmodSync(helper, 0o755);
-  console.error(`nstool: prebuilt ${path.relative(root, path.dirname(helper))}/ (addon and nstool-spawn)`);
+  await prebuild(os.arch());
+  // linux-arm64 too where Debian's cross compiler is installed (g++-aarch64-linux-gnu).
+  const cross = 'aarch64-linux-gnu-';
+  if (platform === 'linux' && os.arch() === 'x64' && onPath(`${cross}g++`)) await prebuild('arm64', cross);
 } finally {
   rmSync(stage, { recursive: true, force: true });
 }
