@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm's install step. The package ships prebuilt binaries (the addon and the
-// nstool-spawn helper) for linux-x64 with glibc; when they run here nothing
+// nstool-spawn helper) for linux-x64 and linux-arm64 with glibc; when they run here nothing
 // is built. Otherwise both are built from source with node-gyp, and when that
 // cannot work (no Python, compiler or make) one message says what is missing
 // and the line that installs it, instead of gyp's stack.

@@ -65,7 +65,7 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // The loader. The addon is loaded on the first call that needs it, so every
-// pure module (id maps, names, specs, CNI config) imports and works without
+// pure module (id maps, names, CNI config, hook settings) imports and works without
 // it, and a missing build is one typed error at that call, not at import.
 let loaded: NativeCore | undefined;
 
