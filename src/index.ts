@@ -1,4 +1,6 @@
-// Public API.
+// Public API. Node's types are part of it (Buffer, NodeJS.Signals), and
+// TypeScript 7 no longer loads @types/node by itself: the declarations ask for it.
+/// <reference types="node" preserve="true" />
 export { NstoolError, fromNative } from './errors.js';
 export type { ErrorFields } from './errors.js';
 export {

@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { NstoolError } from './errors.js';
 
 export interface NsId { ino: number; dev: number }
 export interface CreateParams {
@@ -104,23 +105,59 @@ export interface HeldHelper {
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-function load(): NativeCore {
-  // NSTOOL_ADDON points at another build of the same sources (the sanitizer build).
-  const override = process.env['NSTOOL_ADDON'];
-  if (override) return require(path.resolve(override)) as NativeCore;
+// The loader. The addon is loaded on the first call that needs it, so every
+// pure module (id maps, names, CNI config, hook settings) imports and works without
+// it, and a missing build is one typed error at that call, not at import.
+let loaded: NativeCore | undefined;
+
+const BUILD_HINT =
+  'build it from source: apt-get install -y python3 make g++, then `npm rebuild nstool --build-from-source`; ' +
+  'in a checkout, `npx node-gyp rebuild`';
+
+function firstLine(err: unknown): string {
+  return String((err as Error | undefined)?.message ?? err).split('\n')[0]!.trim();
+}
+
+function loadFile(file: string, what: string, hint: string): NativeCore {
   try {
-    const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => unknown;
-    return bindings({ bindings: 'nstool.node', module_root: root }) as NativeCore;
+    return require(file) as NativeCore;
   } catch (err) {
-    const e = new Error(
-      'nstool: the native core (nstool.node) is not built or does not load. ' +
-        `Looked under ${root}/build. Install a compiler and Python (apt-get install build-essential python3) ` +
-        'and run `npm install` (or `npx node-gyp rebuild`) in the package directory.',
-      { cause: err },
-    );
-    (e as NodeJS.ErrnoException).code = 'ERR_NSTOOL_NATIVE';
-    throw e;
+    throw new NstoolError(`the native core ${what} does not load: ${firstLine(err)}`, {
+      code: 'ERR_NSTOOL_NATIVE',
+      path: file,
+      hint,
+      cause: err,
+    });
   }
 }
 
-export const native: NativeCore = load();
+/** The native core, loaded now if it is not yet: ERR_NSTOOL_NATIVE when it is missing or does not load. */
+export function loadNative(): NativeCore {
+  if (loaded) return loaded;
+  // NSTOOL_ADDON points at another build of the same sources (the sanitizer build).
+  const override = process.env['NSTOOL_ADDON'];
+  if (override) {
+    const file = path.resolve(override);
+    return (loaded = loadFile(file, `named by NSTOOL_ADDON (${file})`, 'unset NSTOOL_ADDON or point it at a built nstool.node'));
+  }
+  // node-gyp-build's order: build/Release, build/Debug, then the prebuild
+  // for this platform, arch and libc shipped in the package.
+  let file: string;
+  try {
+    const gypBuild = require('node-gyp-build') as { path(dir: string): string };
+    file = gypBuild.path(root);
+  } catch {
+    const where = `${process.platform}-${process.arch}`;
+    throw new NstoolError(
+      `the native core is not installed: no nstool.node in build/Release, build/Debug or prebuilds/${where} of ${root}`,
+      { code: 'ERR_NSTOOL_NATIVE', path: root, hint: `reinstall without --ignore-scripts, or ${BUILD_HINT}` },
+    );
+  }
+  return (loaded = loadFile(file, file, BUILD_HINT));
+}
+
+/** The native core's calls; the addon loads on the first one. */
+export const native: NativeCore = new Proxy({} as NativeCore, {
+  get: (_target, prop) => Reflect.get(loadNative(), prop) as unknown,
+  has: (_target, prop) => Reflect.has(loadNative(), prop),
+});

@@ -88,7 +88,10 @@ const REPORT_FD = 3;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let found: { key: string; path: string } | undefined;
 
-/** The spawn helper's path: NSTOOL_SPAWN, else next to the addon. */
+/**
+ * The spawn helper's path: NSTOOL_SPAWN, else next to the addon, in the
+ * addon's order (a build in the package, then the shipped prebuild).
+ */
 export function spawnHelper(): string {
   // NSTOOL_SPAWN / NSTOOL_ADDON point at another build (the sanitizer build).
   const override = process.env['NSTOOL_SPAWN'];
@@ -101,6 +104,7 @@ export function spawnHelper(): string {
         ...(addon ? [path.join(path.dirname(path.resolve(addon)), 'nstool-spawn')] : []),
         path.join(root, 'build/Release/nstool-spawn'),
         path.join(root, 'build/Debug/nstool-spawn'),
+        path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'nstool-spawn'),
       ];
   for (const p of tried) {
     try {
@@ -113,11 +117,11 @@ export function spawnHelper(): string {
       // next
     }
   }
-  throw new NstoolError(`nstool: the spawn helper (nstool-spawn) is not built; looked at ${tried.join(', ')}`, {
+  throw new NstoolError(`the spawn helper (nstool-spawn) is not installed; looked at ${tried.join(', ')}`, {
     code: 'ERR_NSTOOL_NATIVE',
     hint:
-      'install a compiler and Python (apt-get install build-essential python3) and run `npm install` ' +
-      '(or `npx node-gyp rebuild`) in the package directory',
+      'reinstall without --ignore-scripts, or build it from source: apt-get install -y python3 make g++, then ' +
+      '`npm rebuild nstool --build-from-source`; in a checkout, `npx node-gyp rebuild`',
   });
 }
 
