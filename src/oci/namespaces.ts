@@ -1,6 +1,6 @@
 // The namespaces a container joins by path, checked before a runtime sees
 // them: runc would fail later (or silently do less) in words that do not say why.
-import { callSync, NstoolError } from '../errors.js';
+import { callSync, ErrorJSON, NstoolError } from '../errors.js';
 import { native, type NativeNsInfo } from '../native.js';
 
 const CLONE_NEWNET = 0x40000000;
@@ -33,6 +33,15 @@ export class UsernsMismatchError extends NstoolError {
     this.netnsInode = f.netnsInode;
     this.netnsOwnerInode = f.netnsOwnerInode;
     this.usernsInode = f.usernsInode;
+  }
+
+  /** In the CLI's words: each namespace as {path, inode}; the netns's owner inode beside it. */
+  override toJSON(): ErrorJSON {
+    return {
+      ...super.toJSON(),
+      netns: { path: this.netnsPath, inode: this.netnsInode, ownerInode: this.netnsOwnerInode },
+      userns: { path: this.usernsPath, inode: this.usernsInode },
+    };
   }
 }
 
