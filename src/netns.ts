@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { lstatSync, mkdirSync, Stats, statSync } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from './errors.js';
 import { assertNoHostRoot, IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
@@ -276,12 +276,27 @@ export function hostUsernsInode(): number {
   return hostUserns;
 }
 
-function notNamespace(p: string): NstoolError {
-  return new NstoolError(`${p} is not a namespace (nothing is mounted on it)`, {
+/** What stands at P instead of a namespace; delete is suggested only for what it removes (an empty file). */
+async function notNamespace(p: string, follow: boolean): Promise<NstoolError> {
+  const st = await (follow ? stat(p) : lstat(p)).catch(() => null);
+  if (st?.isFile() && st.size === 0) {
+    return new NstoolError(`${p} is not a namespace (nothing is mounted on it)`, { code: 'EINVAL', path: p, hint: 'a stale pin: `nstool delete` removes it' });
+  }
+  return new NstoolError(`${p} is ${fileKind(st)}, not a namespace pin`, {
     code: 'EINVAL',
     path: p,
-    hint: 'a stale pin: `nstool delete` removes it',
+    hint: 'nstool never removes what is not a pin (`nstool delete` leaves it alone); remove it yourself if it does not belong there',
   });
+}
+
+function fileKind(st: Stats | null): string {
+  if (!st) return 'not a namespace';
+  if (st.isFile()) return `a regular file of ${st.size} bytes`;
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a namespace';
 }
 
 function toOwner(info: NativeNsInfo): NsOwner | null {
@@ -293,7 +308,7 @@ function toOwner(info: NativeNsInfo): NsOwner | null {
 export async function inspectNetns(nameOrPath: string, opts: PinDirs = {}): Promise<NetnsInfo> {
   const pin = resolvePin(nameOrPath, opts.pinDir);
   const info = await callAsync(() => native.inspectNs(pin.path, pin.named), `inspecting ${pin.path}`);
-  if (!info.nsfs) throw notNamespace(pin.path);
+  if (!info.nsfs) throw await notNamespace(pin.path, !pin.named);
   const type = NS_TYPES[info.type] ?? String(info.type);
   // A userns file is inspected as itself; anything else through its owner.
   const maps = await callAsync(() => native.readIdMaps(pin.path, type !== 'user'), `reading id maps of ${pin.path}`);
