@@ -176,8 +176,9 @@ export function registerPodCommands(program: Command, io: Io): void {
           hint: 'give the --state-dir run-pod used; a bundle without a valid nstool record is not read',
         });
       }
-      const files = await Promise.all([openLog(rec.stdout), openLog(rec.stderr)]);
+      const files: FileHandle[] = [];
       try {
+        for (const f of [rec.stdout, rec.stderr]) files.push(await openLog(f));
         if (o.json) {
           const [out, err] = await Promise.all(files.map((f) => readTail(f, LOG_JSON_MAX)));
           emit(io, true, { id, stdout: out!.text, stderr: err!.text, truncated: out!.truncated || err!.truncated }, () => '');
