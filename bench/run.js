@@ -8,7 +8,7 @@
 // Prints one table and writes bench/results/latest.json. Everything is made
 // under /run/nstool-bench (pin dir /run/nstool-bench/netns), and removed at
 // the end, even on failure.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,9 +21,11 @@ const { native } = await import(path.join(root, 'dist/native.js'));
 const { createPodNetns, createPodNetnsSync, deletePodNetns } = await import(path.join(root, 'dist/netns.js'));
 
 const quick = process.argv.includes('--quick');
+// Only the CLI startup row: no root, and nothing under /run/nstool-bench is touched.
+const startupOnly = process.argv.includes('--startup');
 const N = quick
-  ? { rounds: 3, pin: 300, ip: 5, create: 100, scale: [10, 100], loopCreates: 200, memory: 1000 }
-  : { rounds: 7, pin: 2000, ip: 20, create: 500, scale: [10, 100, 1000], loopCreates: 1000, memory: 10000 };
+  ? { rounds: 3, pin: 300, ip: 5, create: 100, scale: [10, 100], loopCreates: 200, memory: 1000, startup: 10 }
+  : { rounds: 7, pin: 2000, ip: 20, create: 500, scale: [10, 100, 1000], loopCreates: 1000, memory: 10000, startup: 20 };
 
 const BENCH_DIR = '/run/nstool-bench';
 const PIN_DIR = `${BENCH_DIR}/netns`;
@@ -209,6 +211,31 @@ async function benchScaling(src) {
   return rows;
 }
 
+// CLI startup: `nstool --version` and `--help` against `node -e 0`, the
+// reference here (its column is "x node"), spawned alternately so drift hits all three.
+function benchStartup() {
+  const bin = path.join(root, 'bin/nstool.js');
+  const variants = [
+    new Series('startup: node -e 0'),
+    new Series('startup: nstool --version'),
+    new Series('startup: nstool --help'),
+  ];
+  const argvs = [['-e', '0'], [bin, '--version'], [bin, '--help']];
+  for (let r = 0; r < N.rounds; r++) {
+    const lat = variants.map(() => []);
+    for (let i = 0; i < N.startup; i++) {
+      for (const [k, argv] of argvs.entries()) {
+        const t0 = nowNs();
+        const p = spawnSync(process.execPath, argv, { stdio: 'ignore' });
+        lat[k].push(nowNs() - t0);
+        if (p.status !== 0) throw new Error(`bench: node ${argv.join(' ')} exited ${p.status}`);
+      }
+    }
+    variants.forEach((v, k) => v.addRound(lat[k]));
+  }
+  return variants.map((v, k) => v.summary(k === 0 ? undefined : variants[0]));
+}
+
 // The loop's own noise on this machine, measured over the same span with
 // nothing running, is the reference the delays under load compare to.
 async function idleLoopDelay(ms) {
@@ -281,6 +308,15 @@ function table(rows) {
   return [line(head), w.map((x) => '-'.repeat(x)).join('  '), ...body.map(line)].join('\n');
 }
 
+const startupTargets = (rows) =>
+  rows.slice(1).map((s) => `${s.name.slice('startup: '.length)} ${s.ratioToC.toFixed(2)}x node -e 0 (<= 1.3) ${s.ratioToC <= 1.3 ? 'met' : 'MISSED'}`).join('; ');
+
+function mainStartup() {
+  const rows = benchStartup();
+  console.log(table(rows));
+  console.log(`targets: ${startupTargets(rows)}`);
+}
+
 async function main() {
   if (process.getuid?.() !== 0) throw new Error('bench: needs root (pins are bind mounts)');
   buildRef();
@@ -307,8 +343,10 @@ async function main() {
   result.eventLoop = await benchEventLoop();
   say('memory');
   result.memory = benchMemory(src);
+  say('cli startup');
+  result.startup = benchStartup();
 
-  console.log(table([...result.pin, ...result.create, ...result.scaling]));
+  console.log(table([...result.pin, ...result.create, ...result.scaling, ...result.startup]));
   const el = result.eventLoop;
   console.log(`\nevent loop during ${el.creates} concurrent async creates: max delay ${el.maxDelayMs.map((x) => x.toFixed(2)).join(', ')} ms ` +
     `(median ${el.medianMaxDelayMs.toFixed(2)}, target < 5; p99 ${el.medianP99DelayMs.toFixed(2)}); ` +
@@ -317,21 +355,23 @@ async function main() {
     result.memory.map((p) => `${p.cycles}: ${p.rssMiB.toFixed(1)} MiB / ${p.fds} fds`).join('  ->  '));
   const syncPin = result.pin[1].ratioToC, syncCreate = result.create[1].ratioToC;
   console.log(`targets: pin sync ${syncPin.toFixed(2)}x C (<= 1.15) ${syncPin <= 1.15 ? 'met' : 'MISSED'}; ` +
-    `create sync ${syncCreate.toFixed(2)}x C (<= 1.3) ${syncCreate <= 1.3 ? 'met' : 'MISSED'}`);
+    `create sync ${syncCreate.toFixed(2)}x C (<= 1.3) ${syncCreate <= 1.3 ? 'met' : 'MISSED'}; ` +
+    startupTargets(result.startup));
 
   mkdirSync(path.join(here, 'results'), { recursive: true });
   writeFileSync(path.join(here, 'results/latest.json'), JSON.stringify(result, null, 2) + '\n');
 }
 
 process.on('SIGINT', () => {
-  cleanup();
+  if (!startupOnly) cleanup();
   process.exit(130);
 });
 try {
-  await main();
+  if (startupOnly) mainStartup();
+  else await main();
 } catch (err) {
   process.exitCode = 1;
   console.error(err);
 } finally {
-  cleanup();
+  if (!startupOnly) cleanup();
 }

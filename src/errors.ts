@@ -12,6 +12,13 @@ export interface ErrorFields {
   cause?: unknown;
 }
 
+/**
+ * An error as `JSON.stringify` and `nstool --json` show it: `code` and
+ * `message` always, then the fields that are set, then every secondary
+ * failure in `suppressed`.
+ */
+export type ErrorJSON = { code: string; message: string } & Record<string, unknown>;
+
 export class NstoolError extends Error {
   readonly code: string;
   readonly errno?: number;
@@ -29,6 +36,75 @@ export class NstoolError extends Error {
     if (f.path !== undefined) this.path = f.path;
     if (f.dest !== undefined) this.dest = f.dest;
     if (f.hint !== undefined) this.hint = f.hint;
+  }
+
+  /**
+   * The one serialisation of an error (the CLI's --json prints it).
+   * Subclasses add their own fields to what this returns.
+   */
+  toJSON(): ErrorJSON {
+    const out: ErrorJSON = { code: this.code, message: this.message };
+    for (const k of ['errno', 'syscall', 'path', 'dest', 'hint'] as const) if (this[k] !== undefined) out[k] = this[k];
+    addSuppressed(out, this);
+    return out;
+  }
+}
+
+/**
+ * Secondary failures riding on ERR (an undo that failed after it, a CNI
+ * DEL's other plugins), as one list: `suppressed`, or the `otherErrors` a
+ * failed DEL carries.
+ */
+export function suppressedOf(err: unknown): unknown[] {
+  if (err === null || typeof err !== 'object') return [];
+  const e = err as { suppressed?: unknown; otherErrors?: unknown };
+  return [...(Array.isArray(e.suppressed) ? e.suppressed : []), ...(Array.isArray(e.otherErrors) ? e.otherErrors : [])];
+}
+
+function addSuppressed(out: ErrorJSON, err: unknown): void {
+  const s = suppressedOf(err);
+  if (s.length > 0) out['suppressed'] = s.map((e) => errorToJSON(e));
+}
+
+/** How deep suppressed lists are followed: an error that lists itself must not recurse for ever. */
+const MAX_DEPTH = 8;
+let depth = 0;
+
+/**
+ * Any thrown value as JSON: an error's own toJSON() when it has one (every
+ * NstoolError), else the fields Node's system errors carry.
+ */
+export function errorToJSON(err: unknown): ErrorJSON {
+  const e = err as { toJSON?: unknown; code?: unknown; message?: unknown } | null;
+  const plain = (): ErrorJSON => ({
+    code: typeof e?.code === 'string' ? e.code : 'ERR_NSTOOL',
+    message: typeof e?.message === 'string' ? e.message : safeString(err),
+  });
+  if (depth >= MAX_DEPTH) return plain();
+  depth++;
+  try {
+    if (err instanceof Error && typeof e?.toJSON === 'function') {
+      const j = (e.toJSON as () => unknown).call(err) as Partial<ErrorJSON> | null;
+      if (j && typeof j === 'object' && typeof j.code === 'string' && typeof j.message === 'string') return j as ErrorJSON;
+    }
+    const out = plain();
+    if (err instanceof Error) {
+      const n = err as NativeErrorLike;
+      if (typeof n.errno === 'number') out['errno'] = n.errno;
+      for (const k of ['syscall', 'path', 'dest'] as const) if (typeof n[k] === 'string') out[k] = n[k];
+      addSuppressed(out, err);
+    }
+    return out;
+  } finally {
+    depth--;
+  }
+}
+
+function safeString(v: unknown): string {
+  try {
+    return String(v);
+  } catch {
+    return 'an error that cannot be shown';
   }
 }
 

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { lstatSync, mkdirSync, Stats, statSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { invalidArg, NstoolError, requireAbsolute } from './errors.js';
 import { assertNoHostRoot, IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
@@ -274,12 +274,27 @@ export function hostUsernsInode(): number {
   return hostUserns;
 }
 
-function notNamespace(p: string): NstoolError {
-  return new NstoolError(`${p} is not a namespace (nothing is mounted on it)`, {
+/** What stands at P instead of a namespace; delete is suggested only for what it removes (an empty file). */
+async function notNamespace(p: string, follow: boolean): Promise<NstoolError> {
+  const st = await (follow ? stat(p) : lstat(p)).catch(() => null);
+  if (st?.isFile() && st.size === 0) {
+    return new NstoolError(`${p} is not a namespace (nothing is mounted on it)`, { code: 'EINVAL', path: p, hint: 'a stale pin: `nstool delete` removes it' });
+  }
+  return new NstoolError(`${p} is ${fileKind(st)}, not a namespace pin`, {
     code: 'EINVAL',
     path: p,
-    hint: 'a stale pin: `nstool delete` removes it',
+    hint: 'nstool never removes what is not a pin (`nstool delete` leaves it alone); remove it yourself if it does not belong there',
   });
+}
+
+function fileKind(st: Stats | null): string {
+  if (!st) return 'not a namespace';
+  if (st.isFile()) return `a regular file of ${st.size} bytes`;
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a namespace';
 }
 
 function toOwner(info: NsInfo): NsOwner | null {
@@ -292,7 +307,7 @@ export async function inspectNetns(nameOrPath: string, opts: PinDirs = {}): Prom
   if (currentMode() === 'rootless') return (await rootless()).inspectNetnsRootless(nameOrPath, opts);
   const pin = resolvePin(nameOrPath, opts.pinDir);
   const info = await inspectNs(pin.path, { follow: !pin.named, context: `inspecting ${pin.path}` });
-  if (info.state !== 'ns') throw notNamespace(pin.path);
+  if (info.state !== 'ns') throw await notNamespace(pin.path, !pin.named);
   const type = info.type;
   // A userns file is inspected as itself; anything else through its owner.
   const maps = await readIdMaps(pin.path, type !== 'user', { context: `reading id maps of ${pin.path}` });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
-import { fromNative, invalidArg, NstoolError } from './errors.js';
+import { ErrorJSON, fromNative, invalidArg, NstoolError } from './errors.js';
 
 /** One of a child's fds 0-2: an fd of ours, /dev/null, ours, or a pipe to capture or feed. */
 export type StdioSlot = number | 'ignore' | 'inherit' | 'pipe';
@@ -76,6 +76,18 @@ export class ProcessError extends NstoolError {
     this.name = 'ProcessError';
     this.argv = f.argv;
     if (f.result) this.result = f.result;
+  }
+
+  /** What the program printed stays out (it can be megabytes): how it ended is in. */
+  override toJSON(): ErrorJSON {
+    const { suppressed, ...base } = super.toJSON();
+    const r = this.result;
+    return {
+      ...base,
+      argv: this.argv,
+      ...(r ? { exitCode: r.exitCode, signal: r.signal, truncated: r.truncated } : {}),
+      ...(suppressed !== undefined ? { suppressed } : {}),
+    };
   }
 }
 

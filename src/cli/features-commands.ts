@@ -4,6 +4,7 @@ import path from 'node:path';
 import { DEFAULT_PLUGIN_PATH } from '../cni/plugin.js';
 import { DEFAULT_FEATURES_CACHE_DIR, features, formatFeatures } from '../features/index.js';
 import { DEFAULT_STATE_DIR } from '../pod/container.js';
+import { summary } from './catalog.js';
 import { emit, Io, withJson } from './context.js';
 
 interface FeaturesFlags {
@@ -20,7 +21,7 @@ export function registerFeaturesCommands(program: Command, io: Io): void {
   withJson(
     program
       .command('features')
-      .description('probe user namespaces, idmapped mounts, the runtime and CNI plugins for pods with user namespaces (cached per boot and runtime binary)')
+      .description(summary('features'))
       .option('--runtime <binary>', 'OCI runtime binary', 'runc')
       .option('--rootfs <dir>', 'also probe an idmapped mount of this root filesystem')
       .option('--plugin-path <dirs>', 'CNI plugin dirs, colon-separated', DEFAULT_PLUGIN_PATH.join(':'))

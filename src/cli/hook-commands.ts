@@ -10,6 +10,7 @@ import { HookOutcome, HookStage, runCniHook } from '../hook/cni-hook.js';
 import { AnnotatedSetting, CniHookSettings, HOOK_ANNOTATIONS, HOOK_FLAGS } from '../hook/settings.js';
 import { parseOciState } from '../hook/state.js';
 import { capError, showText } from '../show.js';
+import { summary } from './catalog.js';
 import { emit, errorJson, Io, UsageError, withJson } from './context.js';
 
 /** Io that can also supply stdin (tests); process.stdin otherwise. */
@@ -55,7 +56,7 @@ function report(io: Io, stage: HookStage, err: unknown): void {
 export function registerHookCommands(program: Command, io: HookIo): void {
   const hook = program
     .command('hook')
-    .description('OCI hook mode: run CNI for a container from the state JSON on stdin')
+    .description(summary('hook'))
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   const stages: [HookStage, string][] = [

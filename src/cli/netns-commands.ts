@@ -6,7 +6,11 @@ import { allocateFromSubid, formatIdMap, IdMapping } from '../idmap.js';
 import { showName } from '../names.js';
 import { createPodNetns, DeleteResult, deletePodNetns, inspectNetns, listNetns, NetnsInfo } from '../netns.js';
 import { currentMode } from '../rootless/mode.js';
-import { emit, ExitCode, intOption, Io, UsageError, withJson } from './context.js';
+import { DEFAULT_STATE_DIR as SANDBOX_STATE_DIR } from '../sandbox/state.js';
+import { summary } from './catalog.js';
+import { emit, ExitCode, intOption, Io, table, UsageError, withJson } from './context.js';
+import { netnsOrSandbox, SandboxFlags, sandboxFlags } from './sandbox-ref.js';
+import { deleteView, inspectView, listEntryView, podNetnsView } from './views.js';
 
 interface DirOpts {
   pinDir?: string;
@@ -39,7 +43,7 @@ export function registerNetnsCommands(program: Command, io: Io): void {
     dirOptions(
       program
         .command('create-pod-netns')
-        .description('create a network namespace owned by a new user namespace and pin it')
+        .description(summary('create-pod-netns'))
         .argument('[name]', 'pin name (default: pod-<random>)'),
     ),
   )
@@ -69,48 +73,57 @@ export function registerNetnsCommands(program: Command, io: Io): void {
         ...(o.pinDir ? { pinDir: o.pinDir } : {}),
         ...(o.usernsPinDir ? { usernsPinDir: o.usernsPinDir } : {}),
       });
-      emit(io, o.json, { ...r, mode: currentMode() }, () => r.name);
+      emit(io, o.json, { ...podNetnsView(r), mode: currentMode() }, () => r.name);
     });
 
-  withJson(dirOptions(program.command('delete').description('unpin network namespaces (a missing one is not an error)').argument('<names...>', 'pin names or paths')))
+  withJson(dirOptions(program.command('delete').description(summary('delete')).argument('<names...>', 'pin names or paths')))
     .action(async (names: string[], o: DirOpts) => {
       const out: DeleteResult[] = [];
       for (const n of names) out.push(await deletePodNetns(n, { pinDir: o.pinDir, usernsPinDir: o.usernsPinDir }));
-      emit(io, o.json, out, () => out.map((r) => `${showName(r.path)}: ${r.existed ? (r.stale ? 'removed (stale)' : 'deleted') : 'already gone'}`).join('\n'));
+      emit(io, o.json, out.map(deleteView), () => out.map((r) => `${showName(r.path)}: ${r.existed ? (r.stale ? 'removed (stale)' : 'deleted') : 'already gone'}`).join('\n'));
     });
 
-  withJson(program.command('list').description('list the pin dir, with each netns owner').option('--pin-dir <dir>', 'where netns pins live', '/run/netns'))
+  withJson(program.command('list').description(summary('list')).option('--pin-dir <dir>', 'where netns pins live', '/run/netns'))
     .action(async (o: DirOpts) => {
       const l = await listNetns(o.pinDir);
+      const owner = (e: (typeof l)[number]) => (e.kind === 'netns' ? (e.owner ? (e.owner.host ? 'host' : `userns:${e.owner.inode}`) : 'unknown') : e.kind);
       const mode = currentMode();
-      emit(io, o.json, l.map((e) => ({ ...e, mode })), () =>
-        l
-          .map((e) => `${showName(e.name)}\t${e.kind === 'netns' ? (e.owner ? (e.owner.host ? 'host' : `userns:${e.owner.inode}`) : 'unknown') : e.kind}`)
-          .join('\n'),
-      );
+      emit(io, o.json, l.map((e) => ({ ...listEntryView(e), mode })), () => table(io, ['NAME', 'OWNER'], l.map((e) => [showName(e.name), owner(e)])));
     });
 
-  withJson(dirOptions(program.command('inspect').description('show a namespace, its owning userns and id maps').argument('<name|path>')))
+  withJson(dirOptions(program.command('inspect').description(summary('inspect')).argument('<name|path>')))
     .action(async (target: string, o: DirOpts) => {
       const i = await inspectNetns(target, { pinDir: o.pinDir, usernsPinDir: o.usernsPinDir });
-      emit(io, o.json, { ...i, mode: currentMode() }, () => showInfo(i));
+      emit(io, o.json, { ...inspectView(i), mode: currentMode() }, () => showInfo(i));
     });
 
-  program
-    .command('exec')
-    .description('run a command inside a pinned netns and the userns that owns it; exits with its status')
-    .argument('<name|path>')
-    .argument('<command...>', 'the command, after --')
+  sandboxFlags(
+    withJson(
+      program
+        .command('exec')
+        .description(summary('exec'))
+        .argument('[name|path]', 'the netns (none with --sandbox)')
+        .argument('[command...]', 'the command, after --'),
+    ),
+    SANDBOX_STATE_DIR,
+  )
     .option('--pin-dir <dir>', 'where netns pins live', '/run/netns')
     .option('--no-userns', 'join only the netns, stay in this user namespace')
     .option('--timeout <ms>', 'kill the command after this many milliseconds')
-    .action(async (target: string, command: string[], o: { pinDir?: string; userns: boolean; timeout?: string }) => {
-      const r = await execInNetns(target, command, {
-        pinDir: o.pinDir,
+    .action(async (first: string | undefined, rest: string[], o: SandboxFlags & { pinDir?: string; userns: boolean; timeout?: string; json?: boolean }) => {
+      // With --sandbox every operand is the command.
+      const command = o.sandbox !== undefined && first !== undefined ? [first, ...rest] : rest;
+      if (command.length === 0) throw new UsageError('give the command to run, after --', 'ERR_MISSING_ARGS');
+      const timeoutMs = o.timeout !== undefined ? intOption(o.timeout, '--timeout') : undefined;
+      const pins = await netnsOrSandbox(o, o.sandbox !== undefined ? undefined : first, 'a netns name or path');
+      // --json captures the output into the document; otherwise the command has this terminal.
+      const r = await execInNetns(pins ? pins.netnsPath : first!, command, {
+        pinDir: pins ? pins.pinDir : o.pinDir,
         userns: o.userns,
-        stdio: 'inherit',
-        ...(o.timeout !== undefined ? { timeoutMs: intOption(o.timeout, '--timeout') } : {}),
+        stdio: o.json ? 'pipe' : 'inherit',
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       });
+      if (o.json) emit(io, true, r, () => '');
       throw new ExitCode(r.exitCode ?? 128 + (r.signal ? signalNumber(r.signal) : 0));
     });
 }

@@ -1,12 +1,16 @@
-// nstool sandbox create|delete|list|inspect, nstool gc
+// nstool sandbox create|delete|list|inspect|check, nstool gc
 import { Command } from 'commander';
 import { constants } from 'node:os';
 import { DEFAULT_CACHE_DIR, DEFAULT_PLUGIN_PATH, loadNetworkListFile } from '../cni/index.js';
 import { NstoolError } from '../errors.js';
 import { DEFAULT_PIN_DIR, DEFAULT_USERNS_PIN_DIR } from '../netns.js';
 import { createSandbox, DEFAULT_BUNDLE_DIR, DEFAULT_STATE_DIR, deleteSandbox, gc, listSandboxes, loadSandbox } from '../sandbox/index.js';
-import type { SandboxDirs, SandboxNetwork, StepHook } from '../sandbox/index.js';
-import { emit, ExitCode, Io, UsageError, withJson } from './context.js';
+import type { SandboxDirs, SandboxInfo, SandboxNetwork, StepHook } from '../sandbox/index.js';
+import { checkSandbox } from '../sandbox/check.js';
+import { showName } from '../show.js';
+import { summary } from './catalog.js';
+import { emit, Io, ReportedFailure, table, UsageError, withJson } from './context.js';
+import { SANDBOX_COLUMNS, sandboxRow, sandboxView } from './views.js';
 
 interface DirFlags {
   stateDir?: string;
@@ -87,7 +91,8 @@ export function testStepHook(signal: AbortSignal): StepHook | undefined {
 }
 
 export function registerSandboxCommands(program: Command, io: Io): void {
-  const sb = program.command('sandbox').description('pod sandboxes: netns + CNI network + pause container');
+  const sb = program.command('sandbox').description(summary('sandbox'));
+  const rows = (l: SandboxInfo[]) => table(io, SANDBOX_COLUMNS, l.map((s) => sandboxRow(s).map((c, i) => (SANDBOX_COLUMNS[i] === 'NETNS' ? showName(c) : c))));
 
   dirFlags(sb.command('create').description('create a pod sandbox and print its id, netns and IPs').argument('<id>'))
     .option('--rootfs <dir>', 'run a pause container with this root filesystem (default: none)')
@@ -133,7 +138,7 @@ export function registerSandboxCommands(program: Command, io: Io): void {
             signal: ac.signal,
             ...(hook ? { onStep: hook } : {}),
           });
-          emit(io, o.json, r, () => `${r.id}\t${r.netnsPath}\t${r.ips.join(',') || '-'}\tpid ${r.pid ?? '-'}`);
+          emit(io, o.json, sandboxView(r), () => rows([r]));
         } finally {
           off();
         }
@@ -159,18 +164,31 @@ export function registerSandboxCommands(program: Command, io: Io): void {
 
   dirFlags(sb.command('list').description('list sandboxes from their state files')).action(async (o: DirFlags) => {
     const l = await listSandboxes(dirs(o));
-    emit(io, o.json, l, () => l.map((s) => `${s.id}\t${s.phase}\t${s.ips.join(',') || '-'}\t${s.netnsPath ?? '-'}`).join('\n'));
+    emit(io, o.json, l.map(sandboxView), () => rows(l));
   });
 
   dirFlags(sb.command('inspect').description('a sandbox, checked against what is really there').argument('<id>')).action(async (id: string, o: DirFlags) => {
     const s = await loadSandbox(id, dirs(o));
-    if (!s) throw new NstoolError(`no sandbox ${id}`, { code: 'ENOENT', hint: '`nstool sandbox list` shows the sandboxes' });
-    emit(io, o.json, s, () =>
+    if (!s) throw noSandbox(id);
+    emit(io, o.json, sandboxView(s), () =>
       [`id:     ${s.id}`, `phase:  ${s.phase}`, `netns:  ${s.netnsPath ?? '-'} (${s.netnsPresent ? 'present' : 'missing'})`, `ips:    ${s.ips.join(', ') || '-'}`, `pause:  ${s.containerId ?? '-'} ${s.status ?? ''} pid ${s.pid ?? '-'}`].join('\n'),
     );
   });
 
-  dirFlags(program.command('gc').description("remove what crashed creates and deletes of this instance (--state-dir) left behind"))
+  dirFlags(sb.command('check').description("probe a sandbox's pins, pause container and network (CNI CHECK); exit 1 if anything is wrong").argument('<id>')).action(
+    async (id: string, o: DirFlags) => {
+      const h = await checkSandbox(id, dirs(o));
+      if (!h) throw noSandbox(id);
+      const lines = () => h.checks.map((c) => `${c.name.padEnd(8)}${c.ok ? 'ok' : 'FAILED'}${c.detail ? `  ${c.detail}` : ''}`).join('\n');
+      // Unhealthy: the findings stay on stdout for a person; with --json they are in the error document.
+      emit(io, o.json, h, lines);
+      if (h.healthy) return;
+      const wrong = h.checks.filter((c) => !c.ok);
+      throw new ReportedFailure(`sandbox ${id} is unhealthy: ${wrong.map((c) => c.detail ?? c.name).join('; ')}`, 'ERR_NSTOOL_SANDBOX_UNHEALTHY', { id, checks: h.checks }, '`nstool sandbox delete` and create it again, or fix what the checks name');
+    },
+  );
+
+  dirFlags(program.command('gc').description(summary('gc')))
     .option('--dry-run', 'only report; change nothing')
     .option('--cni-path <path>', 'plugin search path for DEL of cached results without state', DEFAULT_PLUGIN_PATH.join(':'))
     .option('--node-netns <path>', 'run CNI plugins inside this netns')
@@ -179,6 +197,13 @@ export function registerSandboxCommands(program: Command, io: Io): void {
       emit(io, o.json, actions, () =>
         actions.length === 0 ? 'nothing to clean' : actions.map((a) => `${o.dryRun ? 'would remove' : a.done ? 'removed' : 'FAILED'} ${a.kind} ${a.target}: ${a.reason}${a.error ? ` (${a.error})` : ''}`).join('\n'),
       );
-      if (actions.some((a) => a.error)) throw new ExitCode(1);
+      const failed = actions.filter((a) => a.error);
+      if (failed.length > 0) {
+        throw new ReportedFailure(`gc could not remove ${failed.length} of ${actions.length}: ${failed.map((a) => `${a.kind} ${a.target}`).join(', ')}`, 'ERR_NSTOOL_GC', { actions }, 'what failed is left for the next gc; each action says why');
+      }
     });
+}
+
+function noSandbox(id: string): NstoolError {
+  return new NstoolError(`no sandbox ${id}`, { code: 'ENOENT', hint: '`nstool sandbox list` (with the same --state-dir) shows the sandboxes' });
 }

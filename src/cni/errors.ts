@@ -1,6 +1,6 @@
 // The error a CNI plugin reports ({code, msg, details} on stdout), carried
 // as an NstoolError so callers test `code` like every other failure.
-import { NstoolError } from '../errors.js';
+import { ErrorJSON, NstoolError } from '../errors.js';
 
 export const CNI_ERROR = 'ERR_NSTOOL_CNI';
 
@@ -28,6 +28,11 @@ export class CniError extends NstoolError {
     if (f.cniCode !== undefined) this.cniCode = f.cniCode;
     if (f.cniMsg !== undefined) this.cniMsg = f.cniMsg;
     if (f.cniDetails !== undefined) this.cniDetails = f.cniDetails;
+  }
+
+  override toJSON(): ErrorJSON {
+    const { suppressed, ...base } = super.toJSON();
+    return { ...base, ...cniErrorJson(this), ...(suppressed !== undefined ? { suppressed } : {}) };
   }
 }
 

@@ -1,6 +1,6 @@
 // The namespaces a container joins by path, checked before a runtime sees
 // them: runc would fail later (or silently do less) in words that do not say why.
-import { NstoolError } from '../errors.js';
+import { ErrorJSON, NstoolError } from '../errors.js';
 import { inspectNsSync, readIdMapsSync, type NsInfo } from '../kernel/ns.js';
 
 export const USERNS_MISMATCH = 'ERR_NSTOOL_USERNS_MISMATCH';
@@ -30,6 +30,15 @@ export class UsernsMismatchError extends NstoolError {
     this.netnsInode = f.netnsInode;
     this.netnsOwnerInode = f.netnsOwnerInode;
     this.usernsInode = f.usernsInode;
+  }
+
+  /** In the CLI's words: each namespace as {path, inode}; the netns's owner inode beside it. */
+  override toJSON(): ErrorJSON {
+    return {
+      ...super.toJSON(),
+      netns: { path: this.netnsPath, inode: this.netnsInode, ownerInode: this.netnsOwnerInode },
+      userns: { path: this.usernsPath, inode: this.usernsInode },
+    };
   }
 }
 

@@ -614,8 +614,13 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
       () => undefined,
       (e: unknown) => e ?? new Error('undo failed'),
     );
-    // A failed undo leaves things behind: say so on the error thrown.
-    if (undoError !== undefined && err !== null && typeof err === 'object') (err as { undoError?: unknown }).undoError = undoError;
+    // A failed undo leaves things behind: say so on the error thrown, in the
+    // one list of secondary failures (undoError: deprecated alias, one release).
+    if (undoError !== undefined && err !== null && typeof err === 'object') {
+      const e = err as { suppressed?: unknown; undoError?: unknown };
+      e.suppressed = [...(Array.isArray(e.suppressed) ? (e.suppressed as unknown[]) : []), undoError];
+      e.undoError = undoError;
+    }
     throw err;
   }
 }

@@ -2,7 +2,7 @@
 // line of its JSON log), its exit code and the argv, what it means (reason,
 // the same for runc and crun) and a hint for the failures users of pods with
 // user namespaces meet most.
-import { NstoolError } from '../errors.js';
+import { ErrorJSON, NstoolError } from '../errors.js';
 
 export const RUNTIME_ERROR = 'ERR_NSTOOL_RUNTIME';
 
@@ -90,6 +90,11 @@ export class RuntimeError extends NstoolError {
     this.signal = f.signal;
     this.argv = f.argv;
     this.stderr = f.stderr;
+  }
+
+  /** The runtime's stderr stays out: its log line (runtimeMessage) is what it said. */
+  override toJSON(): ErrorJSON {
+    return { ...super.toJSON(), reason: this.reason, runtimeMessage: this.runtimeMessage, exitCode: this.exitCode, signal: this.signal, argv: this.argv };
   }
 }
 

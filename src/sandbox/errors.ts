@@ -1,6 +1,6 @@
 // The errors of a sandbox create or delete that could not finish its undo,
 // and of a create that was aborted.
-import { NstoolError } from '../errors.js';
+import { ErrorJSON, errorToJSON, NstoolError } from '../errors.js';
 import { RollbackError } from './rollback.js';
 
 export class SandboxError extends NstoolError {
@@ -22,6 +22,16 @@ export class SandboxError extends NstoolError {
     this.name = 'SandboxError';
     this.step = f.step;
     this.suppressed = f.suppressed;
+  }
+
+  /** The original error whole (its code is this one's), the step, and each secondary failure with the step it belongs to. */
+  override toJSON(): ErrorJSON {
+    return {
+      ...super.toJSON(),
+      step: this.step,
+      cause: errorToJSON(this.cause),
+      suppressed: this.suppressed.map((r) => ({ ...errorToJSON(r.cause), step: r.undo })),
+    };
   }
 
   /** @deprecated the same list as suppressed. */

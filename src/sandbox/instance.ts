@@ -26,7 +26,7 @@ export function instanceOf(stateDir: string): Instance {
 
 export function validateSandboxId(id: unknown): string {
   // The container id rule: the id is part of the pause container's and the CNI container id.
-  validateContainerId(id);
+  validateContainerId(id, 'sandbox id');
   if (Buffer.byteLength(id as string) > ID_MAX_BYTES) throw invalidArg(`sandbox id must be at most ${ID_MAX_BYTES} bytes`);
   return id as string;
 }

@@ -1,8 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
 
@@ -31,15 +33,23 @@ describeRoot('nstool CLI, spawned as a user runs it', () => {
       setgroups: 'allow',
     });
     expect(typeof made['netnsInode']).toBe('number');
+    // One vocabulary: each namespace as {path, inode}, the same in every command; the old names are aliases.
+    expect(made).toMatchObject({
+      netns: { path: `/run/netns/${name}`, inode: made['netnsInode'] },
+      userns: { inode: made['usernsInode'] },
+    });
+    const { netns, userns } = made as { netns: { inode: number }; userns: { inode: number } };
     try {
       const l = nstool(['list', '--json']);
       expect(l.code).toBe(0);
       const entry = (JSON.parse(l.out) as Array<{ name: string; kind: string; owner: { inode: number; host: boolean } }>).find((e) => e.name === name);
       expect(entry).toMatchObject({ kind: 'netns', owner: { inode: made['usernsInode'], host: false } });
+      expect(entry).toMatchObject({ netns: { inode: netns.inode }, userns: { inode: userns.inode, host: false } });
 
       const i = nstool(['inspect', name, '--json']);
       expect(i.code).toBe(0);
       expect(JSON.parse(i.out)).toMatchObject({ type: 'net', inode: made['netnsInode'], owner: { inode: made['usernsInode'], host: false } });
+      expect(JSON.parse(i.out)).toMatchObject({ netns: { inode: netns.inode }, userns: { inode: userns.inode, host: false } });
       const text = nstool(['inspect', name]);
       expect(text.out).toContain('uid map:   0:100000:65536');
 
@@ -125,6 +135,51 @@ describeRoot('nstool CLI, spawned as a user runs it', () => {
       expect(r.code).toBe(1);
       expect(JSON.parse(r.out)).toMatchObject({ error: { code: 'EEXIST', path: `/run/netns/${name}` } });
       expect(nstool(['inspect', name]).code).toBe(0);
+    } finally {
+      nstool(['delete', name]);
+    }
+  });
+
+  it('inspect names what is there instead of a pin, and suggests delete only where delete removes it', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), `${P}-f-`));
+    try {
+      const full = path.join(dir, 'full');
+      const empty = path.join(dir, 'empty');
+      writeFileSync(full, 'someone else\'s data\n');
+      writeFileSync(empty, '');
+      const i = nstool(['inspect', full, '--json']);
+      expect(i.code).toBe(1);
+      const e = (JSON.parse(i.out) as { error: { code: string; message: string; hint: string } }).error;
+      expect(e.code).toBe('EINVAL');
+      expect(e.message).toContain('a regular file of 20 bytes');
+      expect(e.hint).not.toMatch(/delete` removes/);
+      // ...and delete does refuse it.
+      expect(nstool(['delete', full, '--json'])).toMatchObject({ code: 1 });
+      expect(readdirSync(dir)).toContain('full');
+      // An empty file is a pin's leftover: the hint points at delete, and delete removes it.
+      const s = JSON.parse(nstool(['inspect', empty, '--json']).out) as { error: { hint: string } };
+      expect(s.error.hint).toMatch(/`nstool delete` removes it/);
+      expect(JSON.parse(nstool(['delete', empty, '--json']).out)).toMatchObject([{ existed: true, stale: true }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('list has a header row on a terminal and none when piped', async () => {
+    const name = `${P}-tty`;
+    expect(nstool(['create-pod-netns', name, '--uidmap', '0:100000:65536']).code).toBe(0);
+    try {
+      const run = async (isTTY: boolean) => {
+        let out = '';
+        expect(await main(['list'], { stdout: (s) => void (out += s), stderr: () => {}, isTTY })).toBe(0);
+        return out.trimEnd().split('\n');
+      };
+      const tty = await run(true);
+      expect(tty[0]!.split(/\s+/)).toEqual(['NAME', 'OWNER']);
+      expect(tty.find((l) => l.startsWith(`${name} `))).toMatch(/^\S+\s+userns:\d+$/);
+      const piped = await run(false);
+      expect(piped[0]).not.toMatch(/^NAME/);
+      expect(piped).toContainEqual(expect.stringMatching(new RegExp(`^${name}\tuserns:\\d+$`)));
     } finally {
       nstool(['delete', name]);
     }
