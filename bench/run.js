@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { benchPod } from './pod.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -357,6 +358,8 @@ async function main() {
   console.log(`targets: pin sync ${syncPin.toFixed(2)}x C (<= 1.15) ${syncPin <= 1.15 ? 'met' : 'MISSED'}; ` +
     `create sync ${syncCreate.toFixed(2)}x C (<= 1.3) ${syncCreate <= 1.3 ? 'met' : 'MISSED'}; ` +
     startupTargets(result.startup));
+
+  result.pod = await benchPod({ quick, say });
 
   mkdirSync(path.join(here, 'results'), { recursive: true });
   writeFileSync(path.join(here, 'results/latest.json'), JSON.stringify(result, null, 2) + '\n');
