@@ -2,21 +2,37 @@
 import { Command, Option } from 'commander';
 import os from 'node:os';
 import { execInNetns } from '../exec.js';
+import { DEFAULT_ALLOC_DIR, DEFAULT_AUTO_SIZE, DEFAULT_AUTO_USER } from '../idalloc.js';
 import { allocateFromSubid, formatIdMap, IdMapping } from '../idmap.js';
 import { showName } from '../names.js';
-import { createPodNetns, DeleteResult, deletePodNetns, inspectNetns, listNetns, NetnsInfo } from '../netns.js';
+import {
+  CreatePodNetnsOptions,
+  createPodNetns,
+  DEFAULT_PIN_DIR,
+  DEFAULT_USERNS_PIN_DIR,
+  DeleteResult,
+  deletePodNetns,
+  inspectNetns,
+  listNetns,
+  NetnsInfo,
+} from '../netns.js';
 import { emit, ExitCode, intOption, Io, UsageError, withJson } from './context.js';
 
 interface DirOpts {
   pinDir?: string;
   usernsPinDir?: string;
+  allocDir?: string;
   json?: boolean;
 }
 
 function dirOptions(cmd: Command): Command {
   return cmd
-    .option('--pin-dir <dir>', 'where netns pins live', '/run/netns')
-    .option('--userns-pin-dir <dir>', 'where userns pins live', '/run/nstool/userns');
+    .option('--pin-dir <dir>', 'where netns pins live', DEFAULT_PIN_DIR)
+    .option('--userns-pin-dir <dir>', 'where userns pins live', DEFAULT_USERNS_PIN_DIR);
+}
+
+function allocDirOption(cmd: Command): Command {
+  return cmd.option('--alloc-dir <dir>', 'where the id allocation lock and index live', DEFAULT_ALLOC_DIR);
 }
 
 function showInfo(i: NetnsInfo): string {
@@ -35,46 +51,34 @@ function showInfo(i: NetnsInfo): string {
 
 export function registerNetnsCommands(program: Command, io: Io): void {
   withJson(
-    dirOptions(
-      program
-        .command('create-pod-netns')
-        .description('create a network namespace owned by a new user namespace and pin it')
-        .argument('[name]', 'pin name (default: pod-<random>)'),
+    allocDirOption(
+      dirOptions(
+        program
+          .command('create-pod-netns')
+          .description('create a network namespace owned by a new user namespace and pin it')
+          .argument('[name]', 'pin name (default: pod-<random>)'),
+      ),
     ),
   )
-    .option('--uidmap <map>', 'uid mappings, containerID:hostID:size[,...]')
+    .option('--uidmap <map>', `uid mappings, containerID:hostID:size[,...], or "auto": ${DEFAULT_AUTO_SIZE} host ids no live pod uses`)
     .option('--gidmap <map>', 'gid mappings (default: the uid mappings)')
-    .option('--subid-user <user>', 'take the maps from /etc/subuid and /etc/subgid for USER')
-    .option('--size <n>', 'ids to take with --subid-user', '65536')
+    .option('--subid-user <user>', `take the maps from /etc/subuid and /etc/subgid for USER; with --uidmap auto, the user whose ranges blocks come from (default ${DEFAULT_AUTO_USER})`)
+    .option('--size <n>', 'ids to take with --subid-user or --uidmap auto', String(DEFAULT_AUTO_SIZE))
+    .option('--auto-range <start:count>', 'with --uidmap auto: take blocks from this host range instead of /etc/subuid and /etc/subgid')
     .addOption(new Option('--setgroups <mode>', 'setgroups in the pod userns').choices(['allow', 'deny']).default('allow'))
     .option('--pin-userns', 'also pin the user namespace under --userns-pin-dir')
     .option('--allow-host-root', 'accept maps under which a pod id is host uid or gid 0 (refused by default)')
-    .action(async (name: string | undefined, o: DirOpts & { uidmap?: string; gidmap?: string; subidUser?: string; size: string; setgroups: 'allow' | 'deny'; pinUserns?: boolean; allowHostRoot?: boolean }) => {
-      let uidMap: string | IdMapping[] | undefined = o.uidmap;
-      let gidMap: string | IdMapping[] | undefined = o.gidmap;
-      if (o.subidUser) {
-        const size = intOption(o.size, '--size');
-        uidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subuid', size });
-        gidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subgid', size });
-      }
-      if (uidMap === undefined) throw new UsageError('--uidmap or --subid-user is required');
-      const r = await createPodNetns({
-        ...(name !== undefined ? { name } : {}),
-        uidMap,
-        ...(gidMap !== undefined ? { gidMap } : {}),
-        setgroups: o.setgroups,
-        pinUserns: !!o.pinUserns,
-        allowHostRoot: !!o.allowHostRoot,
-        ...(o.pinDir ? { pinDir: o.pinDir } : {}),
-        ...(o.usernsPinDir ? { usernsPinDir: o.usernsPinDir } : {}),
-      });
+    .option('--allow-shared-ranges', 'accept an explicit map that overlaps host ids a live pod holds alone (an auto pod)')
+    .option('--exclusive-ranges', 'refuse an explicit map that overlaps any live pod, and hold its ids alone like an auto block')
+    .action(async (name: string | undefined, o: DirOpts & CreateFlags) => {
+      const r = await createPodNetns(await createOptions(name, o));
       emit(io, o.json, r, () => r.name);
     });
 
-  withJson(dirOptions(program.command('delete').description('unpin network namespaces (a missing one is not an error)').argument('<names...>', 'pin names or paths')))
+  withJson(allocDirOption(dirOptions(program.command('delete').description('unpin network namespaces (a missing one is not an error)').argument('<names...>', 'pin names or paths'))))
     .action(async (names: string[], o: DirOpts) => {
       const out: DeleteResult[] = [];
-      for (const n of names) out.push(await deletePodNetns(n, { pinDir: o.pinDir, usernsPinDir: o.usernsPinDir }));
+      for (const n of names) out.push(await deletePodNetns(n, { pinDir: o.pinDir, usernsPinDir: o.usernsPinDir, allocDir: o.allocDir }));
       emit(io, o.json, out, () => out.map((r) => `${showName(r.path)}: ${r.existed ? (r.stale ? 'removed (stale)' : 'deleted') : 'already gone'}`).join('\n'));
     });
 
@@ -99,7 +103,7 @@ export function registerNetnsCommands(program: Command, io: Io): void {
     .description('run a command inside a pinned netns and the userns that owns it; exits with its status')
     .argument('<name|path>')
     .argument('<command...>', 'the command, after --')
-    .option('--pin-dir <dir>', 'where netns pins live', '/run/netns')
+    .option('--pin-dir <dir>', 'where netns pins live', DEFAULT_PIN_DIR)
     .option('--no-userns', 'join only the netns, stay in this user namespace')
     .option('--timeout <ms>', 'kill the command after this many milliseconds')
     .action(async (target: string, command: string[], o: { pinDir?: string; userns: boolean; timeout?: string }) => {
@@ -111,6 +115,59 @@ export function registerNetnsCommands(program: Command, io: Io): void {
       });
       throw new ExitCode(r.exitCode ?? 128 + (r.signal ? signalNumber(r.signal) : 0));
     });
+}
+
+interface CreateFlags {
+  uidmap?: string;
+  gidmap?: string;
+  subidUser?: string;
+  size: string;
+  autoRange?: string;
+  setgroups: 'allow' | 'deny';
+  pinUserns?: boolean;
+  allowHostRoot?: boolean;
+  allowSharedRanges?: boolean;
+  exclusiveRanges?: boolean;
+}
+
+async function createOptions(name: string | undefined, o: DirOpts & CreateFlags): Promise<CreatePodNetnsOptions> {
+  const common = {
+    ...(name !== undefined ? { name } : {}),
+    setgroups: o.setgroups,
+    pinUserns: !!o.pinUserns,
+    allowHostRoot: !!o.allowHostRoot,
+    ...(o.pinDir ? { pinDir: o.pinDir } : {}),
+    ...(o.usernsPinDir ? { usernsPinDir: o.usernsPinDir } : {}),
+    ...(o.allocDir ? { allocDir: o.allocDir } : {}),
+  };
+  if (o.uidmap === 'auto') {
+    if (o.gidmap !== undefined && o.gidmap !== 'auto') throw new UsageError('--gidmap cannot be given with --uidmap auto (the pod gets one block for both)');
+    if (o.allowSharedRanges) throw new UsageError('--allow-shared-ranges does not apply to --uidmap auto');
+    if (o.subidUser !== undefined && o.autoRange !== undefined) throw new UsageError('--subid-user and --auto-range are alternatives: give one');
+    return {
+      ...common,
+      uidMap: 'auto',
+      autoSize: intOption(o.size, '--size'),
+      ...(o.subidUser !== undefined ? { autoUser: o.subidUser } : {}),
+      ...(o.autoRange !== undefined ? { autoRange: o.autoRange } : {}),
+    };
+  }
+  if (o.autoRange !== undefined) throw new UsageError('--auto-range needs --uidmap auto');
+  let uidMap: string | IdMapping[] | undefined = o.uidmap;
+  let gidMap: string | IdMapping[] | undefined = o.gidmap;
+  if (o.subidUser) {
+    const size = intOption(o.size, '--size');
+    uidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subuid', size });
+    gidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subgid', size });
+  }
+  if (uidMap === undefined) throw new UsageError('--uidmap or --subid-user is required');
+  return {
+    ...common,
+    uidMap,
+    ...(gidMap !== undefined ? { gidMap } : {}),
+    ...(o.allowSharedRanges ? { allowSharedRanges: true } : {}),
+    ...(o.exclusiveRanges ? { exclusiveRanges: true } : {}),
+  };
 }
 
 function signalNumber(sig: string): number {
