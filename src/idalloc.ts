@@ -22,7 +22,7 @@
 // time, so an unchanged time proves an unchanged dir. Where times are coarse
 // (one per clock tick), a time recorded in the current tick proves nothing
 // and the dir is read again the next time.
-import { chmodSync, close, closeSync, constants as fsc, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, close, closeSync, constants as fsc, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { callSync, fromNative, invalidArg, NstoolError } from './errors.js';
@@ -573,7 +573,11 @@ class Store {
   }
 
   exists(): boolean {
-    this.seen ||= statSync(this.journalPath, { throwIfNoEntry: false }) !== undefined;
+    this.seen ||= existsSync(this.journalPath);
+    return this.seen;
+  }
+
+  get seenIndex(): boolean {
     return this.seen;
   }
 
@@ -779,9 +783,14 @@ export function idAllocStats(allocDir: string): { rescans: number; mapReads: num
   return { ...storeFor(allocDir).stats };
 }
 
-/** Whether nstool keeps an index in ALLOCDIR: then every create and delete records itself. */
+/** Whether nstool keeps an index in ALLOCDIR (one stat): then every create and delete records itself. */
 export function allocatorInUse(allocDir: string): boolean {
   return storeFor(allocDir).exists();
+}
+
+/** Whether this process has seen the index in ALLOCDIR (no syscall). */
+export function allocatorSeen(allocDir: string): boolean {
+  return storeFor(allocDir).seenIndex;
 }
 
 // ---- sections: what one create or delete does under the lock ---------------------
@@ -811,8 +820,12 @@ export interface SectionPlan {
   /** Explicit maps (modes other than auto). */
   uidMap?: IdMapping[];
   gidMap?: IdMapping[];
-  /** Pins of the pod being checked, already made: not counted against it. */
-  self?: Array<{ dir: string; name: string }>;
+  /**
+   * The pins were made before this section, without the lock (no index
+   * existed then): check them against the others, not against themselves,
+   * and record them without claiming their dirs are up to date.
+   */
+  late?: boolean;
 }
 
 export interface Chosen {
@@ -847,7 +860,7 @@ class Section {
   /** Lock held: read the index, watch our dirs, bring what the check needs up to date; returns the maps to create. */
   begin(): Chosen | undefined {
     this.store.refresh();
-    if (this.changeDirs.length > 0) this.wdOf = this.store.watch(this.changeDirs);
+    if (this.changeDirs.length > 0 && !this.plan.late) this.wdOf = this.store.watch(this.changeDirs);
     const mode = this.plan.mode;
     const full = mode === 'auto' || mode === 'exclusive' || mode === 'default';
     if (full) {
@@ -858,7 +871,7 @@ class Section {
     } else {
       for (const d of this.changeDirs) if (this.upToDate(d)) this.trusted.add(d);
     }
-    for (const d of this.changeDirs) this.probeFine(d);
+    if (!this.plan.late) for (const d of this.changeDirs) this.probeFine(d);
     if (mode === undefined) return undefined;
     if (mode === 'auto') {
       const size = this.plan.size!;
@@ -875,7 +888,7 @@ class Section {
     const uid = this.plan.uidMap!, gid = this.plan.gidMap!;
     if (mode !== 'shared') {
       for (const [what, map] of [['uidMap', uid], ['gidMap', gid]] as const) {
-        const self = new Set((this.plan.self ?? []).map((x) => Ledger.key(x.dir, x.name)));
+        const self = new Set(this.plan.late ? this.plan.pins.map((x) => Ledger.key(x.dir, x.name)) : []);
         const hit = this.ledger.overlapping(hostRanges(map), mode === 'default').find((h) => !self.has(Ledger.key(h.entry.dir, h.entry.name)));
         if (hit) throw overlapError(what, map, hit.entry, hit.range);
       }
@@ -1029,12 +1042,12 @@ class Section {
 
   /** After the operation: record it, and the dirs' new times when the only change was ours. */
   finish(chosen: Chosen | undefined, outcome: Outcome | undefined, ok: boolean): void {
-    const events = this.changeDirs.length > 0 ? this.store.events() : [];
+    const events = this.changeDirs.length > 0 && !this.plan.late ? this.store.events() : null;
     const expect = this.plan.mode === undefined ? IN_DELETE : IN_CREATE;
     for (const d of this.changeDirs) {
       const wd = this.wdOf.get(d);
       // Explained: the dir was up to date before, and every event on it is ours.
-      let explained = ok && this.trusted.has(d) && events !== null && wd !== undefined;
+      let explained = ok && !this.plan.late && this.trusted.has(d) && events !== null && wd !== undefined;
       for (let i = 0; explained && i < events!.length; i++) {
         const e = events![i]!;
         if (e.wd === wd && ((e.mask & ~IN_ISDIR) !== expect || !this.plan.pins.some((p) => p.dir === d && p.name === e.name))) explained = false;

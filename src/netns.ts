@@ -8,6 +8,7 @@ import path from 'node:path';
 import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from './errors.js';
 import {
   allocatorInUse,
+  allocatorSeen,
   Chosen,
   DEFAULT_ALLOC_DIR,
   DEFAULT_AUTO_SIZE,
@@ -114,8 +115,16 @@ function checkPathLength(p: string, what: string): string {
   return p;
 }
 
+const absDirs = new Map<string, string>();
+
 function absDir(dir: string | undefined, fallback: string, what: string): string {
-  return path.normalize(checkPathLength(requireAbsolute(dir ?? fallback, what), what));
+  const d = dir ?? fallback;
+  // Callers pass the same few dirs over and over.
+  const hit = typeof d === 'string' ? absDirs.get(d) : undefined;
+  if (hit !== undefined) return hit;
+  const out = path.normalize(checkPathLength(requireAbsolute(d, what), what));
+  if (absDirs.size < 64) absDirs.set(d, out);
+  return out;
 }
 
 export function generateName(prefix = 'pod'): string {
@@ -148,6 +157,8 @@ interface Prepared {
   setgroups: 'allow' | 'deny';
   mode: RangeMode;
   allocDir: string;
+  /** The gid map is the uid map (auto, or no gidMap given). */
+  gidFromUid: boolean;
   pool?: IdRange[];
   size?: number;
 }
@@ -182,6 +193,7 @@ function prepare(opts: CreatePodNetnsOptions): Prepared {
     setgroups,
     mode: auto ? 'auto' : exclusive ? 'exclusive' : shared ? 'shared' : 'default',
     allocDir,
+    gidFromUid: opts.gidMap === undefined || opts.gidMap === 'auto',
   };
   if (auto) {
     if (opts.gidMap !== undefined && opts.gidMap !== 'auto') throw invalidArg("gidMap must be omitted or 'auto' when uidMap is 'auto' (the pod gets one block for both)");
@@ -267,7 +279,7 @@ function result(p: Prepared, r: CreateResult, maps: Chosen): PodNetns {
 
 function nativeParams(p: Prepared, maps: Chosen) {
   const uidMap = toKernelMap(maps.uidMap);
-  const gidMap = maps.gidMap === maps.uidMap ? uidMap : toKernelMap(maps.gidMap);
+  const gidMap = p.gidFromUid ? uidMap : toKernelMap(maps.gidMap);
   return p.usernsPin
     ? { uidMap, gidMap, setgroups: p.setgroups, netnsPin: p.netnsPin, usernsPin: p.usernsPin }
     : { uidMap, gidMap, setgroups: p.setgroups, netnsPin: p.netnsPin };
@@ -284,7 +296,7 @@ function explicitMaps(p: Prepared): Chosen {
  * that hold their ranges alone).
  */
 function createPlan(p: Prepared): SectionPlan | undefined {
-  if (p.mode !== 'auto' && p.mode !== 'exclusive' && !allocatorInUse(p.allocDir)) return undefined;
+  if (p.mode !== 'auto' && p.mode !== 'exclusive' && !allocatorSeen(p.allocDir)) return undefined;
   const plan: SectionPlan = {
     allocDir: p.allocDir,
     pins: [{ dir: p.dir, name: p.name }, ...(p.usernsPin ? [{ dir: p.usernsDir, name: p.name }] : [])],
@@ -306,20 +318,21 @@ function outcome(r: CreateResult) {
 }
 
 /**
- * A default explicit create made without the lock, because no index
- * existed, may have raced with the first auto create, which made it: check
- * now, with the lock, that no auto block overlaps this pod, else undo it.
+ * An explicit create made without the lock, because this process had not
+ * seen an index: if there is one now (another process uses the allocator,
+ * or its first auto create raced with this one), record the pod, and check a
+ * default one against the pods that hold their ids alone, else undo it.
  */
 function latePlan(p: Prepared): SectionPlan | undefined {
-  if (p.mode !== 'default' || !allocatorInUse(p.allocDir)) return undefined;
+  if (!allocatorInUse(p.allocDir)) return undefined;
   return {
     allocDir: p.allocDir,
-    pins: [],
+    pins: [{ dir: p.dir, name: p.name }, ...(p.usernsPin ? [{ dir: p.usernsDir, name: p.name }] : [])],
     scanDirs: [p.dir, p.usernsDir],
-    mode: 'default',
+    mode: p.mode,
     uidMap: p.uidMap!,
     gidMap: p.gidMap!,
-    self: [{ dir: p.dir, name: p.name }, ...(p.usernsPin ? [{ dir: p.usernsDir, name: p.name }] : [])],
+    late: true,
   };
 }
 
@@ -366,7 +379,7 @@ export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNe
     const late = latePlan(p);
     if (late) {
       try {
-        await runSection(late, async () => ({ value: undefined }));
+        await runSection(late, async () => outcome(r));
       } catch (err) {
         undoPins(p);
         throw err;
@@ -391,7 +404,7 @@ export function createPodNetnsSync(opts: CreatePodNetnsOptions): PodNetns {
     const late = latePlan(p);
     if (late) {
       try {
-        runSectionSync(late, () => ({ value: undefined }));
+        runSectionSync(late, () => outcome(r));
       } catch (err) {
         undoPins(p);
         throw err;
