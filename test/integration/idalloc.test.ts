@@ -223,6 +223,28 @@ describeRoot('automatic id ranges (uidMap auto)', () => {
     expect(block(b)).not.toBe(block(a));
   });
 
+  it('checks an explicit create after the fact when another process made the index meanwhile, and undoes it on overlap', () => {
+    // A fresh allocation dir this process has never looked at; another process makes its index.
+    const fresh = path.join(tmp, 'alloc-late');
+    const common = ['--pin-dir', dirs.pinDir, '--userns-pin-dir', dirs.usernsPinDir, '--alloc-dir', fresh];
+    const r = spawnSync(process.execPath, [BIN, 'create-pod-netns', name('other'), '--uidmap', 'auto', '--auto-range', AUTO_RANGE, ...common, '--json'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const other = JSON.parse(r.stdout) as PodNetns;
+    const before = readdirSync(dirs.pinDir).sort();
+    const late = { ...dirs, allocDir: fresh };
+    expect(() => createPodNetnsSync({ name: name('x'), uidMap: `0:${block(other)}:${SIZE}`, ...late })).toThrow(
+      expect.objectContaining({ code: 'ERR_NSTOOL_MAP_OVERLAP', path: other.path }),
+    );
+    expect(readdirSync(dirs.pinDir).sort()).toEqual(before);
+    // One that overlaps nothing is kept, and recorded: auto steps around it.
+    const ok = createPodNetnsSync({ name: name('y'), uidMap: `0:${block(other) + SIZE}:${SIZE}`, ...late });
+    expect(readdirSync(dirs.pinDir)).toContain(ok.name);
+    expect(block(createPodNetnsSync({ name: name('z'), ...auto, allocDir: fresh }))).toBe(block(other) + 2 * SIZE);
+  });
+
   it('lets explicit maps share with each other, and holds an exclusive one alone', () => {
     const shared = '0:100000:65536';
     createPodNetnsSync({ name: name('e1'), uidMap: shared, ...dirs });
