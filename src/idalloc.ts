@@ -25,6 +25,7 @@
 import { chmodSync, close, closeSync, constants as fsc, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { callSync, fromNative, invalidArg, NstoolError } from './errors.js';
 import { formatIdMap, IdMapping, parseKernelMap } from './idmap.js';
 import { native, NativeNsInfo } from './native.js';
@@ -582,8 +583,25 @@ class Store {
   }
 
   private keep(): NonNullable<Store['kept']> {
-    this.kept ??= { inotify: -1, journal: -1, timer: null };
+    if (!this.kept) {
+      this.kept = { inotify: -1, journal: -1, timer: null };
+      // A worker's fds outlive it (they are the process's) and its idle timer dies with it.
+      if (!isMainThread && !this.exitHook) {
+        this.exitHook = true;
+        process.once('exit', () => this.closeKeptSync());
+      }
+    }
     return this.kept;
+  }
+
+  private exitHook = false;
+
+  private closeKeptSync(): void {
+    const k = this.kept;
+    this.kept = null;
+    if (!k) return;
+    if (k.timer) clearTimeout(k.timer);
+    for (const fd of [k.journal, k.inotify]) if (fd >= 0) closeSync(fd);
   }
 
   /** Reads what other processes appended since this one last looked (lock held). */

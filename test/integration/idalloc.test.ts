@@ -3,7 +3,7 @@
 // and explicit maps refused when they overlap a pod that holds its ids alone.
 // Everything lives in this file's own pin dirs, allocation dir and id range.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
@@ -317,6 +317,33 @@ describeRoot('automatic id ranges (uidMap auto)', () => {
     expect(() => createPodNetnsSync({ name: name('a'), ...auto, allocDir: loose })).toThrow(
       expect.objectContaining({ code: 'ERR_NSTOOL_ALLOC_DIR_UNSAFE' }),
     );
+  });
+
+  it('leaves no fd behind when a worker thread that used it exits', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const kept = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        const l = readlinkSync(`/proc/self/fd/${fd}`);
+        return l === 'anon_inode:inotify' || l.startsWith(dirs.allocDir);
+      } catch {
+        return false;
+      }
+    });
+    await closeIdAllocator();
+    const before = kept();
+    const dist = path.resolve(path.dirname(BIN), '../dist/netns.js');
+    const code = `(async () => {
+      const n = await import(${JSON.stringify(dist)});
+      const o = ${JSON.stringify({ ...auto, name: name('w') })};
+      n.createPodNetnsSync(o);
+      n.deletePodNetnsSync(o.name, o);
+    })();`;
+    await new Promise<void>((resolve, reject) => {
+      const w = new Worker(code, { eval: true });
+      w.on('error', reject);
+      w.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`worker exit ${c}`))));
+    });
+    expect(kept()).toEqual(before);
   });
 
   it('CLI: --uidmap auto, the overlap refusal as JSON, and delete recording it', () => {
