@@ -22,7 +22,7 @@
 // time, so an unchanged time proves an unchanged dir. Where times are coarse
 // (one per clock tick), a time recorded in the current tick proves nothing
 // and the dir is read again the next time.
-import { chmodSync, close, closeSync, constants as fsc, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { close, closeSync, constants as fsc, existsSync, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
@@ -71,7 +71,7 @@ export function rangeEnd(r: IdRange): number {
   return r.start + r.count;
 }
 
-/** Sorted, merged copy. */
+/** Sorted, merged copy (pickBlock needs the pool sorted). */
 export function normalizeRanges(rs: readonly IdRange[]): IdRange[] {
   const s = rs.filter((r) => r.count > 0).map((r) => ({ ...r })).sort((a, b) => a.start - b.start);
   const out: IdRange[] = [];
@@ -109,10 +109,6 @@ export function subtractRanges(a: readonly IdRange[], b: readonly IdRange[]): Id
     cur = next;
   }
   return cur;
-}
-
-export function rangesOverlap(a: IdRange, b: IdRange): boolean {
-  return a.start < rangeEnd(b) && b.start < rangeEnd(a);
 }
 
 /** The host ranges of an id map. */
@@ -220,10 +216,10 @@ export function pickBlock(pool: readonly IdRange[], used: ReadonlyArray<{ s: num
     const pEnd = rangeEnd(p);
     let cand = p.start;
     while (cand + size <= pEnd) {
-      // Skip ranges ending at or before the candidate.
+      // A range left behind here ends before every later candidate too.
       while (i < used.length && used[i]!.e <= cand) i++;
-      // Ranges starting before cand that reach past it lie among the ones
-      // skipped only if they end before cand: look at the next few too.
+      // Sorted by start, not by end: any range from i on that starts inside
+      // the candidate block may be the one that blocks it.
       let blocker: { s: number; e: number } | undefined;
       for (let j = i; j < used.length && used[j]!.s < cand + size; j++) {
         if (used[j]!.e > cand) {
@@ -1035,22 +1031,34 @@ class Section {
   private probeFine(dir: string): void {
     const seen = this.seenStamps.get(dir);
     if (seen && (seen.dev === '' || this.ledger.fine.has(seen.dev))) return;
-    const st = statSync(dir, { bigint: true, throwIfNoEntry: false });
-    if (!st || this.ledger.fine.has(String(st.dev))) return;
-    // Three attribute changes within half a millisecond: coarse times (one
-    // per tick, a tick >= 1 ms) cannot all differ, multigrain ones must.
-    const t0 = process.hrtime.bigint();
-    const mode = Number(st.mode) & 0o7777;
-    let last = st.ctimeNs;
-    let distinct = true;
-    for (let i = 0; i < 3; i++) {
-      chmodSync(dir, mode);
-      const c = statSync(dir, { bigint: true }).ctimeNs;
-      if (c <= last) distinct = false;
-      last = c;
+    let fd: number;
+    try {
+      fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    } catch {
+      return; // gone, or not a plain dir: nothing to learn here
     }
-    if (process.hrtime.bigint() - t0 > 500_000n) return; // preempted: ask again next time
-    this.emit(['f', String(st.dev), distinct ? 1 : 0]);
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      if (this.ledger.fine.has(String(st.dev))) return;
+      // Three attribute changes within half a millisecond: coarse times (one
+      // per tick, a tick >= 1 ms) cannot all differ, multigrain ones must.
+      // Each sets the dir's own mode again, through the fd: nothing changes
+      // but the change time, whatever the path names by now.
+      const t0 = process.hrtime.bigint();
+      const mode = Number(st.mode) & 0o7777;
+      let last = st.ctimeNs;
+      let distinct = true;
+      for (let i = 0; i < 3; i++) {
+        fchmodSync(fd, mode);
+        const c = fstatSync(fd, { bigint: true }).ctimeNs;
+        if (c <= last) distinct = false;
+        last = c;
+      }
+      if (process.hrtime.bigint() - t0 > 500_000n) return; // preempted: ask again next time
+      this.emit(['f', String(st.dev), distinct ? 1 : 0]);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private emit(r: JournalRecord): void {
