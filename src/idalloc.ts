@@ -543,7 +543,13 @@ class Store {
   /** Makes the dir (root's, 0700) and refuses one others could write. */
   ensureDir(): void {
     if (this.dirReady) return;
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // The parents as other nstool dirs have them (/run/nstool holds the userns pins too).
+    mkdirSync(path.dirname(this.dir), { recursive: true, mode: 0o755 });
+    try {
+      mkdirSync(this.dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
     const st = lstatSync(this.dir);
     if (!st.isDirectory() || st.uid !== process.geteuid?.() || (st.mode & 0o077) !== 0) {
       throw new NstoolError(`allocation dir ${this.dir} is not a directory of this user with mode 0700`, {
