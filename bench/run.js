@@ -19,7 +19,8 @@ import { benchPod } from './pod.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const { native } = await import(path.join(root, 'dist/native.js'));
-const { createPodNetns, createPodNetnsSync, deletePodNetns } = await import(path.join(root, 'dist/netns.js'));
+const { createPodNetns, createPodNetnsSync, deletePodNetns, deletePodNetnsSync } = await import(path.join(root, 'dist/netns.js'));
+const { closeIdAllocator, idAllocStats } = await import(path.join(root, 'dist/idalloc.js'));
 
 const quick = process.argv.includes('--quick');
 // Only the CLI startup row: no root, and nothing under /run/nstool-bench is touched.
@@ -30,6 +31,12 @@ const N = quick
 
 const BENCH_DIR = '/run/nstool-bench';
 const PIN_DIR = `${BENCH_DIR}/netns`;
+const USERNS_DIR = `${BENCH_DIR}/userns`;
+// The C reference's own pin dir for the auto rows: its pins are no pods of the allocator's.
+const REF_DIR = `${BENCH_DIR}/ref`;
+const ALLOC_DIR = `${BENCH_DIR}/idalloc`;
+const AUTO = { uidMap: 'auto', autoRange: '2147483648:2147418112', pinDir: PIN_DIR, usernsPinDir: USERNS_DIR, allocDir: ALLOC_DIR };
+const DIRS = { pinDir: PIN_DIR, usernsPinDir: USERNS_DIR, allocDir: ALLOC_DIR };
 const IP_PREFIX = `nstool-bench-${process.pid}`;
 const MAP_TEXT = '0 100000 65536\n';
 const REF_SRC = path.join(here, 'ref/nsref.c');
@@ -111,17 +118,19 @@ function buildRef() {
 }
 
 function cleanup() {
-  let entries = [];
-  try {
-    entries = readdirSync(PIN_DIR);
-  } catch {
-    // never made
-  }
-  for (const e of entries) {
+  for (const dir of [PIN_DIR, USERNS_DIR, REF_DIR]) {
+    let entries = [];
     try {
-      native.unpinSync(path.join(PIN_DIR, e));
-    } catch (err) {
-      console.error(`bench: could not remove ${e}: ${err.message}`);
+      entries = readdirSync(dir);
+    } catch {
+      // never made
+    }
+    for (const e of entries) {
+      try {
+        native.unpinSync(path.join(dir, e));
+      } catch (err) {
+        console.error(`bench: could not remove ${e}: ${err.message}`);
+      }
     }
   }
   try {
@@ -130,8 +139,10 @@ function cleanup() {
     // no /run/netns
   }
   try {
-    while (native.unmountSync(PIN_DIR)) {
-      // the pin dir's own bind mount(s)
+    for (const dir of [PIN_DIR, USERNS_DIR, REF_DIR]) {
+      while (native.unmountSync(dir)) {
+        // the pin dir's own bind mount(s)
+      }
     }
     rmSync(BENCH_DIR, { recursive: true, force: true });
   } catch (err) {
@@ -166,13 +177,18 @@ async function benchPin(src) {
   return [c.summary(), sync.summary(c), async_.summary(c), ip.summary(c)];
 }
 
+// The public API rows run before the auto rows: no allocator in use yet,
+// as on a node that uses explicit maps only.
 async function benchCreate() {
   const c = new Series('C: clone+maps+pin+kill+reap+unpin');
   const sync = new Series('nstool createUsernsNetnsSync+unpinSync');
   const async_ = new Series('nstool createUsernsNetns+unpin (async)');
   const api = new Series('createPodNetnsSync+deletePodNetns (public API)');
+  const apiSync = new Series('createPodNetnsSync+deletePodNetnsSync (public API)');
+  const apiAsync = new Series('createPodNetns+deletePodNetns (public API, async)');
   const t = `${PIN_DIR}/c`;
   const params = { uidMap: MAP_TEXT, gidMap: MAP_TEXT, setgroups: 'allow', netnsPin: t };
+  const opts = { name: 'api', uidMap: '0:100000:65536', ...DIRS };
   for (let r = 0; r < N.rounds; r++) {
     c.addRound(runRef(['create', PIN_DIR, String(N.create)]));
     sync.addRound(timeSync(N.create, () => {
@@ -184,11 +200,54 @@ async function benchCreate() {
       await native.unpin(t);
     }));
     api.addRound(await timeAsync(N.create, async () => {
-      createPodNetnsSync({ name: 'api', uidMap: '0:100000:65536', pinDir: PIN_DIR });
-      await deletePodNetns('api', { pinDir: PIN_DIR });
+      createPodNetnsSync(opts);
+      await deletePodNetns('api', DIRS);
+    }));
+    apiSync.addRound(timeSync(N.create, () => {
+      createPodNetnsSync(opts);
+      deletePodNetnsSync('api', DIRS);
+    }));
+    apiAsync.addRound(await timeAsync(N.create, async () => {
+      await createPodNetns(opts);
+      await deletePodNetns('api', DIRS);
     }));
   }
-  return [c.summary(), sync.summary(c), async_.summary(c), api.summary(c)];
+  return [c.summary(), sync.summary(c), async_.summary(c), api.summary(c), apiSync.summary(c), apiAsync.summary(c)];
+}
+
+// uidMap 'auto' with K pods present (each an auto pod of its own block):
+// the allocator must not cost more per create as pods add up. The C
+// reference makes the same cycle in a pin dir of its own, so both see the
+// same number of mounts.
+async function benchAuto() {
+  const rows = [];
+  let present = 0;
+  const perK = [];
+  for (const k of N.scale) {
+    for (; present < k; present++) createPodNetnsSync({ name: `pod-${present}`, ...AUTO });
+    const c = new Series(`C create cycle, ${k} pods present`);
+    const auto = new Series(`auto create+delete (sync), ${k} pods present`);
+    const expl = new Series(`explicit create+delete, allocator in use, ${k} pods`);
+    const before = idAllocStats(ALLOC_DIR);
+    for (let r = 0; r < N.rounds; r++) {
+      c.addRound(runRef(['create', REF_DIR, String(N.create)]));
+      auto.addRound(timeSync(N.create, () => {
+        createPodNetnsSync({ name: 'auto', ...AUTO });
+        deletePodNetnsSync('auto', DIRS);
+      }));
+      expl.addRound(timeSync(N.create, () => {
+        createPodNetnsSync({ name: 'expl', uidMap: '0:100000:65536', ...DIRS });
+        deletePodNetnsSync('expl', DIRS);
+      }));
+    }
+    const after = idAllocStats(ALLOC_DIR);
+    const a = auto.summary(c);
+    perK.push({ pods: k, autoUs: 1e6 / a.opsPerSec, autoRatioToC: a.ratioToC, rescans: after.rescans - before.rescans, mapReads: after.mapReads - before.mapReads });
+    rows.push(c.summary(), a, expl.summary(c));
+  }
+  for (let i = 0; i < present; i++) deletePodNetnsSync(`pod-${i}`, DIRS);
+  await closeIdAllocator();
+  return { rows, perK };
 }
 
 async function benchScaling(src) {
@@ -324,6 +383,7 @@ async function main() {
   cleanup();
   mkdirSync(BENCH_DIR, { recursive: true });
   native.ensurePinDirSync(PIN_DIR);
+  native.ensurePinDirSync(REF_DIR);
   // The namespace pinned over and over: a pod netns of the bench's own.
   const src = createPodNetnsSync({ name: 'src', uidMap: '0:100000:65536', pinDir: PIN_DIR }).path;
 
@@ -340,6 +400,8 @@ async function main() {
   result.create = await benchCreate();
   say('scaling');
   result.scaling = await benchScaling(src);
+  say('auto ids');
+  result.auto = await benchAuto();
   say('event loop');
   result.eventLoop = await benchEventLoop();
   say('memory');
@@ -347,7 +409,7 @@ async function main() {
   say('cli startup');
   result.startup = benchStartup();
 
-  console.log(table([...result.pin, ...result.create, ...result.scaling, ...result.startup]));
+  console.log(table([...result.pin, ...result.create, ...result.scaling, ...result.auto.rows, ...result.startup]));
   const el = result.eventLoop;
   console.log(`\nevent loop during ${el.creates} concurrent async creates: max delay ${el.maxDelayMs.map((x) => x.toFixed(2)).join(', ')} ms ` +
     `(median ${el.medianMaxDelayMs.toFixed(2)}, target < 5; p99 ${el.medianP99DelayMs.toFixed(2)}); ` +
@@ -355,8 +417,14 @@ async function main() {
   console.log(`memory over ${result.memory.at(-1).cycles} pin/unpin cycles: ` +
     result.memory.map((p) => `${p.cycles}: ${p.rssMiB.toFixed(1)} MiB / ${p.fds} fds`).join('  ->  '));
   const syncPin = result.pin[1].ratioToC, syncCreate = result.create[1].ratioToC;
+  const apiMixed = result.create[3].ratioToC, apiSync = result.create[4].ratioToC;
+  const ak = result.auto.perK, first = ak[0], last = ak[ak.length - 1];
+  const autoGrowth = last.autoRatioToC / first.autoRatioToC;
+  console.log(`auto ids: ${ak.map((p) => `${p.pods} pods: ${p.autoUs.toFixed(0)} us/cycle (${p.autoRatioToC.toFixed(2)}x C), ${p.rescans} dir reads, ${p.mapReads} map reads`).join('; ')}`);
   console.log(`targets: pin sync ${syncPin.toFixed(2)}x C (<= 1.15) ${syncPin <= 1.15 ? 'met' : 'MISSED'}; ` +
     `create sync ${syncCreate.toFixed(2)}x C (<= 1.3) ${syncCreate <= 1.3 ? 'met' : 'MISSED'}; ` +
+    `public API create+delete ${apiSync.toFixed(2)}x C sync, ${apiMixed.toFixed(2)}x with the async delete (<= 1.10) ${apiSync <= 1.1 ? 'met' : 'MISSED'}; ` +
+    `auto with ${last.pods} pods ${autoGrowth.toFixed(2)}x its cost with ${first.pods}, against C (<= 1.5) ${autoGrowth <= 1.5 ? 'met' : 'MISSED'}; ` +
     startupTargets(result.startup));
 
   result.pod = await benchPod({ quick, say });

@@ -133,6 +133,7 @@ Napi::Value CreateToJs(Napi::Env env, CreateResult& r) {
   o.Set("netnsDev", double(r.netns.dev));
   o.Set("usernsIno", double(r.userns.ino));
   o.Set("usernsDev", double(r.userns.dev));
+  o.Set("usernsId", double(r.userns_id));
   return o;
 }
 
@@ -142,11 +143,13 @@ Napi::Value InfoToJs(Napi::Env env, NsInfo& i) {
   o.Set("type", i.type);
   o.Set("ino", double(i.ino));
   o.Set("dev", double(i.dev));
+  o.Set("id", double(i.id));
   if (i.has_owner) {
     Napi::Object ow = Napi::Object::New(env);
     ow.Set("ino", double(i.owner_ino));
     ow.Set("dev", double(i.owner_dev));
     ow.Set("uid", double(i.owner_uid));
+    ow.Set("id", double(i.owner_id));
     o.Set("owner", ow);
   } else {
     o.Set("owner", env.Null());
@@ -253,6 +256,28 @@ Napi::Value LockImpl(const Napi::CallbackInfo& info, bool async) {
   bool wait = ArgBool(info, 1);
   return Run<int>(info.Env(), async, [=] { return LockFile(path, wait); },
                   [](Napi::Env env, int& fd) -> Napi::Value { return Napi::Number::New(env, fd); });
+}
+
+Napi::Value InotifyInitJs(const Napi::CallbackInfo& info) {
+  return Run<int>(info.Env(), false, [] { return InotifyInit(); },
+                  [](Napi::Env env, int& fd) -> Napi::Value { return Napi::Number::New(env, fd); });
+}
+
+Napi::Value InotifyWatchJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) ThrowType(info.Env(), "fd must be a number");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string dir = ArgStr(info, 1, "dir");
+  return Run<int>(info.Env(), false, [=] { return InotifyWatchDir(fd, dir); },
+                  [](Napi::Env env, int& wd) -> Napi::Value { return Napi::Number::New(env, wd); });
+}
+
+Napi::Value InotifyReadJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) ThrowType(info.Env(), "fd must be a number");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  return Run<std::string>(info.Env(), false, [=] { return InotifyRead(fd); },
+                          [](Napi::Env env, std::string& b) -> Napi::Value {
+                            return Napi::Buffer<char>::Copy(env, b.data(), b.size());
+                          });
 }
 
 Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
@@ -463,6 +488,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("heldCloseSync", Napi::Function::New(env, HeldCloseJs, "heldCloseSync"));
   exports.Set("keeperCall", Napi::Function::New(env, Bind<KeeperCallImpl, true>, "keeperCall"));
   exports.Set("keeperCallSync", Napi::Function::New(env, Bind<KeeperCallImpl, false>, "keeperCallSync"));
+  exports.Set("inotifyInitSync", Napi::Function::New(env, InotifyInitJs, "inotifyInitSync"));
+  exports.Set("inotifyWatchDirSync", Napi::Function::New(env, InotifyWatchJs, "inotifyWatchDirSync"));
+  exports.Set("inotifyReadSync", Napi::Function::New(env, InotifyReadJs, "inotifyReadSync"));
   return exports;
 }
 

@@ -17,7 +17,16 @@
 #include "errors.h"
 #include "fd.h"
 
+#ifndef NS_GET_ID
+#define NS_GET_ID _IOR(0xb7, 0xd, uint64_t)
+#endif
+
 namespace nstool {
+
+uint64_t NsIdOf(int fd) {
+  uint64_t id = 0;
+  return ioctl(fd, NS_GET_ID, &id) == 0 ? id : 0;
+}
 
 NsInfo InspectNs(const std::string& path, bool nofollow) {
   NsInfo info;
@@ -36,6 +45,7 @@ NsInfo InspectNs(const std::string& path, bool nofollow) {
   int type = ioctl(fd.get(), NS_GET_NSTYPE);
   if (type < 0) Throw("ioctl", path);
   info.type = type;
+  info.id = NsIdOf(fd.get());
   Fd owner(ioctl(fd.get(), NS_GET_USERNS));
   if (!owner.valid()) {
     // EPERM: the owner lies outside our own userns (we are inside a pod).
@@ -50,6 +60,7 @@ NsInfo InspectNs(const std::string& path, bool nofollow) {
   uid_t uid = 0;
   if (ioctl(owner.get(), NS_GET_OWNER_UID, &uid) < 0) Throw("ioctl", path);
   info.owner_uid = uid;
+  info.owner_id = NsIdOf(owner.get());
   return info;
 }
 

@@ -18,6 +18,7 @@
 
 #include "errors.h"
 #include "fd.h"
+#include "nsinfo.h"
 #include "pin.h"
 
 #ifndef CLONE_PIDFD
@@ -178,6 +179,7 @@ CreateResult CreateUsernsNetns(const CreateParams& p) {
   MaybeFault("gid-map", helper);
 
   CreateResult r{Identify(netns.get(), net_path), Identify(userns.get(), user_path)};
+  r.userns_id = NsIdOf(userns.get());
 
   // Pin from the fds we hold rather than from /proc/<pid>.
   Pin(FdPath(netns.get()), p.netns_pin);

@@ -23,6 +23,7 @@ struct NsId {
 struct CreateResult {
   NsId netns;
   NsId userns;
+  uint64_t userns_id = 0;  // NS_GET_ID of the userns; 0 before Linux 6.18
 };
 
 // Creates a user namespace and a network namespace owned by it in a helper

@@ -35,6 +35,7 @@ export {
   createPodNetns,
   createPodNetnsSync,
   deletePodNetns,
+  deletePodNetnsSync,
   generateName,
   hostUsernsInode,
   inspectNetns,
@@ -44,7 +45,18 @@ export {
   DEFAULT_PIN_DIR,
   DEFAULT_USERNS_PIN_DIR,
 } from './netns.js';
-export type { CreatePodNetnsOptions, DeleteResult, ListEntry, NetnsInfo, NsOwner, PinDirs, PodNetns } from './netns.js';
+export type { CreatePodNetnsOptions, DeleteOptions, DeleteResult, ListEntry, NetnsInfo, NsOwner, PinDirs, PodNetns } from './netns.js';
+export {
+  BUILTIN_POOL,
+  closeIdAllocator,
+  DEFAULT_ALLOC_DIR,
+  DEFAULT_AUTO_SIZE,
+  DEFAULT_AUTO_USER,
+  IDS_EXHAUSTED,
+  MAP_OVERLAP,
+  subidPool,
+} from './idalloc.js';
+export type { IdRange } from './idalloc.js';
 export { execInNetns, runInNamespaces, which } from './exec.js';
 export { runProcess, ProcessError } from './process.js';
 export type { ProcessOptions, ProcessResult } from './process.js';

@@ -13,14 +13,24 @@ export interface CreateParams {
   netnsPin: string;
   usernsPin?: string;
 }
-export interface CreateResult { netnsIno: number; netnsDev: number; usernsIno: number; usernsDev: number }
+export interface CreateResult {
+  netnsIno: number;
+  netnsDev: number;
+  usernsIno: number;
+  usernsDev: number;
+  /** NS_GET_ID of the userns; 0 before Linux 6.18. */
+  usernsId: number;
+}
 export interface NativeNsInfo {
   nsfs: boolean;
   type: number;
   ino: number;
   dev: number;
-  owner: { ino: number; dev: number; uid: number } | null;
+  /** NS_GET_ID: never reused, unlike inodes; 0 where the kernel lacks it (before 6.18). */
+  id: number;
+  owner: { ino: number; dev: number; uid: number; id: number } | null;
 }
+
 export interface NativeIdMaps { uidMap: string; gidMap: string; setgroups: string }
 export interface UnpinResult { unmounted: boolean; removed: boolean }
 /** What a path inside a root names; data only for a regular file of at most maxBytes. */
@@ -52,6 +62,12 @@ export interface NativeCore {
   lockFileSync(path: string, wait: boolean): number;
   lockFile(path: string, wait: boolean): Promise<number>;
   closeFdSync(fd: number): void;
+  /** An inotify fd (IN_NONBLOCK|IN_CLOEXEC); closing one takes milliseconds, so it is kept. */
+  inotifyInitSync(): number;
+  /** Watches names created, deleted or moved in DIR; returns the watch descriptor. */
+  inotifyWatchDirSync(fd: number, dir: string): number;
+  /** Every queued inotify event (struct inotify_event records); empty when none. */
+  inotifyReadSync(fd: number): Buffer;
   /** Reads PATH resolved as if ROOT were "/"; null when a component is missing or not a directory. */
   readInRootSync(root: string, path: string, maxBytes: number, how?: ResolveHow): RootFile | null;
   readInRoot(root: string, path: string, maxBytes: number, how?: ResolveHow): Promise<RootFile | null>;

@@ -6,9 +6,29 @@ import { lstatSync, mkdirSync, Stats, statSync } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { invalidArg, NstoolError, requireAbsolute } from './errors.js';
+import {
+  allocatorInUse,
+  allocatorSeen,
+  Chosen,
+  DEFAULT_ALLOC_DIR,
+  DEFAULT_AUTO_SIZE,
+  DEFAULT_AUTO_USER,
+  IDS_EXHAUSTED,
+  IdRange,
+  parseIdRange,
+  pickBlock,
+  RangeMode,
+  runSection,
+  runSectionSync,
+  SectionPlan,
+  subidPool,
+  subtractRanges,
+  validateSubidUser,
+} from './idalloc.js';
 import { assertNoHostRoot, IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
+import type { CreateResult, UnpinResult } from './kernel/core.js';
 import { createUsernsNetns, createUsernsNetnsSync, inspectNs, probeNs, readIdMaps, type NsInfo } from './kernel/ns.js';
-import { ensurePinDirSync, unpin } from './kernel/pin.js';
+import { ensurePinDirSync, unpin, unpinSync } from './kernel/pin.js';
 import { showValue, validatePinName } from './names.js';
 import { currentMode } from './rootless/mode.js';
 import { syncNeedsRoot } from './rootless/errors.js';
@@ -31,9 +51,13 @@ export interface PinDirs {
 export interface CreatePodNetnsOptions extends PinDirs {
   /** Pin name; generated (pod-<hex>) when omitted. */
   name?: string;
-  uidMap: IdMapInput;
-  /** Defaults to uidMap. */
-  gidMap?: IdMapInput;
+  /**
+   * The pod's uid map, or 'auto': a block of autoSize host ids, mapped at
+   * container id 0, that no live pod's uid or gid map overlaps.
+   */
+  uidMap: IdMapInput | 'auto';
+  /** Defaults to uidMap ('auto': the same block). */
+  gidMap?: IdMapInput | 'auto';
   /** "allow" (default) keeps setgroups(2) usable in the pod. */
   setgroups?: 'allow' | 'deny';
   /** Also pin the userns (so runtimes can join it by path). */
@@ -43,6 +67,29 @@ export interface CreatePodNetnsOptions extends PinDirs {
    * such a pod's root (or another of its ids) is host root.
    */
   allowHostRoot?: boolean;
+  /** auto: the user whose /etc/subuid and /etc/subgid ranges blocks come from (default "containers"). */
+  autoUser?: string;
+  /** auto: ids per block (default 65536). */
+  autoSize?: number;
+  /** auto: take blocks from this host range ("start:count") instead of the subid files. */
+  autoRange?: string | IdRange;
+  /**
+   * Explicit maps: accept a map that overlaps host ids a live pod holds
+   * alone (an auto pod, or one made with exclusiveRanges). Off by default.
+   */
+  allowSharedRanges?: boolean;
+  /**
+   * Explicit maps: refuse a map that overlaps any live pod's host ids, and
+   * hold these ids alone afterwards, like an auto block.
+   */
+  exclusiveRanges?: boolean;
+  /** Where the id allocation lock and index live (default /run/nstool/idalloc). */
+  allocDir?: string;
+}
+
+export interface DeleteOptions extends PinDirs {
+  /** The id allocation dir the pod was recorded in (default /run/nstool/idalloc). */
+  allocDir?: string;
 }
 
 export interface PodNetns {
@@ -64,8 +111,16 @@ function checkPathLength(p: string, what: string): string {
   return p;
 }
 
+const absDirs = new Map<string, string>();
+
 function absDir(dir: string | undefined, fallback: string, what: string): string {
-  return path.normalize(checkPathLength(requireAbsolute(dir ?? fallback, what), what));
+  const d = dir ?? fallback;
+  // Callers pass the same few dirs over and over.
+  const hit = typeof d === 'string' ? absDirs.get(d) : undefined;
+  if (hit !== undefined) return hit;
+  const out = path.normalize(checkPathLength(requireAbsolute(d, what), what));
+  if (absDirs.size < 64) absDirs.set(d, out);
+  return out;
 }
 
 export function generateName(prefix = 'pod'): string {
@@ -90,35 +145,82 @@ interface Prepared {
   name: string;
   dir: string;
   netnsPin: string;
-  usernsDir?: string;
+  usernsDir: string;
   usernsPin?: string;
-  uidMap: IdMapping[];
-  gidMap: IdMapping[];
+  /** Explicit maps; for auto, chosen under the allocation lock. */
+  uidMap?: IdMapping[];
+  gidMap?: IdMapping[];
   setgroups: 'allow' | 'deny';
+  mode: RangeMode;
+  allocDir: string;
+  /** The gid map is the uid map (auto, or no gidMap given). */
+  gidFromUid: boolean;
+  pool?: IdRange[];
+  size?: number;
 }
 
 const readyDirs = new Set<string>();
+
+function optionalBool(v: unknown, what: string): boolean {
+  if (v !== undefined && typeof v !== 'boolean') throw invalidArg(`${what} must be a boolean, got ${showValue(v)}`, 'ERR_INVALID_ARG_TYPE');
+  return v === true;
+}
+
+const HOST_ROOT: IdRange = { start: 0, count: 1 };
 
 function prepare(opts: CreatePodNetnsOptions): Prepared {
   if (opts === null || typeof opts !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
   const name = opts.name === undefined ? generateName() : validatePinName(opts.name);
   const dir = absDir(opts.pinDir, DEFAULT_PIN_DIR, 'pinDir');
-  const uidMap = parseIdMap(opts.uidMap, 'uidMap');
-  const gidMap = parseIdMap(opts.gidMap ?? opts.uidMap, 'gidMap');
+  const auto = opts.uidMap === 'auto';
   const setgroups = opts.setgroups ?? 'allow';
   if (setgroups !== 'allow' && setgroups !== 'deny') throw invalidArg(`setgroups must be "allow" or "deny", got ${showValue(setgroups)}`);
-  if (opts.allowHostRoot !== undefined && typeof opts.allowHostRoot !== 'boolean') {
-    throw invalidArg(`allowHostRoot must be a boolean, got ${showValue(opts.allowHostRoot)}`, 'ERR_INVALID_ARG_TYPE');
+  const allowHostRoot = optionalBool(opts.allowHostRoot, 'allowHostRoot');
+  const shared = optionalBool(opts.allowSharedRanges, 'allowSharedRanges');
+  const exclusive = optionalBool(opts.exclusiveRanges, 'exclusiveRanges');
+  if (shared && (exclusive || auto)) throw invalidArg(`allowSharedRanges cannot be combined with ${auto ? "uidMap 'auto'" : 'exclusiveRanges'}`);
+  const usernsDir = absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir');
+  const allocDir = absDir(opts.allocDir, DEFAULT_ALLOC_DIR, 'allocDir');
+  const p: Prepared = {
+    name,
+    dir,
+    netnsPin: checkPathLength(path.join(dir, name), 'pin path'),
+    usernsDir,
+    setgroups,
+    mode: auto ? 'auto' : exclusive ? 'exclusive' : shared ? 'shared' : 'default',
+    allocDir,
+    gidFromUid: opts.gidMap === undefined || opts.gidMap === 'auto',
+  };
+  if (auto) {
+    if (opts.gidMap !== undefined && opts.gidMap !== 'auto') throw invalidArg("gidMap must be omitted or 'auto' when uidMap is 'auto' (the pod gets one block for both)");
+    const size = opts.autoSize ?? DEFAULT_AUTO_SIZE;
+    if (!Number.isInteger(size) || size < 1 || size >= 2 ** 32 - 1) throw invalidArg(`autoSize must be an integer from 1 to 4294967294, got ${showValue(size)}`);
+    if (opts.autoRange !== undefined && opts.autoUser !== undefined) throw invalidArg('autoUser and autoRange are alternatives: give one');
+    let pool = opts.autoRange !== undefined ? [parseIdRange(opts.autoRange, 'autoRange')] : subidPool(validateSubidUser(opts.autoUser ?? DEFAULT_AUTO_USER));
+    // Host id 0 is host root; no block holds it unless asked for.
+    if (!allowHostRoot) pool = subtractRanges(pool, [HOST_ROOT]);
+    if (pickBlock(pool, [], size) === undefined) {
+      throw new NstoolError(`no range of the pool ${pool.map((r) => `${r.start}:${r.count}`).join(',') || '(empty)'} holds a block of ${size} ids`, {
+        code: IDS_EXHAUSTED,
+        hint: 'give the subid user a range of at least autoSize ids, or use a smaller autoSize',
+      });
+    }
+    p.pool = pool;
+    p.size = size;
+  } else {
+    for (const k of ['autoUser', 'autoSize', 'autoRange'] as const) {
+      if (opts[k] !== undefined) throw invalidArg(`${k} applies only with uidMap 'auto'`);
+    }
+    if (opts.gidMap === 'auto') throw invalidArg("gidMap 'auto' needs uidMap 'auto'");
+    p.uidMap = parseIdMap(opts.uidMap, 'uidMap');
+    // One parse when the gid map is the uid map; the result still gets its own objects.
+    p.gidMap = opts.gidMap === undefined ? p.uidMap.map((m) => ({ ...m })) : parseIdMap(opts.gidMap as IdMapInput, 'gidMap');
+    if (!allowHostRoot) {
+      assertNoHostRoot(p.uidMap, 'uidMap');
+      assertNoHostRoot(p.gidMap, 'gidMap');
+    }
   }
-  if (opts.allowHostRoot !== true) {
-    assertNoHostRoot(uidMap, 'uidMap');
-    assertNoHostRoot(gidMap, 'gidMap');
-  }
-  const p: Prepared = { name, dir, netnsPin: checkPathLength(path.join(dir, name), 'pin path'), uidMap, gidMap, setgroups };
-  if (opts.pinUserns) {
-    p.usernsDir = absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir');
-    p.usernsPin = checkPathLength(path.join(p.usernsDir, name), 'userns pin path');
-  }
+  if (opts.pinUserns) p.usernsPin = checkPathLength(path.join(usernsDir, name), 'userns pin path');
   return p;
 }
 
@@ -154,31 +256,90 @@ export function ensurePinDir(dir: string): void {
 
 function ensureDirs(p: Prepared): void {
   ensurePinDir(p.dir);
-  if (p.usernsDir) ensurePinDir(p.usernsDir);
+  if (p.usernsPin) ensurePinDir(p.usernsDir);
 }
 
-function result(p: Prepared, r: { netnsIno: number; usernsIno: number }): PodNetns {
+function result(p: Prepared, r: CreateResult, maps: Chosen): PodNetns {
   const out: PodNetns = {
     name: p.name,
     path: p.netnsPin,
     netnsInode: r.netnsIno,
     usernsInode: r.usernsIno,
-    uidMap: p.uidMap,
-    gidMap: p.gidMap,
+    uidMap: maps.uidMap,
+    gidMap: maps.gidMap,
     setgroups: p.setgroups,
   };
   if (p.usernsPin) out.usernsPath = p.usernsPin;
   return out;
 }
 
-function nativeParams(p: Prepared) {
-  return {
-    uidMap: toKernelMap(p.uidMap),
-    gidMap: toKernelMap(p.gidMap),
-    setgroups: p.setgroups,
-    netnsPin: p.netnsPin,
-    ...(p.usernsPin ? { usernsPin: p.usernsPin } : {}),
+function nativeParams(p: Prepared, maps: Chosen) {
+  const uidMap = toKernelMap(maps.uidMap);
+  const gidMap = p.gidFromUid ? uidMap : toKernelMap(maps.gidMap);
+  return p.usernsPin
+    ? { uidMap, gidMap, setgroups: p.setgroups, netnsPin: p.netnsPin, usernsPin: p.usernsPin }
+    : { uidMap, gidMap, setgroups: p.setgroups, netnsPin: p.netnsPin };
+}
+
+function explicitMaps(p: Prepared): Chosen {
+  return { uidMap: p.uidMap!, gidMap: p.gidMap! };
+}
+
+/**
+ * The allocation section a create needs: always for auto and exclusive
+ * maps; for other explicit maps only when the allocator is in use (then
+ * the create records itself, and a default one is checked against pods
+ * that hold their ranges alone).
+ */
+function createPlan(p: Prepared): SectionPlan | undefined {
+  if (p.mode !== 'auto' && p.mode !== 'exclusive' && !allocatorSeen(p.allocDir)) return undefined;
+  const plan: SectionPlan = {
+    allocDir: p.allocDir,
+    pins: [{ dir: p.dir, name: p.name }, ...(p.usernsPin ? [{ dir: p.usernsDir, name: p.name }] : [])],
+    scanDirs: [p.dir, p.usernsDir],
+    mode: p.mode,
   };
+  if (p.mode === 'auto') {
+    plan.pool = p.pool!;
+    plan.size = p.size!;
+  } else {
+    plan.uidMap = p.uidMap!;
+    plan.gidMap = p.gidMap!;
+  }
+  return plan;
+}
+
+function outcome(r: CreateResult) {
+  return { value: r, outcome: { userns: { id: r.usernsId, dev: r.usernsDev, ino: r.usernsIno } } };
+}
+
+/**
+ * An explicit create made without the lock, because this process had not
+ * seen an index: if there is one now (another process uses the allocator,
+ * or its first auto create raced with this one), record the pod, and check a
+ * default one against the pods that hold their ids alone, else undo it.
+ */
+function latePlan(p: Prepared): SectionPlan | undefined {
+  if (!allocatorInUse(p.allocDir)) return undefined;
+  return {
+    allocDir: p.allocDir,
+    pins: [{ dir: p.dir, name: p.name }, ...(p.usernsPin ? [{ dir: p.usernsDir, name: p.name }] : [])],
+    scanDirs: [p.dir, p.usernsDir],
+    mode: p.mode,
+    uidMap: p.uidMap!,
+    gidMap: p.gidMap!,
+    late: true,
+  };
+}
+
+function undoPins(p: Prepared): void {
+  for (const pin of [p.netnsPin, ...(p.usernsPin ? [p.usernsPin] : [])]) {
+    try {
+      unpinSync(pin);
+    } catch {
+      // the original error says what went wrong
+    }
+  }
 }
 
 // Namespace creation is kernel CPU work on libuv's pool. With every pool
@@ -207,16 +368,50 @@ export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNe
   if (currentMode() === 'rootless') return (await rootless()).createPodNetnsRootless(opts);
   const p = prepare(opts);
   ensureDirs(p);
-  const r = await limited(() => createUsernsNetns(nativeParams(p), { context: `creating pod netns ${p.name}` }));
-  return result(p, r);
+  const what = `creating pod netns ${p.name}`;
+  const plan = createPlan(p);
+  if (!plan) {
+    const maps = explicitMaps(p);
+    const r = await limited(() => createUsernsNetns(nativeParams(p, maps), { context: what }));
+    const late = latePlan(p);
+    if (late) {
+      try {
+        await runSection(late, async () => outcome(r));
+      } catch (err) {
+        undoPins(p);
+        throw err;
+      }
+    }
+    return result(p, r, maps);
+  }
+  const { value, chosen } = await runSection(plan, async (maps) =>
+    outcome(await limited(() => createUsernsNetns(nativeParams(p, maps!), { context: what }))),
+  );
+  return result(p, value, chosen!);
 }
 
 export function createPodNetnsSync(opts: CreatePodNetnsOptions): PodNetns {
   if (currentMode() === 'rootless') throw syncNeedsRoot();
   const p = prepare(opts);
   ensureDirs(p);
-  const r = createUsernsNetnsSync(nativeParams(p), { context: `creating pod netns ${p.name}` });
-  return result(p, r);
+  const what = `creating pod netns ${p.name}`;
+  const plan = createPlan(p);
+  if (!plan) {
+    const maps = explicitMaps(p);
+    const r = createUsernsNetnsSync(nativeParams(p, maps), { context: what });
+    const late = latePlan(p);
+    if (late) {
+      try {
+        runSectionSync(late, () => outcome(r));
+      } catch (err) {
+        undoPins(p);
+        throw err;
+      }
+    }
+    return result(p, r, maps);
+  }
+  const { value, chosen } = runSectionSync(plan, (maps) => outcome(createUsernsNetnsSync(nativeParams(p, maps!), { context: what })));
+  return result(p, value, chosen!);
 }
 
 export interface DeleteResult {
@@ -229,22 +424,74 @@ export interface DeleteResult {
   usernsPath?: string;
 }
 
-/** Unmounts and removes a pin (and the userns pin of the same name). */
-export async function deletePodNetns(nameOrPath: string, opts: PinDirs = {}): Promise<DeleteResult> {
-  if (currentMode() === 'rootless') return (await rootless()).deletePodNetnsRootless(nameOrPath, opts);
+interface DeletePlan {
+  pin: { name?: string; path: string; named: boolean };
+  /** The userns pin of the same name, when there is a file there. */
+  upath?: string;
+  section?: SectionPlan;
+}
+
+function planDelete(nameOrPath: string, opts: DeleteOptions): DeletePlan {
+  if (opts === null || typeof opts !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
   const pin = resolvePin(nameOrPath, opts.pinDir);
-  const r = await unpin(pin.path, { context: `deleting ${pin.path}` });
-  const out: DeleteResult = { path: pin.path, existed: r.removed || r.unmounted, stale: r.removed && !r.unmounted };
-  if (pin.name) out.name = pin.name;
+  const out: DeletePlan = { pin };
   if (pin.named && pin.name) {
     const upath = path.join(absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir'), pin.name);
-    const u = await unpin(upath, { context: `deleting ${upath}` });
-    if (u.removed || u.unmounted) {
-      out.usernsPath = upath;
-      out.existed = true;
-    }
+    // An lstat here spares a second trip to the pool in the common case of no userns pin.
+    if (lstatSync(upath, { throwIfNoEntry: false })) out.upath = upath;
+  }
+  const allocDir = absDir(opts.allocDir, DEFAULT_ALLOC_DIR, 'allocDir');
+  if (allocatorInUse(allocDir)) {
+    out.section = {
+      allocDir,
+      pins: [
+        { dir: path.dirname(pin.path), name: path.basename(pin.path) },
+        ...(out.upath ? [{ dir: path.dirname(out.upath), name: path.basename(out.upath) }] : []),
+      ],
+      scanDirs: [],
+    };
   }
   return out;
+}
+
+function deleteResult(d: DeletePlan, r: UnpinResult, u: UnpinResult | undefined): DeleteResult {
+  const out: DeleteResult = { path: d.pin.path, existed: r.removed || r.unmounted, stale: r.removed && !r.unmounted };
+  if (d.pin.name) out.name = d.pin.name;
+  if (d.upath && u && (u.removed || u.unmounted)) {
+    out.usernsPath = d.upath;
+    out.existed = true;
+  }
+  return out;
+}
+
+async function unpinBoth(d: DeletePlan): Promise<DeleteResult> {
+  const [r, u] = await Promise.all([
+    unpin(d.pin.path, { context: `deleting ${d.pin.path}` }),
+    d.upath ? unpin(d.upath, { context: `deleting ${d.upath}` }) : undefined,
+  ]);
+  return deleteResult(d, r, u);
+}
+
+function unpinBothSync(d: DeletePlan): DeleteResult {
+  const r = unpinSync(d.pin.path, { context: `deleting ${d.pin.path}` });
+  const u = d.upath ? unpinSync(d.upath, { context: `deleting ${d.upath}` }) : undefined;
+  return deleteResult(d, r, u);
+}
+
+/** Unmounts and removes a pin (and the userns pin of the same name). */
+export async function deletePodNetns(nameOrPath: string, opts: DeleteOptions = {}): Promise<DeleteResult> {
+  if (currentMode() === 'rootless') return (await rootless()).deletePodNetnsRootless(nameOrPath, opts);
+  const d = planDelete(nameOrPath, opts);
+  if (!d.section) return unpinBoth(d);
+  return (await runSection(d.section, async () => ({ value: await unpinBoth(d) }))).value;
+}
+
+/** deletePodNetns, blocking (for exit handlers, which cannot await). */
+export function deletePodNetnsSync(nameOrPath: string, opts: DeleteOptions = {}): DeleteResult {
+  if (currentMode() === 'rootless') throw syncNeedsRoot();
+  const d = planDelete(nameOrPath, opts);
+  if (!d.section) return unpinBothSync(d);
+  return runSectionSync(d.section, () => ({ value: unpinBothSync(d) })).value;
 }
 
 export interface NsOwner {

@@ -2,9 +2,20 @@
 import { Command, Option } from 'commander';
 import os from 'node:os';
 import { execInNetns } from '../exec.js';
+import { DEFAULT_ALLOC_DIR, DEFAULT_AUTO_SIZE, DEFAULT_AUTO_USER } from '../idalloc.js';
 import { allocateFromSubid, formatIdMap, IdMapping } from '../idmap.js';
 import { showName } from '../names.js';
-import { createPodNetns, DeleteResult, deletePodNetns, inspectNetns, listNetns, NetnsInfo } from '../netns.js';
+import {
+  CreatePodNetnsOptions,
+  createPodNetns,
+  DEFAULT_PIN_DIR,
+  DEFAULT_USERNS_PIN_DIR,
+  DeleteResult,
+  deletePodNetns,
+  inspectNetns,
+  listNetns,
+  NetnsInfo,
+} from '../netns.js';
 import { currentMode } from '../rootless/mode.js';
 import { DEFAULT_STATE_DIR as SANDBOX_STATE_DIR } from '../sandbox/state.js';
 import { summary } from './catalog.js';
@@ -15,13 +26,18 @@ import { deleteView, inspectView, listEntryView, podNetnsView } from './views.js
 interface DirOpts {
   pinDir?: string;
   usernsPinDir?: string;
+  allocDir?: string;
   json?: boolean;
 }
 
 function dirOptions(cmd: Command): Command {
   return cmd
-    .option('--pin-dir <dir>', 'where netns pins live', '/run/netns')
-    .option('--userns-pin-dir <dir>', 'where userns pins live', '/run/nstool/userns');
+    .option('--pin-dir <dir>', 'where netns pins live', DEFAULT_PIN_DIR)
+    .option('--userns-pin-dir <dir>', 'where userns pins live', DEFAULT_USERNS_PIN_DIR);
+}
+
+function allocDirOption(cmd: Command): Command {
+  return cmd.option('--alloc-dir <dir>', 'where the id allocation lock and index live', DEFAULT_ALLOC_DIR);
 }
 
 function showInfo(i: NetnsInfo): string {
@@ -40,46 +56,34 @@ function showInfo(i: NetnsInfo): string {
 
 export function registerNetnsCommands(program: Command, io: Io): void {
   withJson(
-    dirOptions(
-      program
-        .command('create-pod-netns')
-        .description(summary('create-pod-netns'))
-        .argument('[name]', 'pin name (default: pod-<random>)'),
+    allocDirOption(
+      dirOptions(
+        program
+          .command('create-pod-netns')
+          .description(summary('create-pod-netns'))
+          .argument('[name]', 'pin name (default: pod-<random>)'),
+      ),
     ),
   )
-    .option('--uidmap <map>', 'uid mappings, containerID:hostID:size[,...]')
+    .option('--uidmap <map>', `uid mappings, containerID:hostID:size[,...], or "auto": ${DEFAULT_AUTO_SIZE} host ids no live pod uses`)
     .option('--gidmap <map>', 'gid mappings (default: the uid mappings)')
-    .option('--subid-user <user>', 'take the maps from /etc/subuid and /etc/subgid for USER')
-    .option('--size <n>', 'ids to take with --subid-user', '65536')
+    .option('--subid-user <user>', `take the maps from /etc/subuid and /etc/subgid for USER; with --uidmap auto, the user whose ranges blocks come from (default ${DEFAULT_AUTO_USER})`)
+    .option('--size <n>', 'ids to take with --subid-user or --uidmap auto', String(DEFAULT_AUTO_SIZE))
+    .option('--auto-range <start:count>', 'with --uidmap auto: take blocks from this host range instead of /etc/subuid and /etc/subgid')
     .addOption(new Option('--setgroups <mode>', 'setgroups in the pod userns (default: allow; rootless with only your own gid mapped: deny)').choices(['allow', 'deny']))
     .option('--pin-userns', 'also pin the user namespace under --userns-pin-dir')
     .option('--allow-host-root', 'accept maps under which a pod id is host uid or gid 0 (refused by default)')
-    .action(async (name: string | undefined, o: DirOpts & { uidmap?: string; gidmap?: string; subidUser?: string; size: string; setgroups?: 'allow' | 'deny'; pinUserns?: boolean; allowHostRoot?: boolean }) => {
-      let uidMap: string | IdMapping[] | undefined = o.uidmap;
-      let gidMap: string | IdMapping[] | undefined = o.gidmap;
-      if (o.subidUser) {
-        const size = intOption(o.size, '--size');
-        uidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subuid', size });
-        gidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subgid', size });
-      }
-      if (uidMap === undefined) throw new UsageError('--uidmap or --subid-user is required');
-      const r = await createPodNetns({
-        ...(name !== undefined ? { name } : {}),
-        uidMap,
-        ...(gidMap !== undefined ? { gidMap } : {}),
-        ...(o.setgroups ? { setgroups: o.setgroups } : {}),
-        pinUserns: !!o.pinUserns,
-        allowHostRoot: !!o.allowHostRoot,
-        ...(o.pinDir ? { pinDir: o.pinDir } : {}),
-        ...(o.usernsPinDir ? { usernsPinDir: o.usernsPinDir } : {}),
-      });
+    .option('--allow-shared-ranges', 'accept an explicit map that overlaps host ids a live pod holds alone (an auto pod)')
+    .option('--exclusive-ranges', 'refuse an explicit map that overlaps any live pod, and hold its ids alone like an auto block')
+    .action(async (name: string | undefined, o: DirOpts & CreateFlags) => {
+      const r = await createPodNetns(await createOptions(name, o));
       emit(io, o.json, { ...podNetnsView(r), mode: currentMode() }, () => r.name);
     });
 
-  withJson(dirOptions(program.command('delete').description(summary('delete')).argument('<names...>', 'pin names or paths')))
+  withJson(allocDirOption(dirOptions(program.command('delete').description(summary('delete')).argument('<names...>', 'pin names or paths'))))
     .action(async (names: string[], o: DirOpts) => {
       const out: DeleteResult[] = [];
-      for (const n of names) out.push(await deletePodNetns(n, { pinDir: o.pinDir, usernsPinDir: o.usernsPinDir }));
+      for (const n of names) out.push(await deletePodNetns(n, { pinDir: o.pinDir, usernsPinDir: o.usernsPinDir, allocDir: o.allocDir }));
       emit(io, o.json, out.map(deleteView), () => out.map((r) => `${showName(r.path)}: ${r.existed ? (r.stale ? 'removed (stale)' : 'deleted') : 'already gone'}`).join('\n'));
     });
 
@@ -126,6 +130,59 @@ export function registerNetnsCommands(program: Command, io: Io): void {
       if (o.json) emit(io, true, r, () => '');
       throw new ExitCode(r.exitCode ?? 128 + (r.signal ? signalNumber(r.signal) : 0));
     });
+}
+
+interface CreateFlags {
+  uidmap?: string;
+  gidmap?: string;
+  subidUser?: string;
+  size: string;
+  autoRange?: string;
+  setgroups: 'allow' | 'deny';
+  pinUserns?: boolean;
+  allowHostRoot?: boolean;
+  allowSharedRanges?: boolean;
+  exclusiveRanges?: boolean;
+}
+
+async function createOptions(name: string | undefined, o: DirOpts & CreateFlags): Promise<CreatePodNetnsOptions> {
+  const common = {
+    ...(name !== undefined ? { name } : {}),
+    setgroups: o.setgroups,
+    pinUserns: !!o.pinUserns,
+    allowHostRoot: !!o.allowHostRoot,
+    ...(o.pinDir ? { pinDir: o.pinDir } : {}),
+    ...(o.usernsPinDir ? { usernsPinDir: o.usernsPinDir } : {}),
+    ...(o.allocDir ? { allocDir: o.allocDir } : {}),
+  };
+  if (o.uidmap === 'auto') {
+    if (o.gidmap !== undefined && o.gidmap !== 'auto') throw new UsageError('--gidmap cannot be given with --uidmap auto (the pod gets one block for both)');
+    if (o.allowSharedRanges) throw new UsageError('--allow-shared-ranges does not apply to --uidmap auto');
+    if (o.subidUser !== undefined && o.autoRange !== undefined) throw new UsageError('--subid-user and --auto-range are alternatives: give one');
+    return {
+      ...common,
+      uidMap: 'auto',
+      autoSize: intOption(o.size, '--size'),
+      ...(o.subidUser !== undefined ? { autoUser: o.subidUser } : {}),
+      ...(o.autoRange !== undefined ? { autoRange: o.autoRange } : {}),
+    };
+  }
+  if (o.autoRange !== undefined) throw new UsageError('--auto-range needs --uidmap auto');
+  let uidMap: string | IdMapping[] | undefined = o.uidmap;
+  let gidMap: string | IdMapping[] | undefined = o.gidmap;
+  if (o.subidUser) {
+    const size = intOption(o.size, '--size');
+    uidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subuid', size });
+    gidMap ??= await allocateFromSubid(o.subidUser, { file: '/etc/subgid', size });
+  }
+  if (uidMap === undefined) throw new UsageError('--uidmap or --subid-user is required');
+  return {
+    ...common,
+    uidMap,
+    ...(gidMap !== undefined ? { gidMap } : {}),
+    ...(o.allowSharedRanges ? { allowSharedRanges: true } : {}),
+    ...(o.exclusiveRanges ? { exclusiveRanges: true } : {}),
+  };
 }
 
 function signalNumber(sig: string): number {

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, sy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createPodNetns, createPodNetnsSync, deletePodNetns, execInNetns, inspectNetns, listNetns } from '../../src/index.js';
+import { createPodNetns, createPodNetnsSync, deletePodNetns, deletePodNetnsSync, execInNetns, inspectNetns, listNetns } from '../../src/index.js';
 import { describeRoot } from '../helpers/env.js';
 import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
 
@@ -134,6 +134,17 @@ describeRoot('pod netns on the real kernel', () => {
     } finally {
       await deletePodNetns(other);
     }
+  });
+
+  it('deletes synchronously too (for exit handlers), the userns pin with it', () => {
+    const name = `${P}-sync`;
+    const r = createPodNetnsSync({ name, uidMap: MAP, pinUserns: true });
+    const d = deletePodNetnsSync(name);
+    expect(d).toEqual({ name, path: r.path, existed: true, stale: false, usernsPath: r.usernsPath });
+    expect(mountPoints().filter((m) => m === r.path || m === r.usernsPath)).toEqual([]);
+    expect(() => statSync(r.path)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => statSync(r.usernsPath!)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(deletePodNetnsSync(name)).toEqual({ name, path: r.path, existed: false, stale: false });
   });
 
   it('removes a stale pin (file with nothing mounted) and lists it as stale', async () => {
