@@ -5,12 +5,14 @@ import { availableParallelism } from 'node:os';
 import { lstatSync, mkdirSync, Stats, statSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { abortError, throwIfAborted, validateSignal } from './abort.js';
 import { callAsync, callSync, invalidArg, NstoolError, requireAbsolute } from './errors.js';
 import { assertNoHostRoot, IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
 import { native, NativeNsInfo } from './native.js';
 import { showValue, validatePinName } from './names.js';
 import { currentMode } from './rootless/mode.js';
 import { syncNeedsRoot } from './rootless/errors.js';
+import { channels, traced } from './trace.js';
 
 // Rootless code is loaded only in rootless mode: root never pays for it.
 const rootless = () => import('./rootless/netns.js');
@@ -53,6 +55,8 @@ export interface CreatePodNetnsOptions extends PinDirs {
    * such a pod's root (or another of its ids) is host root.
    */
   allowHostRoot?: boolean;
+  /** Aborting rejects with ABORT_ERR (while waiting for a turn, or undoing a create that finished meanwhile). */
+  signal?: AbortSignal;
 }
 
 export interface PodNetns {
@@ -198,12 +202,13 @@ const MAX_IN_FLIGHT = Math.max(1, Math.min(4, availableParallelism() - 1));
 let inFlight = 0;
 const waiting: Array<() => void> = [];
 
-async function limited<T>(fn: () => Promise<T>): Promise<T> {
+async function limited<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   // A finishing call hands its slot straight to the next waiter, so a new
   // caller cannot slip in between and exceed the limit.
-  if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => waiting.push(resolve));
+  if (inFlight >= MAX_IN_FLIGHT) await waitTurn(signal);
   else inFlight++;
   try {
+    throwIfAborted(signal, 'creating a pod netns');
     return await fn();
   } finally {
     const next = waiting.shift();
@@ -212,13 +217,38 @@ async function limited<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Waits for a slot; an abort leaves the queue and rejects (no slot is taken). */
+function waitTurn(signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      waiting.splice(waiting.indexOf(go), 1);
+      reject(abortError('creating a pod netns was aborted', signal!.reason));
+    };
+    const go = () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    waiting.push(go);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /** Creates a user namespace, a netns owned by it, writes maps and pins. */
 export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNetns> {
+  const signal = validateSignal(opts?.signal);
+  throwIfAborted(signal, 'creating a pod netns');
   if (currentMode() === 'rootless') return (await rootless()).createPodNetnsRootless(opts);
   const p = prepare(opts);
-  ensureDirs(p);
-  const r = await limited(() => callAsync(() => native.createUsernsNetns(nativeParams(p)), `creating pod netns ${p.name}`));
-  return result(p, r);
+  return traced(channels.netnsCreate, () => ({ name: p.name, path: p.netnsPin }), async () => {
+    ensureDirs(p);
+    const r = await limited(() => callAsync(() => native.createUsernsNetns(nativeParams(p)), `creating pod netns ${p.name}`), signal);
+    if (signal?.aborted) {
+      // Aborted while the kernel worked: what it made is undone, as if never asked.
+      for (const pin of [p.usernsPin, p.netnsPin]) if (pin) await native.unpin(pin).catch(() => {});
+      throw abortError('creating a pod netns was aborted', signal.reason);
+    }
+    return result(p, r);
+  });
 }
 
 export function createPodNetnsSync(opts: CreatePodNetnsOptions): PodNetns {
@@ -240,9 +270,15 @@ export interface DeleteResult {
 }
 
 /** Unmounts and removes a pin (and the userns pin of the same name). */
-export async function deletePodNetns(nameOrPath: string, opts: PinDirs = {}): Promise<DeleteResult> {
+export async function deletePodNetns(nameOrPath: string, opts: PinDirs & { signal?: AbortSignal } = {}): Promise<DeleteResult> {
+  // Checked before it starts only: a delete half done is worse than one finished.
+  throwIfAborted(validateSignal(opts?.signal), 'deleting a pod netns');
   if (currentMode() === 'rootless') return (await rootless()).deletePodNetnsRootless(nameOrPath, opts);
   const pin = resolvePin(nameOrPath, opts.pinDir);
+  return traced(channels.netnsDelete, () => ({ path: pin.path }), () => unpinPod(pin, opts));
+}
+
+async function unpinPod(pin: ReturnType<typeof resolvePin>, opts: PinDirs): Promise<DeleteResult> {
   const r = await callAsync(() => native.unpin(pin.path), `deleting ${pin.path}`);
   const out: DeleteResult = { path: pin.path, existed: r.removed || r.unmounted, stale: r.removed && !r.unmounted };
   if (pin.name) out.name = pin.name;

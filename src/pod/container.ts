@@ -13,6 +13,7 @@ import { closeSync, constants, fchownSync, openSync, realpathSync } from 'node:f
 import { chmod, chown, lstat, mkdir, open, readdir, readFile, realpath, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
+import { throwIfAborted, validateSignal } from '../abort.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { callAsync, invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import { IdMapping, toHostId, validateIdMap } from '../idmap.js';
@@ -29,6 +30,7 @@ import { applyIdmapFallback, checkIdmapVolumes, unstage } from './idmap-fallback
 import { checkOverlayPath, makeOverlayDirs, mountOverlay, rootfsLayout, stageLower } from './rootfs.js';
 import { pinPodUserns, planPodUserns } from './userns.js';
 import { untrustedPath } from '../trusted-path.js';
+import { channels, traced } from '../trace.js';
 
 export const DEFAULT_STATE_DIR = '/run/nstool/containers';
 /** nstool's own dir: it and the dirs under it on a bundle's way are kept 0711. */
@@ -75,6 +77,8 @@ export interface PodContainerOptions extends PinDirs {
   allowUnsafeIdmapVolumes?: boolean;
   /** Further buildSpec options (capabilities, annotations, ...). */
   spec?: Partial<BuildSpecOptions>;
+  /** Aborting kills the runtime call under way, undoes what was made and rejects with ABORT_ERR. */
+  signal?: AbortSignal;
 }
 
 /** What removal needs, saved in the bundle so `rm-pod` works from another process. */
@@ -460,6 +464,12 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   const idmapRootfs = o.idmapRootfs !== false;
   if (idmapRootfs) checkOverlayPath(bundle);
   const runtime = client(o.runtime);
+  const signal = validateSignal(o.signal);
+  throwIfAborted(signal, `running container ${id}`);
+  return traced(channels.podRun, () => ({ id, netns: o.netns }), () => runChecked(o, id, rootfs, bundle, idmapRootfs, runtime, signal));
+}
+
+async function runChecked(o: PodContainerOptions, id: string, rootfs: string, bundle: string, idmapRootfs: boolean, runtime: RuncClient, signal?: AbortSignal): Promise<PodContainerRecord> {
 
   const plan = await planPodUserns(o.netns, o);
   const { uidMap, gidMap } = plan.netns;
@@ -475,6 +485,7 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   if (!idmapRootfs) await checkTraversable(path.join(rootfs, 'x'), rootUid, rootGid, 'the rootfs');
   await checkIdmapVolumes(spec.mounts, uidMap, o.allowUnsafeIdmapVolumes === true);
 
+  throwIfAborted(signal, `running container ${id}`);
   const pod = await pinPodUserns(plan);
   let record: PodContainerRecord | undefined;
   let createTried = false;
@@ -517,15 +528,16 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
     await writeBundle(bundle, spec);
     fds.push(openStdio(record.stdout, rootUid, rootGid));
     fds.push(openStdio(record.stderr, rootUid, rootGid));
+    throwIfAborted(signal, `running container ${id}`);
     createTried = true;
     const pidFile = path.join(bundle, 'pid');
     // The idmap gate ran above (and the fallback replaced what it refuses).
-    await runtime.create(id, bundle, { pidFile, stdio: ['ignore', fds[0]!, fds[1]!], skipIdmapGate: true });
+    await runtime.create(id, bundle, { pidFile, stdio: ['ignore', fds[0]!, fds[1]!], skipIdmapGate: true, ...(signal ? { signal } : {}) });
     for (const fd of fds.splice(0)) closeSync(fd);
     await chmod(pidFile, 0o600); // the runtime made it with its umask
     record.pid = Number((await readFile(pidFile, 'utf8')).trim());
     await saveRecord(record);
-    await runtime.start(id);
+    await runtime.start(id, signal ? { signal } : {});
     return record;
   } catch (err) {
     for (const fd of fds.splice(0)) closeSync(fd);
@@ -595,6 +607,8 @@ export interface RemoveOptions extends Pick<PinDirs, 'usernsPinDir'> {
   bundleDir?: string;
   /** Overrides the runtime saved with the container. */
   runtime?: RuncClient | RuncClientOptions;
+  /** Rejects with ABORT_ERR before it starts, or while the runtime says whether the container exists (nothing removed yet). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -604,11 +618,18 @@ export interface RemoveOptions extends Pick<PinDirs, 'usernsPinDir'> {
 export async function removePodContainer(id: string, o: RemoveOptions = {}): Promise<{ id: string; existed: boolean }> {
   validateContainerId(id);
   const bundle = o.bundleDir !== undefined ? absPath(o.bundleDir, 'bundleDir') : path.join(absPath(o.stateDir ?? DEFAULT_STATE_DIR, 'stateDir'), id);
+  const signal = validateSignal(o.signal);
+  throwIfAborted(signal, `removing container ${id}`);
+  return traced(channels.podRemove, () => ({ id }), () => removeChecked(id, bundle, o, signal));
+}
+
+async function removeChecked(id: string, bundle: string, o: RemoveOptions, signal?: AbortSignal): Promise<{ id: string; existed: boolean }> {
   const rec = await readRecord(bundle, id, o);
   const runtime = o.runtime ? client(o.runtime) : new RuncClient(rec?.runtime ?? {});
   // runc's delete --force succeeds on a missing container: ask state to tell.
+  // Once removal starts it runs to the end: a half-removed container helps nobody.
   let known = true;
-  await runtime.state(id).catch((err: unknown) => {
+  await runtime.state(id, signal ? { signal } : {}).catch((err: unknown) => {
     if (!isNotFound(err)) throw err;
     known = false;
   });
