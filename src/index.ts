@@ -97,4 +97,17 @@ export { createSandbox, deleteSandbox, listSandboxes, loadSandbox, gc, SandboxEr
 export type { CreateSandboxOptions, GcAction, GcOptions, SandboxDetails, SandboxInfo, SandboxNetwork } from './sandbox/index.js';
 export { features, featureChecks, formatFeatures, DEFAULT_FEATURES_CACHE_DIR, FEATURES_SCHEMA, type FeaturesOptions, type FeaturesReport, type FeatureCheck } from './features/index.js';
 export { sandboxNamespaces } from './sandbox/index.js';
+export {
+  CNI_PLUGIN,
+  NETNS_CREATE,
+  NETNS_DELETE,
+  POD_REMOVE,
+  POD_RUN,
+  RUNTIME_CALL,
+  SANDBOX_CREATE,
+  SANDBOX_DELETE,
+  SANDBOX_GC,
+  SANDBOX_STEP,
+} from './trace.js';
+export type { StepEvent } from './trace.js';
 export type { SandboxNamespaces } from './sandbox/index.js';

@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { lstatSync, mkdirSync, Stats, statSync } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { abortError, throwIfAborted, validateSignal } from './abort.js';
 import { invalidArg, NstoolError, requireAbsolute } from './errors.js';
 import {
   allocatorInUse,
@@ -32,6 +33,7 @@ import { ensurePinDirSync, unpin, unpinSync } from './kernel/pin.js';
 import { showValue, validatePinName } from './names.js';
 import { currentMode } from './rootless/mode.js';
 import { syncNeedsRoot } from './rootless/errors.js';
+import { channels, traced } from './trace.js';
 
 // Rootless code is loaded only in rootless mode: root never pays for it.
 const rootless = () => import('./rootless/netns.js');
@@ -85,11 +87,15 @@ export interface CreatePodNetnsOptions extends PinDirs {
   exclusiveRanges?: boolean;
   /** Where the id allocation lock and index live (default /run/nstool/idalloc). */
   allocDir?: string;
+  /** Aborting rejects with ABORT_ERR (while waiting for a turn, or undoing a create that finished meanwhile). */
+  signal?: AbortSignal;
 }
 
 export interface DeleteOptions extends PinDirs {
   /** The id allocation dir the pod was recorded in (default /run/nstool/idalloc). */
   allocDir?: string;
+  /** Checked before the delete starts only: a delete half done is worse than one finished. */
+  signal?: AbortSignal;
 }
 
 export interface PodNetns {
@@ -349,12 +355,13 @@ const MAX_IN_FLIGHT = Math.max(1, Math.min(4, availableParallelism() - 1));
 let inFlight = 0;
 const waiting: Array<() => void> = [];
 
-async function limited<T>(fn: () => Promise<T>): Promise<T> {
+async function limited<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   // A finishing call hands its slot straight to the next waiter, so a new
   // caller cannot slip in between and exceed the limit.
-  if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => waiting.push(resolve));
+  if (inFlight >= MAX_IN_FLIGHT) await waitTurn(signal);
   else inFlight++;
   try {
+    throwIfAborted(signal, 'creating a pod netns');
     return await fn();
   } finally {
     const next = waiting.shift();
@@ -363,31 +370,59 @@ async function limited<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Waits for a slot; an abort leaves the queue and rejects (no slot is taken). */
+function waitTurn(signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      waiting.splice(waiting.indexOf(go), 1);
+      reject(abortError('creating a pod netns was aborted', signal!.reason));
+    };
+    const go = () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    waiting.push(go);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /** Creates a user namespace, a netns owned by it, writes maps and pins. */
 export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNetns> {
+  const signal = validateSignal(opts?.signal);
+  throwIfAborted(signal, 'creating a pod netns');
   if (currentMode() === 'rootless') return (await rootless()).createPodNetnsRootless(opts);
   const p = prepare(opts);
-  ensureDirs(p);
-  const what = `creating pod netns ${p.name}`;
-  const plan = createPlan(p);
-  if (!plan) {
-    const maps = explicitMaps(p);
-    const r = await limited(() => createUsernsNetns(nativeParams(p, maps), { context: what }));
-    const late = latePlan(p);
-    if (late) {
-      try {
-        await runSection(late, async () => outcome(r));
-      } catch (err) {
-        undoPins(p);
-        throw err;
+  return traced(channels.netnsCreate, () => ({ name: p.name, path: p.netnsPin }), async () => {
+    ensureDirs(p);
+    const what = `creating pod netns ${p.name}`;
+    const plan = createPlan(p);
+    let out: PodNetns;
+    if (!plan) {
+      const maps = explicitMaps(p);
+      const r = await limited(() => createUsernsNetns(nativeParams(p, maps), { context: what }), signal);
+      const late = latePlan(p);
+      if (late) {
+        try {
+          await runSection(late, async () => outcome(r));
+        } catch (err) {
+          undoPins(p);
+          throw err;
+        }
       }
+      out = result(p, r, maps);
+    } else {
+      const { value, chosen } = await runSection(plan, async (maps) =>
+        outcome(await limited(() => createUsernsNetns(nativeParams(p, maps!), { context: what }), signal)),
+      );
+      out = result(p, value, chosen!);
     }
-    return result(p, r, maps);
-  }
-  const { value, chosen } = await runSection(plan, async (maps) =>
-    outcome(await limited(() => createUsernsNetns(nativeParams(p, maps!), { context: what }))),
-  );
-  return result(p, value, chosen!);
+    if (signal?.aborted) {
+      // Aborted while the kernel worked: what it made is undone, as if never asked.
+      undoPins(p);
+      throw abortError('creating a pod netns was aborted', signal.reason);
+    }
+    return out;
+  });
 }
 
 export function createPodNetnsSync(opts: CreatePodNetnsOptions): PodNetns {
@@ -480,10 +515,13 @@ function unpinBothSync(d: DeletePlan): DeleteResult {
 
 /** Unmounts and removes a pin (and the userns pin of the same name). */
 export async function deletePodNetns(nameOrPath: string, opts: DeleteOptions = {}): Promise<DeleteResult> {
+  throwIfAborted(validateSignal(opts?.signal), 'deleting a pod netns');
   if (currentMode() === 'rootless') return (await rootless()).deletePodNetnsRootless(nameOrPath, opts);
   const d = planDelete(nameOrPath, opts);
-  if (!d.section) return unpinBoth(d);
-  return (await runSection(d.section, async () => ({ value: await unpinBoth(d) }))).value;
+  return traced(channels.netnsDelete, () => ({ path: d.pin.path }), async () => {
+    if (!d.section) return unpinBoth(d);
+    return (await runSection(d.section, async () => ({ value: await unpinBoth(d) }))).value;
+  });
 }
 
 /** deletePodNetns, blocking (for exit handlers, which cannot await). */

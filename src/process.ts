@@ -471,7 +471,9 @@ export function runProcess(cmd: readonly string[] | { file: string; args?: reado
 }
 
 function abortError(p: Plan, result: ProcessResult | undefined, reason: unknown): ProcessError {
-  return new ProcessError(`${p.argv[0]} was aborted`, { code: 'ABORT_ERR', argv: p.argv, ...(result ? { result } : {}), cause: reason });
+  const e = new ProcessError(`${p.argv[0]} was aborted`, { code: 'ABORT_ERR', argv: p.argv, ...(result ? { result } : {}), cause: reason });
+  e.name = 'AbortError'; // as Node's own aborts: still a ProcessError (instanceof)
+  return e;
 }
 
 function spawnError(p: Plan, e: unknown): ProcessError {

@@ -2,6 +2,7 @@
 // order threading prevResult and caching the result; DEL in reverse with the
 // cached result, tolerant of what is already gone; CHECK with the cached result.
 import path from 'node:path';
+import { isAbort, throwIfAborted, validateSignal } from '../abort.js';
 import { invalidArg, NstoolError } from '../errors.js';
 import { inspectNs, probeNs } from '../kernel/ns.js';
 import { CacheEntry, CacheKey, ResultCache } from './cache.js';
@@ -95,6 +96,7 @@ function prepare(list: NetworkConfigList, rt: RuntimeConf, o: CniOptions): Prepa
     throw invalidArg('capabilityArgs must be an object', 'ERR_INVALID_ARG_TYPE');
   }
   if (o.nodeNetns !== undefined && (typeof o.nodeNetns !== 'string' || !path.isAbsolute(o.nodeNetns))) throw invalidArg('nodeNetns must be an absolute path');
+  throwIfAborted(validateSignal(o.signal), `network ${list.name}: ${containerId}`);
   const cache = new ResultCache(o.cacheDir);
   const key = { network: list.name, containerId, ifName };
   cache.pathOf(key);
@@ -189,9 +191,11 @@ export async function addNetwork(list: NetworkConfigList, rt: RuntimeConf, o: Ad
     return prev as CniResult;
   } catch (err) {
     if (o.delOnFailure ?? true) {
-      // A failed ADD may have allocated (an IP, a veth): DEL undoes it.
+      // A failed ADD may have allocated (an IP, a veth): DEL undoes it,
+      // also (and above all) after an abort: it runs to the end.
       try {
-        await delNetwork(list, rt, o);
+        const { signal: _s, ...unsignalled } = o;
+        await delNetwork(list, rt, unsignalled);
       } catch (delErr) {
         (err as { delError?: unknown }).delError = delErr;
       }
@@ -220,6 +224,8 @@ export async function delNetwork(list: NetworkConfigList, rt: RuntimeConf, o: Cn
       await checkVersion(file, p, 'DEL', o);
       await invokePlugin(file, invocation(p, 'DEL', netns, pluginStdin(p.list, plugin, p.capabilityArgs, prev)), o);
     } catch (err) {
+      // An abort stops here; the cache entry stays, so DEL can run again.
+      if (isAbort(err)) throw err;
       errors.push(err);
     }
   }

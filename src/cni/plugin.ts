@@ -4,6 +4,7 @@ import { statSync, accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { invalidArg } from '../errors.js';
 import { ProcessError, ProcessResult, runProcess } from '../process.js';
+import { channels, traced } from '../trace.js';
 import { CniError } from './errors.js';
 import { validatePluginType } from './names.js';
 import type { CniVerb } from './version.js';
@@ -17,6 +18,8 @@ export interface ExecOptions {
   nodeNetns?: string;
   /** Kill a plugin after this long (default 60 s). */
   timeoutMs?: number;
+  /** Kills a running plugin (SIGKILL) and rejects with ABORT_ERR. */
+  signal?: AbortSignal;
 }
 
 export function pluginPath(p: string | readonly string[] | undefined): string[] {
@@ -87,14 +90,19 @@ export async function invokePlugin(file: string, inv: Invocation, o: ExecOptions
   try {
     // Through the process runner: fds 0-2 only, and the plugin dies with us
     // (an ADD that outlived nstool could finish after a later DEL).
-    r = await runProcess({ file }, {
-      env,
-      input: inv.stdin,
-      timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-      maxOutput: MAX_OUTPUT,
-      ...(o.nodeNetns ? { netns: o.nodeNetns } : {}),
-    });
+    const run = () =>
+      runProcess({ file }, {
+        env,
+        input: inv.stdin,
+        timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        maxOutput: MAX_OUTPUT,
+        ...(o.nodeNetns ? { netns: o.nodeNetns } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+    const ctx = () => ({ plugin: type, command: inv.command, containerId: inv.containerId, ifName: inv.ifName, netns: inv.netns });
+    r = await traced(channels.cniPlugin, ctx, run);
   } catch (err) {
+    if (err instanceof ProcessError && err.code === 'ABORT_ERR') throw err;
     if (err instanceof ProcessError && err.code === 'ETIMEDOUT') {
       throw new CniError(`CNI plugin ${type} (${inv.command}) timed out`, { plugin: type, hint: 'raise timeoutMs or check the plugin', cause: err });
     }

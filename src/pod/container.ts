@@ -13,6 +13,7 @@ import { closeSync, constants, fchownSync, openSync, realpathSync } from 'node:f
 import { chmod, chown, lstat, mkdir, open, readdir, readFile, realpath, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
+import { throwIfAborted, validateSignal } from '../abort.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import { IdMapping, toHostId, validateIdMap } from '../idmap.js';
@@ -30,6 +31,7 @@ import { applyIdmapFallback, checkIdmapVolumes, unstage } from './idmap-fallback
 import { checkOverlayPath, makeOverlayDirs, mountOverlay, rootfsLayout, stageLower } from './rootfs.js';
 import { pinPodUserns, planPodUserns } from './userns.js';
 import { untrustedPath } from '../trusted-path.js';
+import { channels, traced } from '../trace.js';
 
 export const DEFAULT_STATE_DIR = '/run/nstool/containers';
 /** nstool's own dir: it and the dirs under it on a bundle's way are kept 0711. */
@@ -489,10 +491,6 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   if (o === null || typeof o !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
   if (o.onStep !== undefined && typeof o.onStep !== 'function') throw invalidArg('onStep must be a function', 'ERR_INVALID_ARG_TYPE');
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg('signal must be an AbortSignal', 'ERR_INVALID_ARG_TYPE');
-  const step = async (point: string): Promise<void> => {
-    await o.onStep?.(point);
-    if (o.signal?.aborted) throw abortError(o.signal.reason);
-  };
   if (o.signal?.aborted) throw abortError(o.signal.reason);
   const id = validateContainerId(o.id);
   const rootfs = absPath(o.rootfs, 'rootfs');
@@ -506,7 +504,17 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   const idmapRootfs = o.idmapRootfs !== false;
   if (idmapRootfs) checkOverlayPath(bundle);
   const runtime = client(o.runtime);
+  const signal = validateSignal(o.signal);
+  throwIfAborted(signal, `running container ${id}`);
+  return traced(channels.podRun, () => ({ id, netns: o.netns }), () => runChecked(o, id, rootfs, bundle, idmapRootfs, runtime, signal));
+}
 
+async function runChecked(o: PodContainerOptions, id: string, rootfs: string, bundle: string, idmapRootfs: boolean, runtime: RuncClient, signal?: AbortSignal): Promise<PodContainerRecord> {
+  // Each point is a place to report progress (tests) and to stop when aborted: the catch below undoes.
+  const step = async (point: string): Promise<void> => {
+    await o.onStep?.(point);
+    if (signal?.aborted) throw abortError(signal.reason);
+  };
   const plan = await planPodUserns(o.netns, o);
   const { uidMap, gidMap } = plan.netns;
   const rootUid = toHostId(uidMap, 0);
@@ -595,7 +603,7 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
     createTried = true;
     const pidFile = path.join(bundle, 'pid');
     // The idmap gate ran above (and the fallback replaced what it refuses).
-    await runtime.create(id, bundle, { pidFile, stdio: ['ignore', fds[0]!, fds[1]!], skipIdmapGate: true });
+    await runtime.create(id, bundle, { pidFile, stdio: ['ignore', fds[0]!, fds[1]!], skipIdmapGate: true, ...(signal ? { signal } : {}) });
     for (const fd of fds.splice(0)) closeSync(fd);
     await step('after-create');
     await chmod(pidFile, 0o600); // the runtime made it with its umask
@@ -678,6 +686,8 @@ export interface RemoveOptions extends Pick<PinDirs, 'usernsPinDir'> {
   bundleDir?: string;
   /** Overrides the runtime saved with the container. */
   runtime?: RuncClient | RuncClientOptions;
+  /** Rejects with ABORT_ERR before it starts, or while the runtime says whether the container exists (nothing removed yet). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -687,11 +697,18 @@ export interface RemoveOptions extends Pick<PinDirs, 'usernsPinDir'> {
 export async function removePodContainer(id: string, o: RemoveOptions = {}): Promise<{ id: string; existed: boolean }> {
   validateContainerId(id);
   const bundle = o.bundleDir !== undefined ? absPath(o.bundleDir, 'bundleDir') : path.join(absPath(o.stateDir ?? DEFAULT_STATE_DIR, 'stateDir'), id);
+  const signal = validateSignal(o.signal);
+  throwIfAborted(signal, `removing container ${id}`);
+  return traced(channels.podRemove, () => ({ id }), () => removeChecked(id, bundle, o, signal));
+}
+
+async function removeChecked(id: string, bundle: string, o: RemoveOptions, signal?: AbortSignal): Promise<{ id: string; existed: boolean }> {
   const rec = await readRecord(bundle, id, o);
   const runtime = o.runtime ? client(o.runtime) : new RuncClient(rec?.runtime ?? {});
   // runc's delete --force succeeds on a missing container: ask state to tell.
+  // Once removal starts it runs to the end: a half-removed container helps nobody.
   let known = true;
-  await runtime.state(id).catch((err: unknown) => {
+  await runtime.state(id, signal ? { signal } : {}).catch((err: unknown) => {
     if (!isNotFound(err)) throw err;
     known = false;
   });

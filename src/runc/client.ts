@@ -5,8 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { abortError } from '../abort.js';
 import { invalidArg, NstoolError } from '../errors.js';
 import { childEnv, runProcess } from '../process.js';
+import { channels, traced } from '../trace.js';
 import {
   createArgs,
   CreateOptions,
@@ -244,6 +246,7 @@ export class RuncClient {
   }
 
   private async run(s: RunSpec): Promise<RunOutput> {
+    if (s.signal?.aborted) throw aborted([this.binary, s.command], s.signal.reason);
     const log = s.bare ? undefined : await this.tempFile('log');
     const argv = [
       ...(s.bare ? [] : globalArgs({ ...(this.root ? { root: this.root } : {}), ...(log ? { log } : {}), systemdCgroup: this.systemdCgroup })),
@@ -252,7 +255,7 @@ export class RuncClient {
     try {
       // Made here, 0600: the runtime would create it world-readable, and it may hold the spec's env.
       if (log) await writeFile(log, '', { mode: 0o600, flag: 'wx' });
-      const out = await this.spawn(argv, s);
+      const out = await traced(channels.runtimeCall, () => ({ binary: this.binary, command: s.command, argv }), () => this.spawn(argv, s));
       if (out.exitCode === 0 || (s.allowFailure && out.exitCode !== null && !(await runtimeFailed(log)))) return out;
       const logText = log ? await readFile(log, 'utf8').catch(() => '') : '';
       const msg = lastLogError(logText) ?? lastLine(out.stderr);
@@ -309,7 +312,7 @@ export class RuncClient {
 }
 
 function aborted(argv: string[], cause?: unknown): NstoolError {
-  return new NstoolError(`${argv.join(' ')} was aborted`, { code: 'ABORT_ERR', ...(cause ? { cause } : {}) });
+  return abortError(`${argv.join(' ')} was aborted`, cause);
 }
 
 // ---- files the runtime commands leave while they run --------------------

@@ -2,7 +2,9 @@
 // table. Each resource's record (its undo) is written before its step, and
 // what the step made right after, so a crash at any point leaves a state
 // that delete and gc finish from.
+import { isAbort } from '../abort.js';
 import { NstoolError } from '../errors.js';
+import { channels, step, traced } from '../trace.js';
 import { abortError, SandboxError, undoFailures } from './errors.js';
 import { Plan, planSandbox } from './plan.js';
 import { removeResource, RESOURCES } from './resources.js';
@@ -21,9 +23,13 @@ import type { CreateSandboxOptions, SandboxInfo } from './types.js';
 export async function createSandbox(o: CreateSandboxOptions): Promise<SandboxInfo> {
   const p = await planSandbox(o);
   if (p.signal?.aborted) throw abortError(p.signal.reason);
+  return traced(channels.sandboxCreate, () => ({ id: p.id }), () => create(p));
+}
+
+async function create(p: Plan): Promise<SandboxInfo> {
   const { dirs, id } = p;
   await ensureStateDir(dirs.state);
-  const lock = await SandboxLock.acquire(dirs.state, id);
+  const lock = await SandboxLock.acquire(dirs.state, id, p.signal);
   let removeLockFile = false;
   try {
     if (await readState(dirs.state, id)) {
@@ -33,35 +39,57 @@ export async function createSandbox(o: CreateSandboxOptions): Promise<SandboxInf
     const rb = new Rollback();
     // The state file goes first so delete and gc can find a create that dies part way.
     await writeState(dirs.state, st);
-    rb.push('state file', () => removeState(dirs.state, id));
+    rb.push('state file', tracedUndo(id, 'state', () => removeState(dirs.state, id)));
+    let current = 'state';
     try {
+      step('create', id, 'state', 'after');
       await p.onStep?.('state');
       for (const r of RESOURCES) {
         if (!r.record(st, p)) continue;
-        rb.push(r.step, async () => {
+        rb.push(r.step, tracedUndo(id, r.step, async () => {
           await removeResource(r, st);
           r.forget(st);
           await writeState(dirs.state, st);
-        });
+        }));
         // One write: what the previous step made, and what this one will make.
         await writeState(dirs.state, st);
+        step('create', id, (current = r.step), 'before');
         await p.onStep?.(`before-${r.step}`);
         checkAborted(p);
         await r.make(st, p);
+        step('create', id, r.step, 'after');
         await p.onStep?.(`after-${r.step}`);
       }
+      current = 'ready';
       checkAborted(p);
       st.phase = 'ready';
       await writeState(dirs.state, st);
       return toInfo(st);
     } catch (err) {
-      await rollBack(st, rb, err, dirs.state);
+      step('create', id, current, 'failed', { error: err });
+      // An abort seen by a step (a plugin or runtime killed) is the create's abort.
+      const e = p.signal?.aborted && isAbort(err) ? abortError(p.signal.reason) : err;
+      await rollBack(st, rb, e, dirs.state);
       removeLockFile = true;
-      throw err;
+      throw e;
     }
   } finally {
     await lock.release(dirs.state, id, removeLockFile);
   }
+}
+
+/** RUN as a traced undo of STEP: rollback steps before, after, or failed. */
+function tracedUndo(id: string, name: string, run: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    step('rollback', id, name, 'before');
+    try {
+      await run();
+    } catch (error) {
+      step('rollback', id, name, 'failed', { error });
+      throw error;
+    }
+    step('rollback', id, name, 'after');
+  };
 }
 
 function checkAborted(p: Plan): void {

@@ -13,7 +13,9 @@ import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { removeAtomicLitter } from '../atomic-file.js';
 import { pluginPath, toNetworkList, validateIfName, validateNetworkName } from '../cni/index.js';
+import { isAbort, throwIfAborted, validateSignal } from '../abort.js';
 import { requireAbsolute } from '../errors.js';
+import { channels, step, traced } from '../trace.js';
 import { listNetns } from '../netns.js';
 import { removeBundleLitter } from '../pod/container.js';
 import { gcRuntimeFiles } from '../runc/client.js';
@@ -32,6 +34,8 @@ export interface GcOptions extends SandboxDirs {
   pluginPath?: string | string[];
   /** Run those plugins inside this netns (where the network was set up). */
   nodeNetns?: string;
+  /** Checked before each action: an abort rejects with ABORT_ERR, leaving the rest for the next gc. */
+  signal?: AbortSignal;
 }
 
 export interface GcAction {
@@ -194,6 +198,11 @@ async function lockHeld(dir: string, id: string): Promise<boolean> {
 
 export async function gc(o: GcOptions = {}): Promise<GcAction[]> {
   const run = new GcRun(o);
+  throwIfAborted(run.signal, 'gc');
+  return traced(channels.sandboxGc, () => ({ stateDir: run.e.dirs.state }), () => collect(run));
+}
+
+async function collect(run: GcRun): Promise<GcAction[]> {
   // Locks live in the state dir: after a reboot it has to be made again.
   if (!run.dry) await ensureStateDir(run.e.dirs.state);
   const live = await run.sandboxesWithState();
@@ -207,6 +216,7 @@ type Act = (a: Omit<GcAction, 'done'>, run: () => Promise<void>) => Promise<bool
 class GcRun {
   readonly e: Env;
   readonly dry: boolean;
+  readonly signal?: AbortSignal;
   readonly actions: GcAction[] = [];
 
   constructor(o: GcOptions) {
@@ -219,18 +229,25 @@ class GcRun {
       ...(o.nodeNetns !== undefined ? { nodeNetns: path.normalize(requireAbsolute(o.nodeNetns, 'nodeNetns')) } : {}),
     };
     this.dry = !!o.dryRun;
+    const signal = validateSignal(o.signal);
+    if (signal) this.signal = signal;
   }
 
   /** Records an action and, unless dry, runs it; true when it succeeded (or would run). */
   act: Act = async (a, run) => {
+    throwIfAborted(this.signal, 'gc');
     const rec: GcAction = { ...a, done: false };
     this.actions.push(rec);
     if (this.dry) return true;
+    step('gc', a.id ?? '', a.kind, 'before', { target: a.target, reason: a.reason });
     try {
       await run();
       rec.done = true;
+      step('gc', a.id ?? '', a.kind, 'after', { target: a.target });
     } catch (err) {
       rec.error = (err as Error)?.message ?? String(err);
+      step('gc', a.id ?? '', a.kind, 'failed', { target: a.target, error: err });
+      if (isAbort(err) && this.signal?.aborted) throw err;
     }
     return rec.done;
   };
@@ -276,7 +293,7 @@ class GcRun {
         await this.act({ kind: 'sandbox', target: id, id, reason }, async () => {
           s.phase = 'deleting';
           await writeState(dir, s);
-          await teardown(s, dir);
+          await teardown(s, dir, undefined, this.signal);
           gone = true;
         });
       } finally {

@@ -106,6 +106,7 @@ const netns: Resource = {
       setgroups: p.setgroups,
       pinDir: p.dirs.pin,
       ...(p.allowHostRoot !== undefined ? { allowHostRoot: p.allowHostRoot } : {}),
+      ...(p.signal ? { signal: p.signal } : {}),
     });
     st.netns!.inode = pod.netnsInode;
   },
@@ -243,6 +244,7 @@ const network: Resource = {
         pluginPath: n.pluginPath,
         delOnFailure: false, // the undo runs DEL
         ...(n.nodeNetns ? { nodeNetns: n.nodeNetns } : {}),
+        ...(p.signal ? { signal: p.signal } : {}),
       });
     } catch (err) {
       if (err instanceof CniError) st.network!.addError = { plugin: err.plugin, ...(err.cniMsg !== undefined ? { cniMsg: err.cniMsg } : {}) };
@@ -332,6 +334,7 @@ const pause: Resource = {
       runtime: rt,
       bundleDir: st.pause!.bundle,
       spec: { annotations: p.annotations },
+      ...(p.signal ? { signal: p.signal } : {}),
     });
     if (rec.pid !== undefined) st.pause!.pid = rec.pid;
   },

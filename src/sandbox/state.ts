@@ -5,6 +5,7 @@
 import { fstatSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { throwIfAborted } from '../abort.js';
 import { NstoolError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import type { IdMapping } from '../idmap.js';
@@ -246,8 +247,9 @@ export class SandboxLock {
    * a libuv pool thread, and a few waiters on one id could starve the pool
    * the holder needs to finish.
    */
-  static async acquire(dir: string, id: string): Promise<SandboxLock> {
+  static async acquire(dir: string, id: string, signal?: AbortSignal): Promise<SandboxLock> {
     for (let delay = 2; ; delay = Math.min(delay * 2, 100)) {
+      throwIfAborted(signal, `waiting for the lock of sandbox ${id}`);
       const lock = SandboxLock.tryAcquire(dir, id);
       if (lock) return lock;
       await new Promise((r) => setTimeout(r, delay));

@@ -81,6 +81,12 @@ export interface CreateSandboxOptions extends SandboxDirs {
 
 export interface DeleteSandboxOptions extends SandboxDirs {
   onStep?: StepHook;
+  /**
+   * Aborting before the delete starts rejects with ABORT_ERR and changes
+   * nothing; between two removals, it stops there (phase "deleting": the
+   * next delete or gc finishes it).
+   */
+  signal?: AbortSignal;
 }
 
 export interface SandboxInfo {
