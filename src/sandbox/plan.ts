@@ -15,7 +15,7 @@ import {
 } from '../cni/index.js';
 import type { NetworkConfigList } from '../cni/index.js';
 import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
-import { IdMapping, parseIdMap, toHostId } from '../idmap.js';
+import { IdMapInput, IdMapping, parseIdMap, toHostId } from '../idmap.js';
 import { validateHostname } from '../oci/build.js';
 import { podSpec } from '../pod/container.js';
 import { Instance, instanceOf, resourceName, validateSandboxId } from './instance.js';
@@ -29,8 +29,13 @@ export interface Plan {
   name: string;
   inst: Instance;
   dirs: Dirs;
+  /** With auto, a stand-in for the checks: the netns step records the block it got. */
   uidMap: IdMapping[];
   gidMap: IdMapping[];
+  /** uidMap 'auto': what createPodNetns's allocator needs. */
+  auto?: { autoUser?: string; autoSize?: number; autoRange?: string };
+  /** The id allocator's dir: auto blocks, and the overlap check of explicit maps. */
+  allocDir?: string;
   setgroups: 'allow' | 'deny';
   allowHostRoot?: boolean;
   network?: {
@@ -122,8 +127,25 @@ export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {
   const dirs = sandboxDirs(o);
   const inst = instanceOf(dirs.state);
   const name = resourceName(inst, id);
-  const uidMap = parseIdMap(o.uidMap, 'uidMap');
-  const gidMap = parseIdMap(o.gidMap ?? o.uidMap, 'gidMap');
+  const isAuto = o.uidMap === 'auto';
+  if (!isAuto && o.gidMap === 'auto') throw invalidArg("gidMap 'auto' goes with uidMap 'auto'");
+  if (isAuto && o.gidMap !== undefined && o.gidMap !== 'auto') throw invalidArg("with uidMap 'auto' the gid map is the same block: omit gidMap");
+  const autoOpts = ['autoUser', 'autoSize', 'autoRange'] as const;
+  if (o.autoSize !== undefined && (!Number.isInteger(o.autoSize) || o.autoSize < 1 || o.autoSize >= 2 ** 32 - 1)) {
+    throw invalidArg('autoSize must be an integer from 1 to 4294967294');
+  }
+  if (!isAuto && autoOpts.some((k) => o[k] !== undefined)) throw invalidArg(`${autoOpts.join(', ')} go with uidMap 'auto'`);
+  // With auto the block is chosen when the netns is made; the checks below run on a stand-in of the same shape.
+  const uidMap = isAuto ? [{ containerID: 0, hostID: 100000, size: o.autoSize ?? 65536 }] : parseIdMap(o.uidMap as IdMapInput, 'uidMap');
+  const gidMap = isAuto ? uidMap : parseIdMap((o.gidMap ?? o.uidMap) as IdMapInput, 'gidMap');
+  const auto = isAuto
+    ? {
+        ...(o.autoUser !== undefined ? { autoUser: o.autoUser } : {}),
+        ...(o.autoSize !== undefined ? { autoSize: o.autoSize } : {}),
+        ...(o.autoRange !== undefined ? { autoRange: o.autoRange } : {}),
+      }
+    : undefined;
+  if (o.allocDir !== undefined) requireAbsolute(o.allocDir, 'allocDir');
   if (toHostId(uidMap, 0) === undefined || toHostId(gidMap, 0) === undefined) {
     throw invalidArg("uidMap and gidMap must map container id 0: the pod's containers run as its root");
   }
@@ -168,6 +190,8 @@ export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {
     dirs,
     uidMap,
     gidMap,
+    ...(auto ? { auto } : {}),
+    ...(o.allocDir !== undefined ? { allocDir: path.normalize(o.allocDir) } : {}),
     setgroups,
     ...(o.allowHostRoot !== undefined ? { allowHostRoot: o.allowHostRoot } : {}),
     ...(network ? { network } : {}),

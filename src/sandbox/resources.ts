@@ -101,14 +101,17 @@ const netns: Resource = {
     // registered before this step, removes it with the rest.
     const pod = await createPodNetns({
       name: p.name,
-      uidMap: p.uidMap,
-      gidMap: p.gidMap,
+      ...(p.auto ? { uidMap: 'auto' as const, ...p.auto } : { uidMap: p.uidMap, gidMap: p.gidMap }),
+      ...(p.allocDir !== undefined ? { allocDir: p.allocDir } : {}),
       setgroups: p.setgroups,
       pinDir: p.dirs.pin,
       ...(p.allowHostRoot !== undefined ? { allowHostRoot: p.allowHostRoot } : {}),
       ...(p.signal ? { signal: p.signal } : {}),
     });
     st.netns!.inode = pod.netnsInode;
+    // The maps the pod really has (with 'auto', the block the allocator chose).
+    st.uidMap = pod.uidMap;
+    st.gidMap = pod.gidMap;
   },
   recorded: (st) => st.netns !== undefined,
   target: (st) => st.netns!.path,

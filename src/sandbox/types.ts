@@ -58,8 +58,16 @@ export type StepHook = (point: string) => void | Promise<void>;
 
 export interface CreateSandboxOptions extends SandboxDirs {
   id: string;
-  uidMap: IdMapInput;
-  gidMap?: IdMapInput;
+  /** The pod's uid map, or 'auto': a block of ids no live pod uses (createPodNetns's allocator). */
+  uidMap: IdMapInput | 'auto';
+  /** Defaults to uidMap; with 'auto' it is the same block (omit it or give 'auto'). */
+  gidMap?: IdMapInput | 'auto';
+  /** 'auto': where blocks come from and how large they are (see createPodNetns). */
+  autoUser?: string;
+  autoSize?: number;
+  autoRange?: string;
+  /** The id allocator's dir (default /run/nstool/idalloc; every caller must use the same): auto blocks and the overlap check of explicit maps. */
+  allocDir?: string;
   setgroups?: 'allow' | 'deny';
   /** Passed to createPodNetns: allow a map that gives the pod host root. */
   allowHostRoot?: boolean;

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { closeIdAllocator, idAllocStats, subidPool, BUILTIN_POOL } from '../../src/idalloc.js';
 import { native } from '../../src/native.js';
 import { createPodNetns, createPodNetnsSync, deletePodNetns, deletePodNetnsSync, inspectNetns, PodNetns } from '../../src/netns.js';
+import { createSandbox, deleteSandbox, loadSandbox } from '../../src/sandbox/index.js';
 import { describeRoot } from '../helpers/env.js';
 import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { removeTree, traversableTempDir } from '../helpers/rootfs.js';
@@ -362,5 +363,44 @@ describeRoot('automatic id ranges (uidMap auto)', () => {
     expect(d.status, d.stderr).toBe(0);
     const b = nstool(['create-pod-netns', name('cli'), '--uidmap', 'auto', '--auto-range', AUTO_RANGE, ...common, '--json']);
     expect((JSON.parse(b.stdout) as PodNetns).uidMap[0]!.hostID).toBe(POOL_START);
+  });
+
+  it('sandboxes take auto blocks too: disjoint, recorded in their state, refused to an explicit map, free again after delete', async () => {
+    const sb = {
+      stateDir: path.join(tmp, 'sb-state'),
+      bundleDir: path.join(tmp, 'sb-bundles'),
+      pinDir: dirs.pinDir,
+      usernsPinDir: dirs.usernsPinDir,
+      ipcPinDir: path.join(tmp, 'sb-ipc'),
+      utsPinDir: path.join(tmp, 'sb-uts'),
+      cniCacheDir: path.join(tmp, 'sb-cni'),
+      allocDir: dirs.allocDir,
+    };
+    const ids = [0, 1, 2].map((i) => `${P}-sb${i}`);
+    try {
+      const made = await Promise.all(ids.map((id) => createSandbox({ id, uidMap: 'auto', autoRange: AUTO_RANGE, ...sb })));
+      const starts: number[] = [];
+      for (const s of made) {
+        const info = await inspectNetns(s.netnsPath!);
+        expect(info.uidMap).toEqual([{ containerID: 0, hostID: info.uidMap[0]!.hostID, size: SIZE }]);
+        expect(info.gidMap).toEqual(info.uidMap);
+        expect(info.uidMap[0]!.hostID).toBeGreaterThanOrEqual(POOL_START);
+        starts.push(info.uidMap[0]!.hostID);
+        // The state holds the block the pod really got, not a stand-in.
+        const st = JSON.parse(readFileSync(path.join(sb.stateDir, `${s.id}.json`), 'utf8')) as { uidMap: unknown };
+        expect(st.uidMap).toEqual(info.uidMap);
+      }
+      expect(disjoint(starts)).toBe(true);
+      await expect(createSandbox({ id: `${P}-sbx`, uidMap: `0:${starts[0]}:${SIZE}`, ...sb })).rejects.toMatchObject({ code: 'ERR_NSTOOL_MAP_OVERLAP' });
+      expect(await loadSandbox(`${P}-sbx`, sb)).toBeNull();
+      await expect(createSandbox({ id: `${P}-sby`, uidMap: 'auto', gidMap: '0:100000:65536', ...sb })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+      for (const id of ids) await deleteSandbox(id, sb);
+      const again = await createSandbox({ id: ids[0]!, uidMap: 'auto', autoRange: AUTO_RANGE, ...sb });
+      expect((await inspectNetns(again.netnsPath!)).uidMap[0]!.hostID).toBe(Math.min(...starts));
+    } finally {
+      for (const id of ids) await deleteSandbox(id, sb).catch(() => {});
+      unmountAll(sb.ipcPinDir);
+      unmountAll(sb.utsPinDir);
+    }
   });
 });
