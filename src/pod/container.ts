@@ -13,7 +13,7 @@ import { closeSync, constants, fchownSync, openSync, realpathSync } from 'node:f
 import { chmod, chown, lstat, mkdir, open, readdir, readFile, realpath, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
-import { throwIfAborted, validateSignal } from '../abort.js';
+import { abortError, throwIfAborted, validateSignal } from '../abort.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { invalidArg, NstoolError, requireAbsolute } from '../errors.js';
 import { IdMapping, toHostId, validateIdMap } from '../idmap.js';
@@ -107,10 +107,9 @@ export const RUN_POD_STEPS = [
   'after-start',
 ] as const;
 
-export function abortError(reason: unknown): NstoolError {
-  const e = new NstoolError('run-pod was aborted; what it had made was removed', { code: 'ABORT_ERR', ...(reason !== undefined ? { cause: reason } : {}) });
-  e.name = 'AbortError';
-  return e;
+/** run-pod's abort: what it had made is removed before this is thrown. */
+function runPodAborted(reason: unknown): NstoolError {
+  return abortError('run-pod was aborted; what it had made was removed', reason);
 }
 
 /** What removal needs, saved in the bundle so `rm-pod` works from another process. */
@@ -491,7 +490,7 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   if (o === null || typeof o !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
   if (o.onStep !== undefined && typeof o.onStep !== 'function') throw invalidArg('onStep must be a function', 'ERR_INVALID_ARG_TYPE');
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg('signal must be an AbortSignal', 'ERR_INVALID_ARG_TYPE');
-  if (o.signal?.aborted) throw abortError(o.signal.reason);
+  if (o.signal?.aborted) throw runPodAborted(o.signal.reason);
   const id = validateContainerId(o.id);
   const rootfs = absPath(o.rootfs, 'rootfs');
   if (!Array.isArray(o.command) || o.command.length === 0) throw invalidArg('command must be a non-empty array');
@@ -513,7 +512,7 @@ async function runChecked(o: PodContainerOptions, id: string, rootfs: string, bu
   // Each point is a place to report progress (tests) and to stop when aborted: the catch below undoes.
   const step = async (point: string): Promise<void> => {
     await o.onStep?.(point);
-    if (signal?.aborted) throw abortError(signal.reason);
+    if (signal?.aborted) throw runPodAborted(signal.reason);
   };
   const plan = await planPodUserns(o.netns, o);
   const { uidMap, gidMap } = plan.netns;

@@ -1,5 +1,6 @@
 // The errors of a sandbox create or delete that could not finish its undo,
 // and of a create that was aborted.
+import { abortError as abortWith } from '../abort.js';
 import { ErrorJSON, errorToJSON, NstoolError } from '../errors.js';
 import { RollbackError } from './rollback.js';
 
@@ -49,10 +50,5 @@ export function undoFailures(step: string, err: unknown): RollbackError[] {
 }
 
 export function abortError(reason: unknown): NstoolError {
-  const e = new NstoolError('sandbox create was aborted; what it had made was rolled back', {
-    code: 'ABORT_ERR',
-    ...(reason !== undefined ? { cause: reason } : {}),
-  });
-  e.name = 'AbortError';
-  return e;
+  return abortWith('sandbox create was aborted; what it had made was rolled back', reason);
 }
