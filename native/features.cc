@@ -18,21 +18,12 @@
 
 #include "errors.h"
 #include "fd.h"
+#include "kernel_abi.h"
 
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
 
 namespace nstool {
 
 namespace {
-
-struct MountAttr {  // struct mount_attr, spelled out for older headers
-  uint64_t attr_set, attr_clr, propagation, userns_fd;
-};
 
 struct CloneArgs {  // struct clone_args as of CLONE_ARGS_SIZE_VER2 (88 bytes)
   uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,

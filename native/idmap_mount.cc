@@ -10,23 +10,10 @@
 
 #include "errors.h"
 #include "fd.h"
+#include "kernel_abi.h"
 
-#ifndef MOUNT_ATTR_IDMAP
-#define MOUNT_ATTR_IDMAP 0x00100000
-#endif
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
 
 namespace nstool {
-
-namespace {
-
-struct MountAttr {  // struct mount_attr, spelled out for older headers
-  uint64_t attr_set, attr_clr, propagation, userns_fd;
-};
-
-}  // namespace
 
 void IdmapMount(const std::string& source, const std::string& target,
                 const std::string& userns, bool recursive, bool readonly, bool nosuid,

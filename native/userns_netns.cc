@@ -18,15 +18,10 @@
 
 #include "errors.h"
 #include "fd.h"
+#include "kernel_abi.h"
 #include "nsinfo.h"
 #include "pin.h"
 
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 namespace nstool {
 
