@@ -16,6 +16,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median, nowNs, Series } from './stats.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -60,44 +61,6 @@ const PM = {
   storageConf: `${BENCH_DIR}/etc/containers/storage.conf`,
 };
 
-// ---- measuring (as in run.js) -----------------------------------------------
-
-const nowNs = () => Number(process.hrtime.bigint());
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
-
-class Series {
-  constructor(name) {
-    this.name = name;
-    this.samples = [];
-    this.roundOps = [];
-  }
-  addRound(lat) {
-    this.samples.push(...lat);
-    this.roundOps.push(lat.length / (lat.reduce((a, b) => a + b, 0) / 1e9));
-  }
-  summary(ref) {
-    const ops = median(this.roundOps);
-    const out = {
-      name: this.name,
-      rounds: this.roundOps.length,
-      cycles: this.samples.length,
-      opsPerSec: ops,
-      spreadPct: (100 * (Math.max(...this.roundOps) - Math.min(...this.roundOps))) / ops,
-      p50us: pct(this.samples, 50) / 1e3,
-      p99us: pct(this.samples, 99) / 1e3,
-    };
-    // Time ratio: how many times podman's cost per cycle.
-    if (ref) out.ratioToPodman = median(ref.roundOps) / ops;
-    return out;
-  }
-}
 
 /** run.js's table, with podman as the reference column. */
 function table(rows) {
@@ -402,7 +365,7 @@ export async function benchPod({
     }
     await deletePodNetns(cniPod.path);
 
-    const rows = withPodman ? [{ ...pm.summary(), reference: true }, ns.summary(pm), cni.summary(pm)] : [ns.summary(), cni.summary()];
+    const rows = withPodman ? [{ ...pm.summary(), reference: true }, ns.summary(pm, 'ratioToPodman'), cni.summary(pm, 'ratioToPodman')] : [ns.summary(), cni.summary()];
     const result = { counts: N, run: tmpfs ? 'tmpfs' : 'disk', podman: withPodman ? 'measured' : noPodman ? 'skipped' : 'not installed', rows };
     console.log(`\n${table(rows)}`);
     if (withPodman) {

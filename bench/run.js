@@ -15,6 +15,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { benchPod } from './pod.js';
+import { median, nowNs, pct, Series } from './stats.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -43,44 +44,6 @@ const REF_SRC = path.join(here, 'ref/nsref.c');
 const REF_BIN = path.join(here, 'ref/bin/nsref');
 
 // ---- measuring ----------------------------------------------------------
-
-const nowNs = () => Number(process.hrtime.bigint());
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
-
-/** One variant: per-cycle latencies (ns) of every round, and each round's ops/s. */
-class Series {
-  constructor(name) {
-    this.name = name;
-    this.samples = [];
-    this.roundOps = [];
-  }
-  addRound(lat) {
-    this.samples.push(...lat);
-    this.roundOps.push(lat.length / (lat.reduce((a, b) => a + b, 0) / 1e9));
-  }
-  summary(ref) {
-    const ops = median(this.roundOps);
-    const out = {
-      name: this.name,
-      rounds: this.roundOps.length,
-      cycles: this.samples.length,
-      opsPerSec: ops,
-      spreadPct: (100 * (Math.max(...this.roundOps) - Math.min(...this.roundOps))) / ops,
-      p50us: pct(this.samples, 50) / 1e3,
-      p99us: pct(this.samples, 99) / 1e3,
-    };
-    // Time ratio: how many times the C reference's cost per cycle.
-    if (ref) out.ratioToC = median(ref.roundOps) / ops;
-    return out;
-  }
-}
 
 function timeSync(n, fn) {
   const lat = new Array(n);
