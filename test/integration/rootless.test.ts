@@ -2,7 +2,7 @@
 // creates (and removes, with their /etc/subuid and /etc/subgid lines, even
 // when a test fails). Every nstool command runs as that user through
 // setpriv, with its own XDG_RUNTIME_DIR, as a user would run it.
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -11,187 +11,28 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  renameSync,
-  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { native } from '../../src/native.js';
 import { describeRoot } from '../helpers/env.js';
 import { childPids, mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
+import { as, asAsync, BIN, DIST, json, processesOf, randomSubidBase, settle, sh, SYS_PATH, TestUser, testUsers, userEnv } from '../helpers/test-user.js';
 
 const P = testPrefix('rl');
 trackLeaks(P);
 
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/nstool.js');
-const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/index.js');
-const SYS_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin';
-
-interface TestUser {
-  name: string;
-  uid: number;
-  gid: number;
-  /** Its XDG_RUNTIME_DIR (0700, its own). */
-  run: string;
-}
-
-interface CliResult {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-function sh(argv: string[]): string {
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
-}
-
-function userArgv(u: TestUser, args: string[]): string[] {
-  return ['/usr/bin/setpriv', '--reuid', u.name, '--regid', u.name, '--init-groups', '--', process.execPath, BIN, ...args];
-}
-
-function userEnv(u: TestUser, env: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ PATH: SYS_PATH, XDG_RUNTIME_DIR: u.run, LANG: 'C', ...env })) if (v !== undefined) out[k] = v;
-  return out;
-}
-
-/** nstool as U; ENV replaces PATH / XDG_RUNTIME_DIR (undefined removes one). */
-function as(u: TestUser, args: string[], env: Record<string, string | undefined> = {}): CliResult {
-  const argv = userArgv(u, args);
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000, cwd: '/', env: userEnv(u, env) });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-function asAsync(u: TestUser, args: string[]): Promise<CliResult> {
-  const argv = userArgv(u, args);
-  return new Promise((resolve) => {
-    execFile(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000, cwd: '/', env: userEnv(u, {}) }, (err, out, errOut) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out, err: errOut });
-    });
-  });
-}
-
-function json<T>(r: CliResult): T {
-  try {
-    return JSON.parse(r.out) as T;
-  } catch {
-    throw new Error(`not JSON (exit ${r.code}): ${r.out}\n${r.err}`);
-  }
-}
-
-/** Pids whose real, effective, saved or fs uid is UID (zombies too). */
-function processesOf(uid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'));
-      if (m && m.slice(1).some((x) => Number(x) === uid)) out.push(Number(d));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
-}
-
-/** Waits (no timing asserted) until UID has no process left; returns what is left. */
-async function settle(uid: number, ms = 30_000): Promise<number[]> {
-  for (let waited = 0; waited < ms; waited += 50) {
-    if (processesOf(uid).length === 0) return [];
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return processesOf(uid);
-}
-
-// ---- /etc/subuid and /etc/subgid: our own lines, written atomically --------------
-
-const SUBID_FILES = ['/etc/subuid', '/etc/subgid'];
-/** What we added, per file: the line and whether a newline had to go before it. */
-const added = new Map<string, { line: string; sep: boolean }>();
-
-function rewrite(file: string, text: string): void {
-  const st = statSync(file);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${P}`);
-  writeFileSync(tmp, text, { mode: st.mode & 0o7777 });
-  chownSync(tmp, st.uid, st.gid);
-  chmodSync(tmp, st.mode & 0o7777);
-  renameSync(tmp, file);
-}
-
-function addSubid(file: string, line: string): void {
-  const text = readFileSync(file, 'utf8');
-  const sep = text !== '' && !text.endsWith('\n');
-  added.set(file, { line, sep });
-  rewrite(file, `${text}${sep ? '\n' : ''}${line}\n`);
-}
-
-function removeSubid(file: string): void {
-  const a = added.get(file);
-  if (!a) return;
-  const text = readFileSync(file, 'utf8');
-  const mine = `${a.sep ? '\n' : ''}${a.line}\n`;
-  const at = text.lastIndexOf(mine);
-  if (at >= 0) rewrite(file, text.slice(0, at) + text.slice(at + mine.length));
-  else if (text.includes(`${a.line}\n`)) rewrite(file, text.replace(`${a.line}\n`, ''));
-  added.delete(file);
-}
-
-// ---- users -------------------------------------------------------------------------
-
-const users: TestUser[] = [];
-const tmpDirs: string[] = [];
-const strays: number[] = [];
-
-function makeUser(name: string): TestUser {
-  // No automatic subordinate ranges: the test decides what this user has.
-  sh(['useradd', '-m', '-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0', '-s', '/usr/sbin/nologin', name]);
-  const uid = Number(sh(['id', '-u', name]).trim());
-  const gid = Number(sh(['id', '-g', name]).trim());
-  const run = mkdtempSync(`/tmp/${P}-run-`);
-  tmpDirs.push(run);
-  chmodSync(run, 0o700);
-  chownSync(run, uid, gid);
-  const u = { name, uid, gid, run };
-  users.push(u);
-  return u;
-}
-
-async function cleanup(): Promise<void> {
-  for (const u of users) {
-    // Whatever a failed test left running as this user (its keeper, a sleep): ours to end.
-    for (const pid of processesOf(u.uid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
-  for (const pid of strays.splice(0)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  for (const u of users) await settle(u.uid, 10_000);
-  for (const f of SUBID_FILES) removeSubid(f);
-  for (const u of users.splice(0)) spawnSync('userdel', ['-r', u.name], { encoding: 'utf8' });
-  for (const d of tmpDirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
+const { makeUser, addSubid, cleanup, strays, tmpDirs } = testUsers(P);
 
 describeRoot('rootless pods, as an unprivileged user', () => {
   let alice: TestUser;
   let bob: TestUser; // no subordinate ids at all
   // A range no other test maps: 65536 ids somewhere in 3e9..4e9.
-  const BASE = 3_000_000_000 + Math.floor(Math.random() * 15_000) * 65_536;
+  const BASE = randomSubidBase();
   let noTools: string;
   let copies: string;
 
