@@ -8,7 +8,7 @@ import { invalidArg, NstoolError } from '../errors.js';
 import { validateContainerId } from '../names.js';
 import { writeBundle } from '../oci/index.js';
 import type { MountRequest } from '../oci/index.js';
-import { DEFAULT_STATE_DIR, podSpec, readRecord, removePodContainer, runPodContainer } from '../pod/container.js';
+import { DEFAULT_STATE_DIR, podSpec, podStateDir, readRecord, removePodContainer, runPodContainer } from '../pod/container.js';
 import type { PodContainerRecord } from '../pod/container.js';
 import { podUserns } from '../pod/userns.js';
 import { RuncClient, RuncClientOptions } from '../runc/client.js';
@@ -179,7 +179,8 @@ export function registerPodCommands(program: Command, io: Io): void {
     .option('-f, --follow', 'keep printing what it writes until it stops (or Ctrl-C)')
     .action(async (id: string, o: RuntimeOpts & { follow?: boolean }) => {
       if (o.follow && o.json) throw new UsageError('--follow prints as the container writes: it takes no --json');
-      const bundle = path.join(path.resolve(o.stateDir), validateContainerId(id));
+      // Without root the default state dir stands for the user's own (podStateDir).
+      const bundle = path.join(podStateDir(path.resolve(o.stateDir)), validateContainerId(id));
       // The record is checked (root's, naming files inside the bundle) before any path in it is used.
       const rec = await readRecord(bundle, id);
       if (!rec) {

@@ -1,6 +1,8 @@
 // The OCI runtime-spec builder.
 export { buildSpec, normalizeCapabilities, specNeedsIdmap } from './build.js';
 export { writeBundle } from './bundle.js';
+export { rootlessSpec, runtimeMaps, ROOTLESS_SCRATCH } from './rootless.js';
+export type { RootlessSpecOptions } from './rootless.js';
 export { resolveUser, parseGroup, parsePasswd } from './user.js';
 export { readRootfsFile } from './rootfs-path.js';
 export { mergeArgs, mergeEnv, pickCwd, DEFAULT_PATH } from './process-args.js';

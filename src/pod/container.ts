@@ -32,6 +32,19 @@ import { checkOverlayPath, makeOverlayDirs, mountOverlay, rootfsLayout, stageLow
 import { pinPodUserns, planPodUserns } from './userns.js';
 import { untrustedPath } from '../trusted-path.js';
 import { channels, traced } from '../trace.js';
+import { rootlessSpec } from '../oci/rootless.js';
+import { currentMode } from '../rootless/mode.js';
+import { ROOTLESS_UNSUPPORTED, rootlessError } from '../rootless/errors.js';
+import {
+  checkRootlessBase,
+  checkRootlessOptions,
+  checkUserDir,
+  ensureUserDirs,
+  rootlessPodDirs,
+  rootlessRuntime,
+  rootlessStateDir,
+  type RootlessPodDirs,
+} from '../rootless/pod.js';
 
 export const DEFAULT_STATE_DIR = '/run/nstool/containers';
 /** nstool's own dir: it and the dirs under it on a bundle's way are kept 0711. */
@@ -122,7 +135,8 @@ export interface PodContainerRecord {
   usernsPinned: boolean;
   uidMap: IdMapping[];
   gidMap: IdMapping[];
-  runtime: { binary: string; root?: string };
+  /** rootless: the runtime ran in its rootless mode, as the user (src/rootless/pod.ts). */
+  runtime: { binary: string; root?: string; rootless?: boolean };
   /** Staging mounts nstool made (unmounted on removal). */
   staged: string[];
   stdout: string;
@@ -275,14 +289,17 @@ async function syncDir(dir: string): Promise<void> {
  * bundle under its final name always has a record, and a crash leaves at
  * most a ".<name>.tmp-..." dir that removeBundleLitter takes away.
  */
-async function createBundle(r: PodContainerRecord, rootGid: number, step: StepHook): Promise<void> {
+async function createBundle(r: PodContainerRecord, rootGid: number | undefined, step: StepHook): Promise<void> {
   const tmp = path.join(path.dirname(r.bundle), `.${path.basename(r.bundle)}.tmp-${randomBytes(6).toString('hex')}`);
   await mkdir(tmp, { mode: 0o700 });
   try {
     await step('after-bundle-tmp');
     await saveRecord(r, tmp);
-    await chown(tmp, 0, rootGid);
-    await chmod(tmp, BUNDLE_MODE);
+    // Without root (no rootGid) the bundle stays the user's, 0700: only the runtime, as the user, reads it.
+    if (rootGid !== undefined) {
+      await chown(tmp, 0, rootGid);
+      await chmod(tmp, BUNDLE_MODE);
+    }
     await step('after-bundle-record');
     await renameNoReplace(tmp, r.bundle, {
       context: `making the bundle ${r.bundle}`,
@@ -339,12 +356,27 @@ function validRecord(raw: unknown, e: RecordExpect): PodContainerRecord | undefi
     typeof rt['binary'] === 'string' &&
     (isAbsNormal(rt['binary']) || /^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(rt['binary'])) &&
     (rt['root'] === undefined || isAbsNormal(rt['root'])) &&
+    (rt['rootless'] === undefined || typeof rt['rootless'] === 'boolean') &&
     Array.isArray(r['staged']) &&
     r['staged'].every(inBundle) &&
     r['stdout'] === path.join(e.bundle, 'stdout.log') &&
     r['stderr'] === path.join(e.bundle, 'stderr.log') &&
     (r['pid'] === undefined || (Number.isInteger(r['pid']) && (r['pid'] as number) > 0));
   return ok ? (raw as PodContainerRecord) : undefined;
+}
+
+/** Who owns nstool's bundles: root, or the user itself without root. */
+function ownerUid(): number {
+  return currentMode() === 'rootless' ? (process.getuid?.() ?? 0) : 0;
+}
+
+/**
+ * The bundle dir run-pod, rm-pod and logs use: STATE_DIR, where the
+ * default (root's) stands for the user's own dir without root.
+ */
+export function podStateDir(stateDir?: string): string {
+  if (currentMode() === 'rootless') return rootlessStateDir(stateDir, DEFAULT_STATE_DIR, rootlessPodDirs());
+  return absPath(stateDir ?? DEFAULT_STATE_DIR, 'stateDir');
 }
 
 function validName(n: string): boolean {
@@ -362,13 +394,14 @@ function validName(n: string): boolean {
  * anything outside the bundle (or a pin outside the pin dirs) is no record.
  */
 export async function readRecord(bundle: string, id: string, o: Pick<PinDirs, 'usernsPinDir'> = {}): Promise<PodContainerRecord | undefined> {
+  const owner = ownerUid();
   try {
     const dir = await lstat(bundle);
-    if (!dir.isDirectory() || dir.uid !== 0) return undefined;
+    if (!dir.isDirectory() || dir.uid !== owner) return undefined;
     const fh = await open(path.join(bundle, STATE_FILE), constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       const st = await fh.stat();
-      if (!st.isFile() || st.uid !== 0 || (st.mode & 0o022) !== 0 || st.size > RECORD_MAX) return undefined;
+      if (!st.isFile() || st.uid !== owner || (st.mode & 0o022) !== 0 || st.size > RECORD_MAX) return undefined;
       const raw = JSON.parse(await fh.readFile('utf8')) as unknown;
       const pinDirs = [DEFAULT_USERNS_PIN_DIR, ...(o.usernsPinDir !== undefined ? [path.normalize(o.usernsPinDir)] : [])];
       return validRecord(raw, { id, bundle, usernsPinDirs: pinDirs });
@@ -413,7 +446,7 @@ export async function removeBundleLitter(dir: string, o: LitterOptions = {}): Pr
     const p = path.join(parent, n);
     try {
       const st = await lstat(p);
-      if (!st.isDirectory() || st.uid !== 0 || Date.now() - st.mtimeMs < minAge) continue;
+      if (!st.isDirectory() || st.uid !== ownerUid() || Date.now() - st.mtimeMs < minAge) continue;
       if (mountsUnder(p, true).length > 0) continue;
       const entries = await readdir(p);
       if (!entries.every((e) => e === STATE_FILE || e.startsWith(`.${STATE_FILE}.tmp-`))) continue;
@@ -431,9 +464,14 @@ export async function removeBundleLitter(dir: string, o: LitterOptions = {}): Pr
   return removed;
 }
 
-/** Files the container's root can open as its stdio (a socketpair or root-owned pipe it cannot). */
-function openStdio(file: string, uid: number, gid: number): number {
+/**
+ * Files the container's root can open as its stdio (a socketpair or
+ * root-owned pipe it cannot). Without root they stay the user's: the
+ * container writes to the fd it inherits, but cannot reopen it by path.
+ */
+function openStdio(file: string, uid: number, gid: number, chownTo: boolean): number {
   const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_APPEND, 0o600);
+  if (!chownTo) return fd;
   try {
     fchownSync(fd, uid, gid);
   } catch (err) {
@@ -494,21 +532,48 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   const id = validateContainerId(o.id);
   const rootfs = absPath(o.rootfs, 'rootfs');
   if (!Array.isArray(o.command) || o.command.length === 0) throw invalidArg('command must be a non-empty array');
-  const stateDir = absPath(o.stateDir ?? DEFAULT_STATE_DIR, 'stateDir');
-  const bundle = o.bundleDir !== undefined ? absPath(o.bundleDir, 'bundleDir') : path.join(stateDir, id);
+  // Without root: the user's dirs, the runtime's rootless mode, and no option only root can honour.
+  const rl = currentMode() === 'rootless' ? rootlessPodDirs() : undefined;
+  if (rl) {
+    checkRootlessBase(rl);
+    checkRootlessOptions(o);
+  }
+  const stateDir = rl ? rootlessStateDir(o.stateDir, DEFAULT_STATE_DIR, rl) : absPath(o.stateDir ?? DEFAULT_STATE_DIR, 'stateDir');
+  let bundle = o.bundleDir !== undefined ? absPath(o.bundleDir, 'bundleDir') : path.join(stateDir, id);
+  if (rl) bundle = checkUserDir(bundle, 'bundleDir', rl);
   if (bundle === '/') throw invalidArg('bundleDir must not be /');
   if (Buffer.byteLength(path.basename(bundle)) > NAME_MAX - TMP_SUFFIX_LEN) {
     throw invalidArg(`the bundle name ${path.basename(bundle)} is longer than ${NAME_MAX - TMP_SUFFIX_LEN} bytes`);
   }
   const idmapRootfs = o.idmapRootfs !== false;
-  if (idmapRootfs) checkOverlayPath(bundle);
-  const runtime = client(o.runtime);
+  if (idmapRootfs && !rl) checkOverlayPath(bundle);
+  const runtime = rl ? rootlessRuntime(o.runtime, rl) : client(o.runtime);
   const signal = validateSignal(o.signal);
   throwIfAborted(signal, `running container ${id}`);
-  return traced(channels.podRun, () => ({ id, netns: o.netns }), () => runChecked(o, id, rootfs, bundle, idmapRootfs, runtime, signal));
+  return traced(channels.podRun, () => ({ id, netns: o.netns }), () => runChecked(o, id, rootfs, bundle, idmapRootfs, runtime, signal, rl));
 }
 
-async function runChecked(o: PodContainerOptions, id: string, rootfs: string, bundle: string, idmapRootfs: boolean, runtime: RuncClient, signal?: AbortSignal): Promise<PodContainerRecord> {
+/** Without root: the bundle must not exist; its dirs are the user's own (made 0700). */
+async function checkRootlessBundle(bundle: string, id: string): Promise<void> {
+  if (await exists(bundle)) {
+    throw new NstoolError(`cannot make the bundle ${bundle}: it exists`, {
+      code: 'EEXIST',
+      path: bundle,
+      hint: `container ${id} exists or was not removed: \`nstool rm-pod ${id}\``,
+    });
+  }
+}
+
+async function runChecked(
+  o: PodContainerOptions,
+  id: string,
+  rootfs: string,
+  bundle: string,
+  idmapRootfs: boolean,
+  runtime: RuncClient,
+  signal: AbortSignal | undefined,
+  rl: RootlessPodDirs | undefined,
+): Promise<PodContainerRecord> {
   // Each point is a place to report progress (tests) and to stop when aborted: the catch below undoes.
   const step = async (point: string): Promise<void> => {
     await o.onStep?.(point);
@@ -521,19 +586,34 @@ async function runChecked(o: PodContainerOptions, id: string, rootfs: string, bu
   if (rootUid === undefined || rootGid === undefined) {
     throw new NstoolError(`the pod userns of ${plan.netns.path} maps no container root`, { code: 'ERR_NSTOOL_NO_ROOT_MAPPING', hint: 'map container id 0 in the pod userns' });
   }
+  if (rl && plan.needsPin) {
+    // Only the keeper can pin, and it pins a netns and its userns together.
+    throw rootlessError(
+      ROOTLESS_UNSUPPORTED,
+      `the user namespace that owns ${plan.netns.path} is not pinned, and without root nstool cannot pin it`,
+      'run the container in a pod netns made by `nstool create-pod-netns` as this user (its userns is pinned with it)',
+      { path: plan.netns.path },
+    );
+  }
   // The plan's userns is the netns's owner (inspected, and checked again when pinned).
   const spec = podSpec({ ...o, rootfs, netnsPath: plan.netns.path, usernsPath: plan.usernsPath, uidMap, gidMap, setgroups: plan.netns.setgroups });
-  await checkBundlePath(bundle, id, rootUid, rootGid);
-  // A child path, so the rootfs directory itself is checked too.
-  if (!idmapRootfs) await checkTraversable(path.join(rootfs, 'x'), rootUid, rootGid, 'the rootfs');
-  await checkIdmapVolumes(spec.mounts, uidMap, o.allowUnsafeIdmapVolumes === true);
+  if (rl) {
+    rootlessSpec(spec, { rootfs, readonlyRootfs: idmapRootfs, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+    await checkRootlessBundle(bundle, id);
+  } else {
+    await checkBundlePath(bundle, id, rootUid, rootGid);
+  }
+  // A child path, so the rootfs directory itself is checked too. Without root it is always handed over as it is.
+  if (!idmapRootfs || rl) await checkTraversable(path.join(rootfs, 'x'), rootUid, rootGid, 'the rootfs');
+  if (!rl) await checkIdmapVolumes(spec.mounts, uidMap, o.allowUnsafeIdmapVolumes === true);
   await step('planned');
 
   let record: PodContainerRecord | undefined;
   let createTried = false;
   const fds: number[] = [];
   try {
-    await ensureParents(path.dirname(bundle), bundle);
+    if (rl) ensureUserDirs(path.dirname(bundle), rl);
+    else await ensureParents(path.dirname(bundle), bundle);
     // The record (with the userns pin this call will make) is in place before
     // the pin: a crash at any later point leaves a bundle rm-pod finishes from.
     const r: PodContainerRecord = {
@@ -544,12 +624,12 @@ async function runChecked(o: PodContainerOptions, id: string, rootfs: string, bu
       usernsPinned: plan.needsPin,
       uidMap,
       gidMap,
-      runtime: { binary: runtime.binary, ...(runtime.root ? { root: runtime.root } : {}) },
+      runtime: { binary: runtime.binary, ...(runtime.root ? { root: runtime.root } : {}), ...(rl ? { rootless: true } : {}) },
       staged: [],
       stdout: path.join(bundle, 'stdout.log'),
       stderr: path.join(bundle, 'stderr.log'),
     };
-    await createBundle(r, rootGid, step);
+    await createBundle(r, rl ? undefined : rootGid, step);
     record = r;
     await step('after-bundle');
     const pod = await pinPodUserns(plan).catch(async (err: unknown) => {
@@ -561,7 +641,7 @@ async function runChecked(o: PodContainerOptions, id: string, rootfs: string, bu
       throw err;
     });
     await step('after-userns');
-    if (idmapRootfs) {
+    if (idmapRootfs && !rl) {
       const layout = rootfsLayout(bundle);
       await makeOverlayDirs(layout);
       // Each staging path is saved before its mount: a crash in between still finds it.
@@ -596,8 +676,8 @@ async function runChecked(o: PodContainerOptions, id: string, rootfs: string, bu
     }
     await writeBundle(bundle, spec);
     await step('after-config');
-    fds.push(openStdio(record.stdout, rootUid, rootGid));
-    fds.push(openStdio(record.stderr, rootUid, rootGid));
+    fds.push(openStdio(record.stdout, rootUid, rootGid, !rl));
+    fds.push(openStdio(record.stderr, rootUid, rootGid, !rl));
     await step('after-stdio');
     createTried = true;
     const pidFile = path.join(bundle, 'pid');
@@ -695,15 +775,19 @@ export interface RemoveOptions extends Pick<PinDirs, 'usernsPinDir'> {
  */
 export async function removePodContainer(id: string, o: RemoveOptions = {}): Promise<{ id: string; existed: boolean }> {
   validateContainerId(id);
-  const bundle = o.bundleDir !== undefined ? absPath(o.bundleDir, 'bundleDir') : path.join(absPath(o.stateDir ?? DEFAULT_STATE_DIR, 'stateDir'), id);
+  const rl = currentMode() === 'rootless' ? rootlessPodDirs() : undefined;
+  let bundle = o.bundleDir !== undefined ? absPath(o.bundleDir, 'bundleDir') : path.join(podStateDir(o.stateDir), id);
+  if (rl) bundle = checkUserDir(bundle, 'bundleDir', rl);
   const signal = validateSignal(o.signal);
   throwIfAborted(signal, `removing container ${id}`);
-  return traced(channels.podRemove, () => ({ id }), () => removeChecked(id, bundle, o, signal));
+  return traced(channels.podRemove, () => ({ id }), () => removeChecked(id, bundle, o, signal, rl));
 }
 
-async function removeChecked(id: string, bundle: string, o: RemoveOptions, signal?: AbortSignal): Promise<{ id: string; existed: boolean }> {
+async function removeChecked(id: string, bundle: string, o: RemoveOptions, signal: AbortSignal | undefined, rl: RootlessPodDirs | undefined): Promise<{ id: string; existed: boolean }> {
   const rec = await readRecord(bundle, id, o);
-  const runtime = o.runtime ? client(o.runtime) : new RuncClient(rec?.runtime ?? {});
+  let runtime: RuncClient;
+  if (rl) runtime = rootlessRuntime(o.runtime ?? (rec ? { binary: rec.runtime.binary, ...(rec.runtime.root ? { root: rec.runtime.root } : {}) } : undefined), rl);
+  else runtime = o.runtime ? client(o.runtime) : new RuncClient(rec?.runtime ?? {});
   // runc's delete --force succeeds on a missing container: ask state to tell.
   // Once removal starts it runs to the end: a half-removed container helps nobody.
   let known = true;

@@ -12,6 +12,8 @@ export interface GlobalOptions {
   log?: string;
   logFormat?: 'json' | 'text';
   systemdCgroup?: boolean;
+  /** runc's --rootless true: no cgroup limits, devices bound, for a caller without root. */
+  rootless?: boolean;
 }
 
 /** Flags that go before the command. */
@@ -20,6 +22,7 @@ export function globalArgs(o: GlobalOptions): string[] {
   if (o.root !== undefined) a.push('--root', requireAbsolute(o.root, 'root'));
   if (o.log !== undefined) a.push('--log', requireAbsolute(o.log, 'log'), '--log-format', o.logFormat ?? 'json');
   if (o.systemdCgroup) a.push('--systemd-cgroup');
+  if (o.rootless) a.push('--rootless', 'true');
   return a;
 }
 

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { abortError } from '../abort.js';
 import { invalidArg, NstoolError } from '../errors.js';
 import { childEnv, runProcess } from '../process.js';
+import { currentMode } from '../rootless/mode.js';
+import { ensureRuntimeDirs, runtimeDirs } from '../rootless/runtime-dir.js';
 import { channels, traced } from '../trace.js';
 import {
   createArgs,
@@ -40,6 +42,12 @@ export interface RuncClientOptions {
   /** Default time limit for one command, in ms (default 60000). */
   timeoutMs?: number;
   systemdCgroup?: boolean;
+  /**
+   * Run the runtime in its rootless mode (runc --rootless true). Default:
+   * true when nstool itself runs rootless; the default logDir is then
+   * $XDG_RUNTIME_DIR/nstool/runtime-logs.
+   */
+  rootless?: boolean;
 }
 
 export interface CallOptions {
@@ -141,6 +149,7 @@ export class RuncClient {
   readonly logDir: string;
   readonly timeoutMs: number;
   readonly systemdCgroup: boolean;
+  readonly rootless: boolean;
 
   constructor(opts: RuncClientOptions = {}) {
     this.binary = opts.binary ?? 'runc';
@@ -149,7 +158,10 @@ export class RuncClient {
       if (!path.isAbsolute(opts.root)) throw invalidArg('root must be an absolute path');
       this.root = opts.root;
     }
-    this.logDir = opts.logDir ?? DEFAULT_RUNTIME_LOG_DIR;
+    if (opts.rootless !== undefined && typeof opts.rootless !== 'boolean') throw invalidArg('rootless must be a boolean', 'ERR_INVALID_ARG_TYPE');
+    this.rootless = opts.rootless ?? currentMode() === 'rootless';
+    // Without root the runtime's files live in the user's own runtime dir.
+    this.logDir = opts.logDir ?? defaultLogDir();
     if (typeof this.logDir !== 'string' || !path.isAbsolute(this.logDir) || this.logDir.includes('\0')) {
       throw invalidArg('logDir must be an absolute path');
     }
@@ -249,7 +261,7 @@ export class RuncClient {
     if (s.signal?.aborted) throw aborted([this.binary, s.command], s.signal.reason);
     const log = s.bare ? undefined : await this.tempFile('log');
     const argv = [
-      ...(s.bare ? [] : globalArgs({ ...(this.root ? { root: this.root } : {}), ...(log ? { log } : {}), systemdCgroup: this.systemdCgroup })),
+      ...(s.bare ? [] : globalArgs({ ...(this.root ? { root: this.root } : {}), ...(log ? { log } : {}), systemdCgroup: this.systemdCgroup, rootless: this.rootless })),
       ...s.args,
     ];
     try {
@@ -337,14 +349,22 @@ function selfStartTime(): string {
   return (startTime ??= processStartTime('self') ?? '0');
 }
 
+/** The logDir a client gets by default: root's, or the user's own without root. */
+export function defaultLogDir(): string {
+  return currentMode() === 'rootless' ? path.join(runtimeDirs().dir, 'runtime-logs') : DEFAULT_RUNTIME_LOG_DIR;
+}
+
 /** Makes DIR (0700 when it is the default one, under a traversable /run/nstool) and sweeps it now and then. */
 async function prepareLogDir(dir: string): Promise<void> {
   const last = lastSweep.get(dir);
   if (last !== undefined && Date.now() - last < SWEEP_EVERY_MS) return;
   lastSweep.set(dir, Date.now());
-  if (dir === DEFAULT_RUNTIME_LOG_DIR) {
-    // /run/nstool also holds bundles a pod's root must traverse (0711: passable, not listable).
-    await mkdir(path.dirname(dir), { recursive: true, mode: 0o711 });
+  const userDefault = dir !== DEFAULT_RUNTIME_LOG_DIR && dir === defaultLogDir();
+  if (dir === DEFAULT_RUNTIME_LOG_DIR || userDefault) {
+    // /run/nstool also holds bundles a pod's root must traverse (0711: passable, not listable);
+    // the user's own nstool dir is the user's alone.
+    if (userDefault) ensureRuntimeDirs(runtimeDirs());
+    else await mkdir(path.dirname(dir), { recursive: true, mode: 0o711 });
     await mkdir(dir, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'EEXIST') throw e;
     });
@@ -364,7 +384,7 @@ async function prepareLogDir(dir: string): Promise<void> {
  * killed nstool never removed them). Files of living processes, and every
  * name nstool does not make, are left alone. Returns the removed paths.
  */
-export async function gcRuntimeFiles(dir: string = DEFAULT_RUNTIME_LOG_DIR): Promise<string[]> {
+export async function gcRuntimeFiles(dir: string = defaultLogDir()): Promise<string[]> {
   let names: string[];
   try {
     names = await readdir(dir);
