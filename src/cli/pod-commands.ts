@@ -6,7 +6,8 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { invalidArg, NstoolError } from '../errors.js';
 import { validateContainerId } from '../names.js';
-import { writeBundle } from '../oci/index.js';
+import { rootlessSpec, writeBundle } from '../oci/index.js';
+import { currentMode } from '../rootless/mode.js';
 import type { MountRequest } from '../oci/index.js';
 import { DEFAULT_STATE_DIR, podSpec, podStateDir, readRecord, removePodContainer, runPodContainer } from '../pod/container.js';
 import type { PodContainerRecord } from '../pod/container.js';
@@ -86,6 +87,8 @@ export function registerPodCommands(program: Command, io: Io): void {
       gidMap: pod.netns.gidMap,
       mounts,
     });
+    // Without root: the spec run-pod would hand the rootless runtime.
+    if (currentMode() === 'rootless') rootlessSpec(spec, { rootfs: path.resolve(o.rootfs), readonlyRootfs: true, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
     if (!o.bundle) {
       io.stdout(`${JSON.stringify(spec, null, 2)}\n`);
       return;

@@ -43,6 +43,7 @@ import {
   rootlessPodDirs,
   rootlessRuntime,
   rootlessStateDir,
+  withoutKeeperPinDirs,
   type RootlessPodDirs,
 } from '../rootless/pod.js';
 
@@ -579,7 +580,7 @@ async function runChecked(
     await o.onStep?.(point);
     if (signal?.aborted) throw runPodAborted(signal.reason);
   };
-  const plan = await planPodUserns(o.netns, o);
+  const plan = await planPodUserns(o.netns, rl ? withoutKeeperPinDirs(o, rl) : o);
   const { uidMap, gidMap } = plan.netns;
   const rootUid = toHostId(uidMap, 0);
   const rootGid = toHostId(gidMap, 0);

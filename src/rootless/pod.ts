@@ -112,6 +112,24 @@ export function ensureUserDirs(dir: string, d: RootlessPodDirs): void {
   for (const p of chain) ensurePrivateDir(p, uid);
 }
 
+/**
+ * Pin dirs as the API takes them, less the keeper's own (as the host
+ * reaches them, /proc/KEEPER/root/...: what a rootless sandbox records):
+ * rootless inspect finds those pins by the netns path alone, and refuses
+ * any other pin dir.
+ */
+export function withoutKeeperPinDirs<T extends { pinDir?: string; usernsPinDir?: string }>(o: T, d: RootlessPodDirs): T {
+  const out = { ...o };
+  const keeperDir = (p: unknown, inner: string) => {
+    if (typeof p !== 'string') return false;
+    const m = /^\/proc\/[1-9]\d*\/root(\/.*)$/.exec(path.normalize(p));
+    return m !== null && m[1] === inner;
+  };
+  if (keeperDir(out.pinDir, d.netns)) delete out.pinDir;
+  if (keeperDir(out.usernsPinDir, d.userns)) delete out.usernsPinDir;
+  return out;
+}
+
 /** The runtime base must exist and be the user's: checked before any side effect. */
 export function checkRootlessBase(d: RootlessPodDirs): void {
   checkRuntimeBase(d);
