@@ -114,7 +114,11 @@ export function registerPodCommands(program: Command, io: Io): void {
           .description(summary('run-pod'))
           .argument('[netns]', 'pod netns name or path (none with --sandbox)')
           .argument('[command...]', 'the command, after --')
-          .requiredOption('--rootfs <dir>', "root filesystem (read-only and idmapped to the pod's root, under a writable overlay of the container's own)")
+          .requiredOption(
+            '--rootfs <dir>',
+            "root filesystem (as root: read-only and idmapped to the pod's root, under a writable overlay of the container's own; " +
+              'without root: read-only, with tmpfs on /tmp, /run and /var/tmp)',
+          )
           .option('--id <id>', 'container id (default: the netns name; required with --sandbox)')
           .option('--mount <src:dst[:opts]>', 'bind mount; opts: ro, idmap, rbind (repeatable)', collect, [] as string[])
           .option('--no-idmap-rootfs', 'hand the rootfs to the runtime as it is')

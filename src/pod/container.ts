@@ -613,8 +613,11 @@ async function runChecked(
   let createTried = false;
   const fds: number[] = [];
   try {
-    if (rl) ensureUserDirs(path.dirname(bundle), rl);
-    else await ensureParents(path.dirname(bundle), bundle);
+    if (rl) {
+      ensureUserDirs(path.dirname(bundle), rl);
+      // The runtime would make its root with its own mode: made here, 0700 and checked.
+      if (runtime.root === rl.runc) ensureUserDirs(rl.runc, rl);
+    } else await ensureParents(path.dirname(bundle), bundle);
     // The record (with the userns pin this call will make) is in place before
     // the pin: a crash at any later point leaves a bundle rm-pod finishes from.
     const r: PodContainerRecord = {

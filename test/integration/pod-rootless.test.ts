@@ -125,8 +125,9 @@ describeRoot('run-pod without root', () => {
     expect(entries(runcRoot())).toEqual([]);
     expect(entries(bundles())).toEqual([]);
     expect(entries(`${alice.run}/nstool/runtime-logs`)).toEqual([]);
-    // The keeper holds the pod; nothing else of the user runs.
+    // The keeper holds the pod; nothing else of the user runs, nor anything as the pod's root.
     expect(processesOf(alice.uid)).toEqual([made.keeperPid]);
+    expect(await settle(BASE)).toEqual([]);
     expect(treeSnapshot(rootfs)).toEqual(before);
   });
 
@@ -153,6 +154,7 @@ describeRoot('run-pod without root', () => {
     expect(entries(runcRoot())).toEqual([]);
     expect(entries(bundles())).toEqual([]);
     expect(processesOf(alice.uid)).toEqual([made.keeperPid]);
+    expect(await settle(BASE)).toEqual([]);
     expect(treeSnapshot(rootfs)).toEqual(before);
   });
 
@@ -176,6 +178,18 @@ describeRoot('run-pod without root', () => {
     expect(existsSync(`/tmp/${P}-runc`)).toBe(false);
     expect(existsSync(`/tmp/${P}-state`)).toBe(false);
     expect(processesOf(alice.uid)).toEqual([made.keeperPid]);
+    expect(treeSnapshot(rootfs)).toEqual(before);
+  });
+
+  it('a create the runtime refuses is undone: no bundle, no runtime state, no process', async () => {
+    const r = as(alice, ['run-pod', NET, '--id', `${P}-bad`, '--rootfs', rootfs, '--json', '--', '/bin/no-such-program']);
+    expect(r.code).toBe(1);
+    expect(json<{ error: { code: string } }>(r).error.code).toBe('ERR_NSTOOL_RUNTIME');
+    expect(entries(bundles())).toEqual([]);
+    expect(entries(runcRoot())).toEqual([]);
+    expect(entries(`${alice.run}/nstool/runtime-logs`)).toEqual([]);
+    expect(processesOf(alice.uid)).toEqual([made.keeperPid]);
+    expect(await settle(BASE)).toEqual([]);
     expect(treeSnapshot(rootfs)).toEqual(before);
   });
 
