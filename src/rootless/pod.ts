@@ -13,17 +13,11 @@ import type { MountRequest } from '../oci/index.js';
 import { RuncClient, RuncClientOptions } from '../runc/client.js';
 import { showValue } from '../names.js';
 import { ROOTLESS_UNSUPPORTED, rootlessError, RUNTIME_DIR } from './errors.js';
-import { checkRuntimeBase, ensureRuntimeDirs, RuntimeDirs, runtimeDirs } from './runtime-dir.js';
+import type { RootlessPodDirs } from './pod-dirs.js';
+import { checkRuntimeBase, ensureRuntimeDirs } from './runtime-dir.js';
 
-export interface RootlessPodDirs extends RuntimeDirs {
-  containers: string;
-  runc: string;
-}
-
-export function rootlessPodDirs(): RootlessPodDirs {
-  const d = runtimeDirs();
-  return { ...d, containers: path.join(d.dir, 'containers'), runc: path.join(d.dir, 'runc') };
-}
+export { rootlessPodDirs } from './pod-dirs.js';
+export type { RootlessPodDirs } from './pod-dirs.js';
 
 function under(p: string, dir: string): boolean {
   return p === dir || p.startsWith(`${dir}/`);

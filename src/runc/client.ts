@@ -9,6 +9,7 @@ import { abortError } from '../abort.js';
 import { invalidArg, NstoolError } from '../errors.js';
 import { childEnv, runProcess } from '../process.js';
 import { currentMode } from '../rootless/mode.js';
+import { rootlessPodDirs } from '../rootless/pod-dirs.js';
 import { ensureRuntimeDirs, runtimeDirs } from '../rootless/runtime-dir.js';
 import { channels, traced } from '../trace.js';
 import {
@@ -351,7 +352,7 @@ function selfStartTime(): string {
 
 /** The logDir a client gets by default: root's, or the user's own without root. */
 export function defaultLogDir(): string {
-  return currentMode() === 'rootless' ? path.join(runtimeDirs().dir, 'runtime-logs') : DEFAULT_RUNTIME_LOG_DIR;
+  return currentMode() === 'rootless' ? rootlessPodDirs().runtimeLogs : DEFAULT_RUNTIME_LOG_DIR;
 }
 
 /** Makes DIR (0700 when it is the default one, under a traversable /run/nstool) and sweeps it now and then. */

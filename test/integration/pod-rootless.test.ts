@@ -119,6 +119,11 @@ describeRoot('run-pod without root', () => {
     for (const d of [bundles(), runcRoot(), `${alice.run}/nstool/runtime-logs`]) expect(statSync(d).mode & 0o777).toBe(0o700);
     expect(entries(runcRoot())).toEqual([id]);
 
+    // logs finds it in the user's state dir (the root default stands for it).
+    const logs = as(alice, ['logs', id, '--json']);
+    expect(logs.code, logs.err).toBe(0);
+    expect(json<{ stdout: string }>(logs).stdout).toBe(out);
+
     const rm = as(alice, ['rm-pod', id, '--json']);
     expect(rm.code, rm.err).toBe(0);
     expect(json(rm)).toEqual([{ id, existed: true }]);
