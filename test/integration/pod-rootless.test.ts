@@ -163,6 +163,17 @@ describeRoot('run-pod without root', () => {
     expect(treeSnapshot(rootfs)).toEqual(before);
   });
 
+  it('spec prints what run-pod would hand the rootless runtime', () => {
+    const r = as(alice, ['spec', '--netns', NET, '--rootfs', rootfs, '--', 'sh']);
+    expect(r.code, r.err).toBe(0);
+    const spec = JSON.parse(r.out) as { root: { readonly: boolean }; mounts: Array<{ destination: string }>; linux: Record<string, unknown> };
+    expect(spec.root.readonly).toBe(true);
+    expect(spec.mounts.map((m) => m.destination)).toEqual(expect.arrayContaining(['/sys', '/tmp', '/run']));
+    expect(spec.linux['resources']).toBeUndefined();
+    expect(spec.linux['uidMappings']).toEqual([{ containerID: 0, hostID: alice.uid, size: 1 }]);
+    expect(spec.linux['namespaces']).toEqual(expect.arrayContaining([{ type: 'network', path: made.path }, { type: 'user', path: made.usernsPath }]));
+  });
+
   it('refuses root-only options with ERR_NSTOOL_ROOTLESS_UNSUPPORTED before any side effect', () => {
     const id = `${P}-no`;
     const src = path.dirname(rootfs);
