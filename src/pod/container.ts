@@ -8,6 +8,11 @@
 // Files at rest: BUNDLE is 0710 root:<pod root's host gid> (the runtime's
 // init runs as the pod's root and must pass through it; nobody else may),
 // every file in it 0600; the dirs above it that nstool makes are 0711.
+//
+// Without root the same steps run with the runtime in its rootless mode, as
+// the user: bundles, runtime state and logs in the user's runtime dir (0700),
+// the rootfs read-only with no mount on the host, and what only root can do
+// refused up front (src/rootless/pod.ts, src/oci/rootless.ts).
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fchownSync, openSync, realpathSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, open, readdir, readFile, realpath, rm, rmdir, stat, unlink } from 'node:fs/promises';
