@@ -48,6 +48,16 @@ async function waitForFile(p: string, text: string): Promise<string> {
   return s;
 }
 
+/** UID's processes once those that are ending have ended (a container's init may still be reaped; no timing asserted). */
+async function processesLeft(uid: number, keep: number[]): Promise<number[]> {
+  for (let i = 0; i < 200; i++) {
+    const left = processesOf(uid).filter((p) => !keep.includes(p));
+    if (left.length === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return processesOf(uid);
+}
+
 describeRoot('run-pod without root', () => {
   let alice: TestUser;
   const BASE = randomSubidBase();
@@ -131,7 +141,7 @@ describeRoot('run-pod without root', () => {
     expect(entries(bundles())).toEqual([]);
     expect(entries(`${alice.run}/nstool/runtime-logs`)).toEqual([]);
     // The keeper holds the pod; nothing else of the user runs, nor anything as the pod's root.
-    expect(processesOf(alice.uid)).toEqual([made.keeperPid]);
+    expect(await processesLeft(alice.uid, [made.keeperPid])).toEqual([made.keeperPid]);
     expect(await settle(BASE)).toEqual([]);
     expect(treeSnapshot(rootfs)).toEqual(before);
   });
@@ -158,9 +168,24 @@ describeRoot('run-pod without root', () => {
     expect(got).toMatchObject({ alive: String(BASE), rm: { id, existed: true }, gone: true });
     expect(entries(runcRoot())).toEqual([]);
     expect(entries(bundles())).toEqual([]);
-    expect(processesOf(alice.uid)).toEqual([made.keeperPid]);
+    expect(await processesLeft(alice.uid, [made.keeperPid])).toEqual([made.keeperPid]);
     expect(await settle(BASE)).toEqual([]);
     expect(treeSnapshot(rootfs)).toEqual(before);
+  });
+
+  it("runs in a pod that maps only the user's own ids (no newuidmap)", async () => {
+    const own = `${P}-own`;
+    const c = as(alice, ['create-pod-netns', own, '--uidmap', `0:${alice.uid}:1`, '--gidmap', `0:${alice.gid}:1`, '--json']);
+    expect(c.code, c.err).toBe(0);
+    const r = as(alice, ['run-pod', own, '--rootfs', rootfs, '--json', '--', 'sh', '-c', 'id -u; cat /proc/self/uid_map; echo done']);
+    expect(r.code, r.err).toBe(0);
+    const out = await waitForFile(json<{ stdout: string }>(r).stdout, 'done\n');
+    expect(out.split('\n').slice(0, 2).map((l) => l.trim().split(/\s+/).join(' '))).toEqual(['0', `0 ${alice.uid} 1`]);
+    expect(as(alice, ['rm-pod', own]).code).toBe(0);
+    expect(as(alice, ['delete', own]).code).toBe(0);
+    expect(entries(bundles())).toEqual([]);
+    expect(entries(runcRoot())).toEqual([]);
+    expect(await processesLeft(alice.uid, [made.keeperPid])).toEqual([made.keeperPid]);
   });
 
   it('spec prints what run-pod would hand the rootless runtime', () => {
@@ -174,7 +199,7 @@ describeRoot('run-pod without root', () => {
     expect(spec.linux['namespaces']).toEqual(expect.arrayContaining([{ type: 'network', path: made.path }, { type: 'user', path: made.usernsPath }]));
   });
 
-  it('refuses root-only options with ERR_NSTOOL_ROOTLESS_UNSUPPORTED before any side effect', () => {
+  it('refuses root-only options with ERR_NSTOOL_ROOTLESS_UNSUPPORTED before any side effect', async () => {
     const id = `${P}-no`;
     const src = path.dirname(rootfs);
     const cases: string[][] = [
@@ -193,7 +218,7 @@ describeRoot('run-pod without root', () => {
     expect(entries(runcRoot())).toEqual([]);
     expect(existsSync(`/tmp/${P}-runc`)).toBe(false);
     expect(existsSync(`/tmp/${P}-state`)).toBe(false);
-    expect(processesOf(alice.uid)).toEqual([made.keeperPid]);
+    expect(await processesLeft(alice.uid, [made.keeperPid])).toEqual([made.keeperPid]);
     expect(treeSnapshot(rootfs)).toEqual(before);
   });
 
@@ -204,7 +229,7 @@ describeRoot('run-pod without root', () => {
     expect(entries(bundles())).toEqual([]);
     expect(entries(runcRoot())).toEqual([]);
     expect(entries(`${alice.run}/nstool/runtime-logs`)).toEqual([]);
-    expect(processesOf(alice.uid)).toEqual([made.keeperPid]);
+    expect(await processesLeft(alice.uid, [made.keeperPid])).toEqual([made.keeperPid]);
     expect(await settle(BASE)).toEqual([]);
     expect(treeSnapshot(rootfs)).toEqual(before);
   });
