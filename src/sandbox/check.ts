@@ -8,7 +8,7 @@ import { ErrorJSON, errorToJSON } from '../errors.js';
 import { probeNs } from '../kernel/ns.js';
 import { isNotFound } from '../runc/error.js';
 import { SANDBOX_PREFIX, validateSandboxId } from './instance.js';
-import { pinHolds, runtimeClient } from './resources.js';
+import { pinHolds, pinPath, runtimeClient } from './resources.js';
 import { readState, SandboxState } from './state.js';
 import { SandboxDirs, sandboxDirs } from './types.js';
 
@@ -39,16 +39,16 @@ async function netnsCheck(st: SandboxState): Promise<HealthCheck> {
 async function usernsCheck(st: SandboxState): Promise<HealthCheck | null> {
   if (!st.userns) return null;
   try {
-    const u = await probeNs(st.userns.path);
+    const u = await probeNs(pinPath(st, st.userns.path));
     if (u.state !== 'ns' || u.type !== 'user') return bad('userns', `the userns pin ${st.userns.path} holds no user namespace`);
     if (st.userns.inode !== undefined && u.inode !== st.userns.inode) return bad('userns', `the userns pin ${st.userns.path} holds another user namespace`);
-    const n = st.netns ? await probeNs(st.netns.path).catch(() => null) : null;
+    const n = st.netns ? await probeNs(pinPath(st, st.netns.path)).catch(() => null) : null;
     if (n?.state === 'ns' && n.owner && n.owner.inode !== u.inode) return bad('userns', `the userns pinned at ${st.userns.path} does not own the netns`);
     // Without a pause container the pod's ipc and uts live in pins owned by the same userns.
     for (const kind of ['ipc', 'uts'] as const) {
       const rec = st[kind];
       if (!rec) continue;
-      const x = await probeNs(rec.path);
+      const x = await probeNs(pinPath(st, rec.path));
       if (x.state !== 'ns' || x.type !== kind) return bad('userns', `the ${kind} pin ${rec.path} holds no ${kind} namespace`);
       if ((rec.inode !== undefined && x.inode !== rec.inode) || !x.owner || x.owner.inode !== u.inode) {
         return bad('userns', `the ${kind} pin ${rec.path} holds another namespace than the sandbox made`);
