@@ -20,7 +20,7 @@
 //   unpin NAME          -> ok NETNS USERNS PINS  (1/0: that pin was there)
 //   pinns KIND NAME + 1 fd -> ok PID STARTTIME   (KIND ipc or uts: a sandbox's
 //                          namespaces made inside its userns, DIR/pins/KIND/NAME)
-//   unpinns KIND NAME   -> ok EXISTED PINS       (KIND net, user, ipc or uts: one pin)
+//   unpinns KIND NAME   -> ok EXISTED PINS       (KIND user, ipc or uts: that pin alone)
 //   (any failure)       -> err STEP ERRNO
 // After a pin or unpin that leaves no pin the keeper removes its socket and
 // pid file and exits (the connection closes with it, so the client knows);
@@ -230,7 +230,8 @@ std::string UnpinOne(const std::string& arg, size_t nfds) {
   size_t sp = arg.find(' ');
   std::string kind = arg.substr(0, sp), name = sp == std::string::npos ? "" : arg.substr(sp + 1), dir;
   int type = 0;
-  if (nfds != 0 || !ValidName(name) || !KindDir(kind, &dir, &type)) return Err("request", EINVAL);
+  // A netns goes with its userns, by unpin.
+  if (nfds != 0 || kind == "net" || !ValidName(name) || !KindDir(kind, &dir, &type)) return Err("request", EINVAL);
   bool existed = false;
   if (!UnpinPath(dir + "/" + name, &existed)) return Err("unpin-ns", errno);
   return "ok " + std::to_string(existed) + " " + std::to_string(CountPins()) + "\n";

@@ -225,7 +225,13 @@ function subidDefault(kind: 'uid' | 'gid'): string {
   } catch {
     // none: createSandbox names the fix
   }
-  const r = parseSubid(text, os.userInfo().username, uid)[0];
+  let user = String(uid);
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // no passwd entry: /etc/subuid may still name the uid
+  }
+  const r = parseSubid(text, user, uid)[0];
   return r ? `0:${r.start}:${Math.min(r.count, 65536)}` : `0:${own}:1`;
 }
 

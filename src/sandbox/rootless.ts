@@ -84,9 +84,9 @@ function whyUntrusted(dir: string): string | undefined {
 
 /**
  * Removes one pin of sandbox NAME from the keeper: true when it was there.
- * No keeper, no pin. KIND 'net' also drops the userns pin made with it.
+ * No keeper, no pin. 'net+user' is the netns with its userns pin (made together).
  */
-export async function keeperUnpin(kind: PinKind | 'net+user', name: string): Promise<boolean> {
+export async function keeperUnpin(kind: Exclude<PinKind, 'net'> | 'net+user', name: string): Promise<boolean> {
   const d = runtimeDirs();
   try {
     const reply = kind === 'net+user' ? await keeperCall(d, `unpin ${name}`) : await keeperCall(d, `unpinns ${kind} ${name}`);
