@@ -21,6 +21,9 @@
 //   pinns KIND NAME + 1 fd -> ok PID STARTTIME   (KIND ipc or uts: a sandbox's
 //                          namespaces made inside its userns, DIR/pins/KIND/NAME)
 //   unpinns KIND NAME   -> ok EXISTED PINS       (KIND user, ipc or uts: that pin alone)
+//   hold NAME + 1 fd    -> ok                    (kept open while pin NAME is:
+//                          the write end of a pod's network process's exit
+//                          pipe, which sees EOF when the pin or we are gone)
 //   (any failure)       -> err STEP ERRNO
 // After a pin or unpin that leaves no pin the keeper removes its socket and
 // pid file and exits (the connection closes with it, so the client knows);
@@ -47,6 +50,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 
 namespace {
@@ -58,6 +62,8 @@ constexpr int kIdleMs = 30000;
 constexpr int kRequestTimeoutMs = 5000;
 constexpr size_t kMaxRequest = 512;
 constexpr size_t kMaxFds = 4;
+// Held fds, one per pin at most: bounded by the pins themselves.
+std::map<std::string, int> g_held;
 
 struct Paths {
   std::string dir, sock, pidfile, pins, netns, userns, ipc, uts;
@@ -207,7 +213,28 @@ std::string Pin(const std::string& name, const int* fds, size_t nfds) {
   return "ok " + g_pidline;
 }
 
+// Keeps FD while pin NAME exists; a second hold for NAME replaces (closes)
+// the first: one network process per pod.
+std::string Hold(const std::string& name, int* fds, size_t* nfds) {
+  if (*nfds != 1) return Err("request", EINVAL);
+  struct stat st {};
+  if (lstat((g_paths.netns + "/" + name).c_str(), &st) < 0) return Err("hold", errno);
+  auto it = g_held.find(name);
+  if (it != g_held.end()) close(it->second);
+  g_held[name] = fds[0];
+  *nfds = 0;  // ours now: not closed with the request
+  return "ok\n";
+}
+
+void Release(const std::string& name) {
+  auto it = g_held.find(name);
+  if (it == g_held.end()) return;
+  close(it->second);
+  g_held.erase(it);
+}
+
 std::string Unpin(const std::string& name) {
+  Release(name);
   bool net = false, user = false;
   if (!UnpinPath(g_paths.netns + "/" + name, &net)) return Err("unpin-netns", errno);
   if (!UnpinPath(g_paths.userns + "/" + name, &user)) return Err("unpin-userns", errno);
@@ -301,6 +328,10 @@ bool Serve(int conn) {
   if (verb == "pinns" || verb == "unpinns") {
     reply(verb == "pinns" ? PinOne(arg, fds, nfds) : UnpinOne(arg, nfds));
     return true;
+  }
+  if (verb == "hold" && ValidName(arg)) {
+    reply(Hold(arg, fds, &nfds));
+    return false;
   }
   if ((verb == "pin" || verb == "unpin") && ValidName(arg)) {
     reply(verb == "pin" ? Pin(arg, fds, nfds) : (nfds ? Err("request", EINVAL) : Unpin(arg)));
