@@ -109,24 +109,28 @@ export function registerSandboxCommands(program: Command, io: Io): void {
     .option('--conflist <file>', 'CNI network config list (.conflist or .conf)')
     .option('--cni-conf-dir <dir>', 'load the network from this dir (default /etc/cni/net.d with --network)')
     .option('--network <name>', 'network name to pick from the conf dir')
-    .option('--ifname <name>', 'interface name in the pod', 'eth0')
+    .option('--ifname <name>', 'interface name in the pod (default eth0; rootless: tap0)')
     .option('--cni-path <path>', 'plugin search path', DEFAULT_PLUGIN_PATH.join(':'))
     .option('--node-netns <path>', 'run CNI plugins inside this netns')
     .option('--no-network', 'only lo')
-    .addOption(new Option('--net-backend <name>', 'rootless: the user-mode network program').choices(['auto', 'pasta', 'slirp4netns']).default('auto'))
+    .addOption(new Option('--net-backend <name>', 'rootless: the user-mode network program').choices(['auto', 'pasta', 'slirp4netns']))
     .option('--publish <host:pod[/proto]>', 'rootless: forward a host port into the pod (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .action(
       async (
         id: string,
-        o: DirFlags & { rootfs?: string; pause: boolean; uidmap?: string; gidmap?: string; netBackend: 'auto' | 'pasta' | 'slirp4netns'; publish?: string[]; pauseCmd: string[]; hostname?: string; conflist?: string; cniConfDir?: string; network?: string | boolean; ifname: string; cniPath: string; nodeNetns?: string },
+        o: DirFlags & { rootfs?: string; pause: boolean; uidmap?: string; gidmap?: string; netBackend?: 'auto' | 'pasta' | 'slirp4netns'; publish?: string[]; pauseCmd: string[]; hostname?: string; conflist?: string; cniConfDir?: string; network?: string | boolean; ifname?: string; cniPath: string; nodeNetns?: string },
       ) => {
         const rootless = currentMode() === 'rootless';
+        if ((o.netBackend !== undefined || o.publish !== undefined) && (!rootless || o.network === false)) {
+          throw new UsageError(rootless ? '--net-backend and --publish go with a network: drop --no-network' : '--net-backend and --publish are for rootless mode (as root the network is CNI\'s; its portmap plugin forwards ports)');
+        }
         let network: SandboxNetwork | undefined;
         if (o.network !== false && rootless && !o.conflist && !o.cniConfDir && typeof o.network !== 'string') {
           // Without root the network is slirp4netns's or pasta's (CNI flags are refused by createSandbox).
-          network = { backend: o.netBackend, ...(o.ifname !== 'eth0' ? { ifName: o.ifname } : {}), ...(o.publish ? { ports: await parsePorts(o.publish) } : {}) };
+          const { parsePortSpec } = await import('../rootless/network.js');
+          network = { backend: o.netBackend ?? 'auto', ...(o.ifname !== undefined ? { ifName: o.ifname } : {}), ...(o.publish ? { ports: o.publish.map(parsePortSpec) } : {}) };
         } else if (o.network !== false) {
-          const base = { ifName: o.ifname, pluginPath: o.cniPath, ...(o.nodeNetns ? { nodeNetns: o.nodeNetns } : {}) };
+          const base = { ifName: o.ifname ?? 'eth0', pluginPath: o.cniPath, ...(o.nodeNetns ? { nodeNetns: o.nodeNetns } : {}) };
           if (o.conflist) network = { ...base, list: (await loadNetworkListFile(o.conflist)) as unknown as Record<string, unknown> };
           else if (o.cniConfDir || typeof o.network === 'string')
             network = { ...base, ...(o.cniConfDir ? { confDir: o.cniConfDir } : {}), ...(typeof o.network === 'string' ? { name: o.network } : {}) };
@@ -233,11 +237,6 @@ function subidDefault(kind: 'uid' | 'gid'): string {
   }
   const r = parseSubid(text, user, uid)[0];
   return r ? `0:${r.start}:${Math.min(r.count, 65536)}` : `0:${own}:1`;
-}
-
-async function parsePorts(specs: string[]): Promise<SandboxNetwork['ports']> {
-  void specs;
-  throw new UsageError('--publish: pod networking without root is not built in yet');
 }
 
 function noSandbox(id: string): NstoolError {

@@ -79,6 +79,7 @@ async function pauseCheck(st: SandboxState): Promise<HealthCheck | null> {
 }
 
 async function networkCheck(st: SandboxState, netnsOk: boolean): Promise<HealthCheck> {
+  if (st.rootlessNet) return rootlessNetworkCheck(st);
   const n = st.network;
   if (!n) return { name: 'network', ok: true, detail: 'no network: the pod has only lo' };
   if (!netnsOk || !st.netns) return bad('network', 'not checked: the netns is not there');
@@ -94,6 +95,16 @@ async function networkCheck(st: SandboxState, netnsOk: boolean): Promise<HealthC
   } catch (err) {
     return bad('network', `CNI CHECK failed: ${(err as Error)?.message ?? String(err)}`, err);
   }
+}
+
+/** Without root: the network process recorded for the sandbox still runs. */
+async function rootlessNetworkCheck(st: SandboxState): Promise<HealthCheck> {
+  const r = st.rootlessNet!.record;
+  if (r === undefined) return bad('network', 'the network process was not started');
+  const { parseNetRecord, rootlessNetworkAlive } = await import('../rootless/network.js');
+  const rec = parseNetRecord(r);
+  if (!rec) return bad('network', 'the network record in the state is not one nstool writes');
+  return rootlessNetworkAlive(rec) ? { name: 'network', ok: true, detail: `${rec.backend} pid ${rec.pid}` } : bad('network', `${rec.backend} (pid ${rec.pid}) is gone`);
 }
 
 /** The health of sandbox ID, or null when it has no state. */

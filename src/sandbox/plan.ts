@@ -24,6 +24,14 @@ import { CreateSandboxOptions, Dirs, SandboxNetwork, sandboxDirs, StepHook } fro
 
 const NAME_MAX = 255;
 
+/** A rootless sandbox's network, as asked for (recorded in the state before it starts). */
+export interface RootlessNetPlan {
+  backend: 'auto' | 'pasta' | 'slirp4netns';
+  ports: Array<{ hostIp?: string; hostPort: number; podPort: number; protocol: 'tcp' | 'udp' }>;
+  ifName?: string;
+  mtu?: number;
+}
+
 export interface Plan {
   id: string;
   /** The name of its pins, container, bundle and CNI container id. */
@@ -51,7 +59,7 @@ export interface Plan {
   /** The pod's host name: the pause container's, or set in the pinned uts namespace. */
   hostname: string;
   /** Rootless: the user-mode network (CNI needs root). */
-  rootlessNet?: { backend: 'auto' | 'pasta' | 'slirp4netns'; ports: NonNullable<SandboxNetwork['ports']>; ifName?: string; mtu?: number };
+  rootlessNet?: RootlessNetPlan;
   /** Absent: no pause container; the ipc and uts namespaces are pinned instead. */
   pause?: { rootfs: string; command: string[]; runtime: { binary: string; root?: string } };
   /** Written into the pause container's spec: which sandbox and instance it belongs to. */
@@ -156,8 +164,33 @@ async function planRootless(o: CreateSandboxOptions, name: string, uidMap: IdMap
   return { ...(net ? { net } : {}), setgroups };
 }
 
-async function planRootlessNet(_n: SandboxNetwork): Promise<Plan['rootlessNet']> {
-  throw unsupported('a pod network without root (slirp4netns or pasta)', 'this build does not wire it yet: use network: undefined (--no-network)');
+/** The user-mode network's options, checked now (the backend's presence is checked when it starts). */
+async function planRootlessNet(n: SandboxNetwork): Promise<Plan['rootlessNet']> {
+  const backend = n.backend ?? 'auto';
+  if (!['auto', 'pasta', 'slirp4netns'].includes(backend)) throw invalidArg('network.backend must be "auto", "pasta" or "slirp4netns"');
+  if (n.ports !== undefined && !Array.isArray(n.ports)) throw invalidArg('network.ports must be an array', 'ERR_INVALID_ARG_TYPE');
+  const { parsePortSpec } = await import('../rootless/network.js');
+  const seen = new Set<string>();
+  const ports = (n.ports ?? []).map((f, i) => {
+    if (!isObject(f as unknown)) throw invalidArg(`network.ports[${i}] must be an object`, 'ERR_INVALID_ARG_TYPE');
+    if (f.protocol !== 'tcp' && f.protocol !== 'udp') throw invalidArg(`network.ports[${i}].protocol must be "tcp" or "udp"`);
+    if (typeof f.hostPort !== 'number' || typeof f.podPort !== 'number' || (f.hostIp !== undefined && typeof f.hostIp !== 'string')) {
+      throw invalidArg(`network.ports[${i}] needs numbers hostPort and podPort (and a string hostIp)`, 'ERR_INVALID_ARG_TYPE');
+    }
+    // The spec parser checks the ranges and the address.
+    const fwd = parsePortSpec(`${f.hostIp !== undefined ? `${f.hostIp}:` : ''}${f.hostPort}:${f.podPort}/${f.protocol}`);
+    const key = `${fwd.protocol} ${fwd.hostPort}`;
+    if (seen.has(key)) throw invalidArg(`host port ${fwd.hostPort}/${fwd.protocol} is forwarded twice`);
+    seen.add(key);
+    return fwd;
+  });
+  if (n.mtu !== undefined && (!Number.isInteger(n.mtu) || n.mtu < 1280 || n.mtu > 65520)) throw invalidArg('network.mtu must be a whole number from 1280 to 65520');
+  return {
+    backend,
+    ports,
+    ...(n.ifName !== undefined ? { ifName: validateIfName(n.ifName) } : {}),
+    ...(n.mtu !== undefined ? { mtu: n.mtu } : {}),
+  };
 }
 
 export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {

@@ -7,8 +7,14 @@ import { listStateIds, readState, SandboxState } from './state.js';
 import { SandboxDetails, SandboxDirs, sandboxDirs, SandboxInfo } from './types.js';
 import { validateSandboxId } from './instance.js';
 
+/** The pod's addresses of a rootless network, as recorded (a record that is not a valid one shows none). */
+function rootlessIps(st: SandboxState): string[] {
+  const ips = (st.rootlessNet?.record as { ips?: unknown } | undefined)?.ips;
+  return Array.isArray(ips) && ips.every((i) => typeof i === 'string') ? (ips as string[]) : [];
+}
+
 export function toInfo(st: SandboxState): SandboxInfo {
-  const out: SandboxInfo = { id: st.id, phase: st.phase, mode: st.mode ?? 'root', ips: st.network?.ips ?? [], createdAt: st.createdAt };
+  const out: SandboxInfo = { id: st.id, phase: st.phase, mode: st.mode ?? 'root', ips: st.network?.ips ?? rootlessIps(st), createdAt: st.createdAt };
   // Without root: the paths through which the host reaches the keeper's pins.
   const at = (p: string) => pinPath(st, p);
   if (st.netns) out.netnsPath = at(st.netns.path);

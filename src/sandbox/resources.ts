@@ -310,7 +310,7 @@ function storedNetworkRefused(st: SandboxState): string | null {
   }
 }
 
-const network: Resource = {
+const cniNetwork: Resource = {
   step: 'network',
   gcKind: 'cni-result',
   record(st, p) {
@@ -384,6 +384,61 @@ const network: Resource = {
   },
   forget(st) {
     delete st.network;
+  },
+};
+
+// Without root: the user-mode network process (src/rootless/network.ts),
+// loaded only for a rootless sandbox. A process started but not yet
+// recorded (a crash between the two) ends with the netns pin: the keeper
+// holds its exit pipe for as long as the pin is there.
+const rootlessNetwork = () => import('../rootless/network.js');
+
+const rlNetwork: Resource = {
+  step: 'network',
+  gcKind: 'cni-result',
+  record(st, p) {
+    if (!p.rootlessNet) return false;
+    st.rootlessNet = { ...p.rootlessNet };
+    return true;
+  },
+  async make(st, p) {
+    const n = st.rootlessNet!;
+    const { startRootlessNetwork } = await rootlessNetwork();
+    const rec = await startRootlessNetwork({
+      netnsPath: pinPath(st, st.netns!.path),
+      usernsPath: pinPath(st, st.userns!.path),
+      backend: n.backend,
+      ports: n.ports,
+      ...(n.ifName !== undefined ? { ifname: n.ifName } : {}),
+      ...(n.mtu !== undefined ? { mtu: n.mtu } : {}),
+      ...(p.signal ? { signal: p.signal } : {}),
+    });
+    n.record = rec;
+  },
+  recorded: (st) => st.rootlessNet !== undefined,
+  target(st) {
+    const r = st.rootlessNet!.record as { backend?: unknown; pid?: unknown } | undefined;
+    return r ? `${String(r.backend)} pid ${String(r.pid)}` : 'network process';
+  },
+  async probe(st) {
+    const r = st.rootlessNet!.record;
+    if (r === undefined) return { presence: 'absent', detail: 'not started, or not recorded: it ends with the netns pin' };
+    const { parseNetRecord, rootlessNetworkAlive } = await rootlessNetwork();
+    const rec = parseNetRecord(r);
+    if (!rec) return { presence: 'unknown', detail: 'the network record in the state is not one nstool writes' };
+    return rootlessNetworkAlive(rec) ? { presence: 'present' } : { presence: 'absent', detail: `${rec.backend} (pid ${rec.pid}) is gone` };
+  },
+  async broken(st) {
+    const p = await this.probe(st);
+    return st.rootlessNet!.record !== undefined && p.presence === 'absent' ? 'network process gone' : null;
+  },
+  async remove(st) {
+    const { parseNetRecord, stopRootlessNetwork } = await rootlessNetwork();
+    const rec = parseNetRecord(st.rootlessNet!.record);
+    if (rec) await stopRootlessNetwork(rec);
+  },
+  forget(st) {
+    delete st.rootlessNet;
   },
 };
 
@@ -469,6 +524,8 @@ const pause: Resource = {
     delete st.pause;
   },
 };
+
+const network = byMode(cniNetwork, rlNetwork);
 
 /** In creation order. */
 export const RESOURCES: readonly Resource[] = [netns, userns, ipc, uts, network, pause];

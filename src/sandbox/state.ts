@@ -16,6 +16,7 @@ import { validateSandboxId } from './instance.js';
 import { untrustedPath } from '../trusted-path.js';
 import { ensureRuntimeDirs } from '../rootless/runtime-dir.js';
 import { isKeeperPin, isRootless, rootlessDirs, untrustedRootlessDir } from './rootless.js';
+import type { RootlessNetPlan } from './plan.js';
 
 export const DEFAULT_STATE_DIR = '/run/nstool/sandboxes';
 const SUFFIX = '.json';
@@ -37,6 +38,8 @@ export interface SandboxState {
   instance?: string;
   /** Made without root: the pins are the user's keeper's (see rootless.ts). */
   mode?: 'rootless';
+  /** A rootless sandbox's network: what was asked for, and the process once it runs (checked where it is used). */
+  rootlessNet?: RootlessNetPlan & { record?: unknown };
   /** Set when a rollback or delete stopped part way: what is left, for gc. */
   pendingUndo?: string[];
   /** The netns pin. usernsPath is only read from older files (see userns). */
@@ -146,6 +149,7 @@ function validateState(st: SandboxState, id: string, dir: string): void {
     for (const r of [st.netns, st.userns, st.ipc, st.uts]) need(r === undefined || (typeof r.path === 'string' && isKeeperPin(r.path, d)), 'a pin outside the keeper');
     need(st.pause === undefined && st.network === undefined, 'root-only resources');
   }
+  need(st.rootlessNet === undefined || (st.mode === 'rootless' && st.rootlessNet !== null && typeof st.rootlessNet === 'object'), 'rootlessNet');
   if (st.netns) {
     const n = st.netns;
     validateName(n.name, 'netns.name');
