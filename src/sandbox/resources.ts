@@ -19,6 +19,7 @@ import { isNotFound } from '../runc/error.js';
 import { probeContainer } from '../runc/probe.js';
 import { SANDBOX_PREFIX } from './instance.js';
 import type { Plan } from './plan.js';
+import { writeState } from './state.js';
 import type { SandboxState } from './state.js';
 import { hostOf, keeperUnpin, makeKeeperPodNs } from './rootless.js';
 
@@ -414,6 +415,8 @@ const rlNetwork: Resource = {
       ...(p.signal ? { signal: p.signal } : {}),
     });
     n.record = rec;
+    // Saved at once: a crash from here on leaves the process and its files findable by pid and start time.
+    await writeState(p.dirs.state, st);
   },
   recorded: (st) => st.rootlessNet !== undefined,
   target(st) {
@@ -426,11 +429,18 @@ const rlNetwork: Resource = {
     const { parseNetRecord, rootlessNetworkAlive } = await rootlessNetwork();
     const rec = parseNetRecord(r);
     if (!rec) return { presence: 'unknown', detail: 'the network record in the state is not one nstool writes' };
-    return rootlessNetworkAlive(rec) ? { presence: 'present' } : { presence: 'absent', detail: `${rec.backend} (pid ${rec.pid}) is gone` };
+    if (rootlessNetworkAlive(rec)) return { presence: 'present' };
+    // Its log (and API socket) outlive it: still there to remove.
+    const files = [rec.log, rec.apiSocket].filter((f): f is string => f !== undefined);
+    if ((await Promise.all(files.map((f) => fileProbe(f)))).some((x) => x.presence !== 'absent')) return { presence: 'present', detail: `${rec.backend} (pid ${rec.pid}) is gone; its files are left` };
+    return { presence: 'absent', detail: `${rec.backend} (pid ${rec.pid}) is gone` };
   },
   async broken(st) {
-    const p = await this.probe(st);
-    return st.rootlessNet!.record !== undefined && p.presence === 'absent' ? 'network process gone' : null;
+    const r = st.rootlessNet!.record;
+    if (r === undefined) return null;
+    const { parseNetRecord, rootlessNetworkAlive } = await rootlessNetwork();
+    const rec = parseNetRecord(r);
+    return rec && !rootlessNetworkAlive(rec) ? 'network process gone' : null;
   },
   async remove(st) {
     const { parseNetRecord, stopRootlessNetwork } = await rootlessNetwork();

@@ -85,6 +85,8 @@ describeRoot('rootless sandboxes, as an unprivileged user', () => {
     expect(existsSync(`${u.run}/nstool/keeper.pid`)).toBe(false);
     expect(existsSync(`${u.run}/nstool/keeper.sock`)).toBe(false);
     expect(readdirSync(`${u.run}/nstool/pins`)).toEqual([]);
+    // The network processes' logs and API sockets went with them.
+    if (existsSync(`${u.run}/nstool/net`)) expect(readdirSync(`${u.run}/nstool/net`)).toEqual([]);
   };
 
   it('creates a pause-less sandbox whose pins are the namespaces a joining process shows; list, inspect, check from other processes; delete leaves nothing', async () => {
@@ -256,6 +258,56 @@ describeRoot('rootless sandboxes, as an unprivileged user', () => {
     rmSync(other, { recursive: true });
     await expectNothingLeft(alice);
     await expectNothingLeft(carol);
+  });
+
+  it('gives a sandbox a network with slirp4netns: the pod reaches the gateway; a dead network process makes it broken for check and gc', async () => {
+    const id = `${P}-net`;
+    const c = as(alice, ['sandbox', 'create', id, '--net-backend', 'slirp4netns', '--json']);
+    expect(c.code, c.err).toBe(0);
+    const made = json<Info & { ips: string[] }>(c);
+    expect(made).toMatchObject({ mode: 'rootless', ips: ['10.0.2.100/24'] });
+    const h = json<{ checks: Array<{ name: string; ok: boolean; detail?: string }> }>(as(alice, ['sandbox', 'check', id, '--json']));
+    const net = h.checks.find((x) => x.name === 'network')!;
+    expect(net.ok).toBe(true);
+    const pid = Number(/pid (\d+)/.exec(net.detail ?? '')?.[1]);
+    expect(readFileSync(`/proc/${pid}/comm`, 'utf8')).toBe('slirp4netns\n');
+    expect(statSync(`/proc/${pid}`).uid).toBe(alice.uid);
+    // Only the gateway slirp4netns answers for, from inside the pod: nothing off the machine.
+    const ping = as(alice, ['exec', made.netnsPath, '--', 'ping', '-c', '3', '-W', '2', '10.0.2.2']);
+    expect(ping.code, ping.out + ping.err).toBe(0);
+    expect(ping.out).toContain('3 received');
+    const addr = as(alice, ['exec', made.netnsPath, '--', 'ip', '-o', '-4', 'addr', 'show', 'tap0']);
+    expect(addr.out).toContain('10.0.2.100/24');
+
+    // The network process dies: check says so, and gc removes the broken sandbox whole.
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 100 && existsSync(`/proc/${pid}/comm`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'); i++) await new Promise((r) => setTimeout(r, 20));
+    const bad = as(alice, ['sandbox', 'check', id, '--json']);
+    expect(bad.code).toBe(1);
+    expect(json<ErrorDoc>(bad).error.code).toBe('ERR_NSTOOL_SANDBOX_UNHEALTHY');
+    const g = as(alice, ['gc', '--json']);
+    expect(g.code, g.err).toBe(0);
+    expect(json(g)).toEqual([expect.objectContaining({ kind: 'sandbox', id, reason: 'network process gone', done: true })]);
+    await expectNothingLeft(alice);
+
+    // And a plain delete stops it.
+    const d = as(alice, ['sandbox', 'create', id, '--net-backend', 'slirp4netns']);
+    expect(d.code, d.err).toBe(0);
+    expect(as(alice, ['sandbox', 'delete', id]).code).toBe(0);
+    await expectNothingLeft(alice);
+  });
+
+  it('finishes a create with a network killed before or after its network step', async () => {
+    for (const point of ['before-network', 'after-network']) {
+      for (const finish of ['delete', 'gc'] as const) {
+        const id = `${P}-kn-${point}-${finish}`;
+        const killed = as(alice, ['sandbox', 'create', id, '--net-backend', 'slirp4netns'], { NSTOOL_TEST_STEP: `${point}:kill` });
+        expect(killed.code, `${point}: ${killed.err}`).toBe(null);
+        const f = finish === 'delete' ? as(alice, ['sandbox', 'delete', id]) : as(alice, ['gc']);
+        expect(f.code, `${point} ${finish}: ${f.err}`).toBe(0);
+        await expectNothingLeft(alice);
+      }
+    }
   });
 
   it('refuses root-only options with ERR_NSTOOL_ROOTLESS_UNSUPPORTED and leaves nothing', async () => {
