@@ -257,13 +257,20 @@ std::string StartTimeOf(long pid) {
   return "";
 }
 
+// One word on stdout, then exit (_exit would drop stdio's buffer).
+[[noreturn]] void Say(const char* word) {
+  std::string line = std::string(word) + "\n";
+  ssize_t ignored = write(1, line.data(), line.size());
+  (void)ignored;
+  _exit(0);
+}
+
 [[noreturn]] void Kill(const Options& o) {
   // The pidfd first: if the start time then matches, it is that process.
   int pidfd = PidfdOpen(static_cast<pid_t>(o.kill_pid));
   if (pidfd < 0 && errno != ESRCH) Fail("pidfd_open", errno);
   if (pidfd < 0 || StartTimeOf(o.kill_pid) != o.kill_start) {
-    puts("gone");
-    _exit(0);
+    Say("gone");
   }
   if (PidfdSignal(pidfd, SIGTERM) < 0) {
     if (errno != ESRCH) Fail("pidfd_send_signal", errno);
@@ -271,8 +278,7 @@ std::string StartTimeOf(long pid) {
     if (PidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) Fail("pidfd_send_signal", errno);
     if (!WaitGone(pidfd, 10000)) Fail("wait", ETIMEDOUT);
   }
-  puts("killed");
-  _exit(0);
+  Say("killed");
 }
 
 // Hands the write end of a new pipe to the keeper ("hold NAME"); returns

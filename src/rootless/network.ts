@@ -161,6 +161,11 @@ function resolvePod(netnsPath: unknown, dirs: RuntimeDirs): Pod {
       hint: "the pod's namespaces are gone (the keeper exited): create the pod netns again",
     });
   }
+  try {
+    lstatSync(p);
+  } catch (err) {
+    throw new NstoolError(`netnsPath ${showValue(netnsPath)}: no such pod netns`, { code: 'ENOENT', errno: -2, path: p, hint: '`nstool list` shows the pod netns of this user', cause: err });
+  }
   return { name: path.basename(m[2]!), keeper, dirs };
 }
 
