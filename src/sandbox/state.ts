@@ -94,7 +94,9 @@ export async function checkStateDir(dir: string): Promise<void> {
   throw new NstoolError(`the sandbox state dir ${dir} cannot be trusted: ${bad.dir} ${bad.why}`, {
     code: 'ERR_NSTOOL_STATE_DIR',
     path: dir,
-    hint: 'keep the state dir under directories owned by root and writable by root alone (the default /run/nstool/sandboxes)',
+    hint: isRootless()
+      ? 'without root the state dir must be your own directory with mode 0700 (the default $XDG_RUNTIME_DIR/nstool/sandboxes)'
+      : 'keep the state dir under directories owned by root and writable by root alone (the default /run/nstool/sandboxes)',
   });
 }
 

@@ -310,6 +310,36 @@ describeRoot('rootless sandboxes, as an unprivileged user', () => {
     }
   });
 
+  it('the keeper pins a namespace only under its own kind, and never unpins a netns alone', async () => {
+    const id = `${P}-kinds`;
+    const c = as(alice, ['sandbox', 'create', id, '--no-network', '--json']);
+    expect(c.code, c.err).toBe(0);
+    const made = json<Info>(c);
+    const name = path.basename(made.netnsPath);
+    const before = pins(alice);
+    // Requests as another program of alice's would send them: an ipc namespace offered as a uts pin, an unknown kind, a netns unpinned alone.
+    const script = `
+      import { native } from ${JSON.stringify(path.join(path.dirname(DIST), 'native.js'))};
+      const sock = ${JSON.stringify(`${alice.run}/nstool/keeper.sock`)};
+      const userns = ${JSON.stringify(made.usernsPath)};
+      const out = [];
+      const r1 = await native.createPodNs({ userns, keeperSock: sock, ipcRequest: 'pinns uts ${P}-x\\n' });
+      out.push(r1.ipcReply);
+      const r2 = await native.createPodNs({ userns, keeperSock: sock, utsRequest: 'pinns net ${P}-x\\n', hostname: 'h' });
+      out.push(r2.utsReply);
+      out.push(await native.keeperCall(sock, 'unpinns net ${name}\\n', 5000));
+      out.push(await native.keeperCall(sock, 'unpinns user ../netns/${name}\\n', 5000));
+      console.log(JSON.stringify(out));
+    `;
+    const r = run(alice, [process.execPath, '--input-type=module', '-e', script]);
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toEqual(['err check-ns 22\n', 'err request 22\n', 'err request 22\n', 'err request 22\n']);
+    expect(pins(alice)).toEqual(before);
+    expect(as(alice, ['sandbox', 'check', id]).code).toBe(0);
+    expect(as(alice, ['sandbox', 'delete', id]).code).toBe(0);
+    await expectNothingLeft(alice);
+  });
+
   it('refuses root-only options with ERR_NSTOOL_ROOTLESS_UNSUPPORTED and leaves nothing', async () => {
     const confDir = mkdtempSync(`/tmp/${P}-conf-`);
     tmpDirs.push(confDir);
