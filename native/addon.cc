@@ -438,6 +438,8 @@ Napi::Value PodNsToJs(Napi::Env env, PodNsResult& r) {
   o.Set("utsDev", double(r.uts_dev));
   o.Set("usernsIno", double(r.userns_ino));
   o.Set("usernsDev", double(r.userns_dev));
+  if (!r.ipc_reply.empty()) o.Set("ipcReply", r.ipc_reply);
+  if (!r.uts_reply.empty()) o.Set("utsReply", r.uts_reply);
   return o;
 }
 
@@ -448,6 +450,9 @@ Napi::Value PodNsImpl(const Napi::CallbackInfo& info, bool async) {
   p.ipc_pin = PropStr(o, "ipcPin", false);
   p.uts_pin = PropStr(o, "utsPin", false);
   p.hostname = PropStr(o, "hostname", false);
+  p.keeper_sock = PropStr(o, "keeperSock", false);
+  p.ipc_request = PropStr(o, "ipcRequest", false);
+  p.uts_request = PropStr(o, "utsRequest", false);
   return Run<PodNsResult>(info.Env(), async, [p] { return CreatePodNs(p); }, PodNsToJs);
 }
 

@@ -17,6 +17,7 @@
 
 #include "errors.h"
 #include "fd.h"
+#include "keeper_client.h"
 #include "kernel_abi.h"
 #include "pin.h"
 
@@ -152,7 +153,9 @@ ChildReport RunChild(int userns_fd, int flags, const std::string& hostname) {
 }  // namespace
 
 PodNsResult CreatePodNs(const PodNsParams& p) {
-  const bool want_ipc = !p.ipc_pin.empty(), want_uts = !p.uts_pin.empty();
+  const bool to_keeper = !p.keeper_sock.empty();
+  const bool want_ipc = !(to_keeper ? p.ipc_request : p.ipc_pin).empty();
+  const bool want_uts = !(to_keeper ? p.uts_request : p.uts_pin).empty();
   if (!want_ipc && !want_uts) Throw("unshare", p.userns, EINVAL);
   if (want_uts && p.hostname.size() > kHostnameMax) Throw("sethostname", p.uts_pin, EINVAL);
   // O_NONBLOCK: a FIFO where the pin should be must not hang us.
@@ -192,6 +195,13 @@ PodNsResult CreatePodNs(const PodNsParams& p) {
     r.uts_dev = u.dev;
   }
 
+  // The keeper pins them in its mount namespace; what it answered is the
+  // caller's to judge (and undo).
+  if (to_keeper) {
+    if (want_ipc) r.ipc_reply = KeeperCall(p.keeper_sock, p.ipc_request, {ipc.get()}, p.timeout_ms);
+    if (want_uts) r.uts_reply = KeeperCall(p.keeper_sock, p.uts_request, {uts.get()}, p.timeout_ms);
+    return r;
+  }
   // Pinned from the fds we hold: nothing else names these namespaces.
   if (want_ipc) Pin(FdPath(ipc.get()), p.ipc_pin);
   if (want_uts) {

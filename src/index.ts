@@ -111,3 +111,7 @@ export {
 } from './trace.js';
 export type { StepEvent } from './trace.js';
 export type { SandboxNamespaces } from './sandbox/index.js';
+export { parseNetRecord, parsePortSpec, rootlessNetworkAlive, startRootlessNetwork, stopRootlessNetwork } from './rootless/network.js';
+export type { PortForward, RootlessNetBackend, RootlessNetOptions, RootlessNetRecord } from './rootless/network.js';
+export { startDetached, killProcess } from './process.js';
+export type { DetachedOptions, DetachedProcess } from './process.js';

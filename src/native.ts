@@ -36,8 +36,8 @@ export interface UnpinResult { unmounted: boolean; removed: boolean }
 /** What a path inside a root names; data only for a regular file of at most maxBytes. */
 export interface RootFile { mode: number; size: number; data: Buffer | null }
 /** At least one of ipcPin and utsPin; hostname goes with utsPin. */
-export interface PodNsParams { userns: string; ipcPin?: string; utsPin?: string; hostname?: string }
-export interface PodNsResult { ipcIno: number; ipcDev: number; utsIno: number; utsDev: number; usernsIno: number; usernsDev: number }
+export interface PodNsParams { userns: string; ipcPin?: string; utsPin?: string; hostname?: string; keeperSock?: string; ipcRequest?: string; utsRequest?: string }
+export interface PodNsResult { ipcIno: number; ipcDev: number; utsIno: number; utsDev: number; usernsIno: number; usernsDev: number; ipcReply?: string; utsReply?: string }
 /** auto: openat2(RESOLVE_IN_ROOT), else the O_PATH walk; the others force one (tests). */
 export type ResolveHow = 'auto' | 'openat2' | 'walk';
 

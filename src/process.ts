@@ -3,11 +3,13 @@
 // helper (native/spawn/nstool-spawn.cc), so it
 //   - keeps only fds 0-2 (Node's spawn passes on every fd without O_CLOEXEC),
 //   - dies with this process (PR_SET_PDEATHSIG): a plugin or runtime that
-//     outlived nstool could finish an ADD after a later DEL,
+//     outlived nstool could finish an ADD after a later DEL (except a
+//     detached program, startDetached: a pod's network process, which lives
+//     under a supervisor of its own and dies with that),
 //   - joins namespaces on a single-threaded process, never on a Node thread,
 // and it is waited for here, in JS, holding no libuv pool thread.
 import { ChildProcess, spawn, StdioOptions } from 'node:child_process';
-import { accessSync, constants, readSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -299,6 +301,8 @@ const STEPS: Record<string, Step> = {
       EACCES: "the user the program runs as (in a pod: the pod's root) cannot execute it",
     },
   },
+  'keeper-connect': { syscall: 'connect', hints: { ENOENT: "no keeper runs for this user: the pod's namespace is gone", ECONNREFUSED: "no keeper runs for this user: the pod's namespace is gone" } },
+  'keeper-hold': { syscall: 'hold', hints: { ENOENT: 'the keeper holds no pin of that name' } },
   usage: { syscall: 'nstool-spawn', hints: { EINVAL: 'nstool and its spawn helper disagree: rebuild the package (`npx node-gyp rebuild`)' } },
 };
 
@@ -485,5 +489,179 @@ function spawnError(p: Plan, e: unknown): ProcessError {
     ...(n?.path ? { path: n.path } : {}),
     hint: n?.code === 'EAGAIN' || n?.code === 'ENOMEM' ? 'the system is out of processes or memory' : 'rebuild the package (`npx node-gyp rebuild`)',
     cause: e,
+  });
+}
+
+// ---- detached programs ---------------------------------------------------
+
+export interface DetachedOptions {
+  /** The whole environment; default: this process's, less NOTIFY_SOCKET. */
+  env?: Record<string, string | undefined>;
+  /** The program's stdout and stderr: an fd of ours (a log file), or /dev/null. */
+  output?: number | 'ignore';
+  /** Fds of ours the program gets as 4, 5, ... (in this order). */
+  fds?: readonly number[];
+  /** The program writes to this fd (above the others) once it is ready. */
+  readyFd: number;
+  /** The keeper holds the exit pipe while pin NAME exists: the program ends with it. */
+  hold?: { socket: string; name: string };
+  /** Until ready; then the program and its supervisor are killed (ETIMEDOUT). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface DetachedProcess {
+  argv: string[];
+  file: string;
+  pid: number;
+}
+
+/** A detached program that ended, or failed to start, before it was ready. */
+export const NOT_READY = 'ERR_NSTOOL_NOT_READY';
+
+function goneOrZombie(pid: number): boolean {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+async function waitGone(pid: number, ms: number): Promise<void> {
+  for (let waited = 0; waited < ms && !goneOrZombie(pid); waited += 10) await new Promise((r) => setTimeout(r, 10));
+}
+
+/**
+ * Starts a program that outlives this process (a pod's network process):
+ * in its own session, under a supervisor (the spawn helper) it dies with,
+ * with fds 0-2, the given fds and a ready pipe only. Resolves once the
+ * program wrote to its ready fd; rejects (leaving nothing running) when it
+ * failed to start, ended first, timed out or was aborted.
+ */
+export function startDetached(cmd: readonly string[], o: DetachedOptions): Promise<DetachedProcess> {
+  let p: Plan;
+  let helper: string;
+  const fds = o.fds ?? [];
+  try {
+    const out = o.output ?? 'ignore';
+    if (out !== 'ignore' && !(Number.isSafeInteger(out) && out >= 0)) throw invalidArg("output must be an fd or 'ignore'");
+    p = plan(cmd, { ...(o.env ? { env: o.env } : {}), stdio: ['ignore', out, out], ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+    for (const fd of fds) if (!Number.isSafeInteger(fd) || fd < 0) throw invalidArg('fds must be fds');
+    const top = REPORT_FD + fds.length;
+    if (!Number.isSafeInteger(o.readyFd) || o.readyFd <= top || o.readyFd > 1024) throw invalidArg(`readyFd must be above ${top}`);
+    if (o.hold) {
+      abs(o.hold.socket, 'hold.socket');
+      str(o.hold.name, 'hold.name');
+      if (!o.hold.name || /[\s/]/.test(o.hold.name)) throw invalidArg('hold.name must be a pin name');
+    }
+    if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg('signal must be an AbortSignal');
+    helper = spawnHelper();
+    p.helperArgs = [
+      '--report-fd', String(REPORT_FD),
+      '--detach', '--ready-fd', String(o.readyFd),
+      ...(fds.length ? ['--keep-fds', String(top)] : []),
+      ...(o.hold ? ['--hold', o.hold.socket, o.hold.name] : []),
+      '--', p.file, ...p.argv,
+    ];
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const sig = o.signal;
+  if (sig?.aborted) return Promise.reject(abortError(p, undefined, sig.reason));
+
+  return new Promise<DetachedProcess>((resolve, reject) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(helper, p.helperArgs, { env: p.env, stdio: [...p.stdio, 'pipe', ...fds] as StdioOptions });
+    } catch (err) {
+      reject(spawnError(p, err));
+      return;
+    }
+    const report$ = child.stdio[REPORT_FD] as Readable;
+    let text = '';
+    let pid = 0;
+    let done = false;
+    let why: 'timeout' | 'abort' | undefined;
+    const timer = p.timeoutMs !== undefined ? setTimeout(() => fail(undefined, 'timeout'), p.timeoutMs) : undefined;
+    const onAbort = () => fail(undefined, 'abort');
+    sig?.addEventListener('abort', onAbort, { once: true });
+    const finish = () => {
+      done = true;
+      if (timer) clearTimeout(timer);
+      sig?.removeEventListener('abort', onAbort);
+      report$.destroy();
+    };
+    // Kills the supervisor (the program dies with it) and waits for both.
+    function fail(err: ProcessError | undefined, w?: 'timeout' | 'abort'): void {
+      if (done) return;
+      why ??= w;
+      finish();
+      child.kill('SIGKILL');
+      const e =
+        err ??
+        (why === 'timeout'
+          ? new ProcessError(`${p.argv[0]} was not ready within ${p.timeoutMs} ms and was killed`, { code: 'ETIMEDOUT', argv: p.argv, hint: 'raise timeoutMs, or look at its log' })
+          : abortError(p, undefined, sig?.reason));
+      const wait = child.exitCode === null && child.signalCode === null ? new Promise((r) => child.once('exit', r)) : Promise.resolve();
+      void wait.then(() => (pid ? waitGone(pid, 5000) : undefined)).then(() => reject(e));
+    }
+    const onLine = (line: string) => {
+      let m: RegExpExecArray | null;
+      if ((m = /^pid ([1-9]\d{0,9})$/.exec(line))) {
+        pid = Number(m[1]);
+      } else if (line === 'ready' && pid) {
+        finish();
+        // It lives on without us: neither the helper nor its pipe keeps our loop alive.
+        child.unref();
+        resolve({ argv: p.argv, file: p.file, pid });
+      } else if ((m = /^(exit|signal) (\d{1,3})$/.exec(line))) {
+        const how = m[1] === 'exit' ? `exited with ${m[2]}` : `was killed by signal ${m[2]}`;
+        fail(new ProcessError(`${p.argv[0]} ${how} before it was ready`, { code: NOT_READY, argv: p.argv }));
+      } else {
+        fail(reportError(line, p));
+      }
+    };
+    report$.on('data', (b: Buffer) => {
+      text += b.toString('latin1');
+      for (let i; !done && (i = text.indexOf('\n')) >= 0; ) {
+        const line = text.slice(0, i);
+        text = text.slice(i + 1);
+        onLine(line);
+      }
+    });
+    child.on('error', (e) => fail(spawnError(p, e)));
+    child.on('exit', () => {
+      // The supervisor reports why before it exits; silence means it was killed.
+      setImmediate(() => fail(new ProcessError(`the supervisor of ${p.argv[0]} ended before it was ready`, { code: NOT_READY, argv: p.argv })));
+    });
+  });
+}
+
+/**
+ * Ends PID if it is still the process that started at START (field 22 of
+ * /proc/PID/stat), through a pidfd: SIGTERM, SIGKILL after GRACE_MS, and
+ * waits until it is gone. 'gone' when it (or that pid's process) was not there.
+ */
+export async function killProcess(pid: number, start: string, graceMs = 2000): Promise<'killed' | 'gone'> {
+  if (!Number.isSafeInteger(pid) || pid < 1 || pid > 2 ** 31 - 1) throw invalidArg('pid must be a process id');
+  if (typeof start !== 'string' || !/^\d{1,20}$/.test(start)) throw invalidArg('start must be a start time in clock ticks');
+  if (!Number.isSafeInteger(graceMs) || graceMs < 0 || graceMs > 600_000) throw invalidArg('graceMs must be a whole number of ms');
+  const helper = spawnHelper();
+  const argv = [helper];
+  return new Promise((resolve, reject) => {
+    const child = spawn(helper, ['--report-fd', String(REPORT_FD), '--kill', String(pid), start, String(graceMs)], { env: {}, stdio: ['ignore', 'pipe', 'ignore', 'pipe'] });
+    const out = new Capture(64);
+    const report = new Capture(256);
+    child.stdout?.on('data', out.add);
+    (child.stdio[REPORT_FD] as Readable).on('data', report.add);
+    child.on('error', (e) => reject(spawnError({ argv } as Plan, e)));
+    child.on('close', () => {
+      const line = report.text();
+      if (line) return reject(reportError(line, { argv, file: helper, o: {} } as Plan));
+      const word = out.text().trim();
+      if (word === 'killed' || word === 'gone') return resolve(word);
+      reject(new ProcessError(`the spawn helper said ${JSON.stringify(word.slice(0, 40))} to --kill`, { code: 'ERR_NSTOOL_NATIVE', argv }));
+    });
   });
 }

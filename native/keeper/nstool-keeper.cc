@@ -18,6 +18,12 @@
 //   ping                -> ok nstool-keeper PROTOCOL PID STARTTIME PINS
 //   pin NAME  + 2 fds   -> ok PID STARTTIME      (a netns fd, then the userns fd)
 //   unpin NAME          -> ok NETNS USERNS PINS  (1/0: that pin was there)
+//   pinns KIND NAME + 1 fd -> ok PID STARTTIME   (KIND ipc or uts: a sandbox's
+//                          namespaces made inside its userns, DIR/pins/KIND/NAME)
+//   unpinns KIND NAME   -> ok EXISTED PINS       (KIND user, ipc or uts: that pin alone)
+//   hold NAME + 1 fd    -> ok                    (kept open while pin NAME is:
+//                          the write end of a pod's network process's exit
+//                          pipe, which sees EOF when the pin or we are gone)
 //   (any failure)       -> err STEP ERRNO
 // After a pin or unpin that leaves no pin the keeper removes its socket and
 // pid file and exits (the connection closes with it, so the client knows);
@@ -44,20 +50,23 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 
 namespace {
 
-constexpr int kProtocol = 1;
+constexpr int kProtocol = 2;
 // No pin and no request this long: the client that started us is gone.
 constexpr int kIdleMs = 30000;
 // A client that connects and then says nothing does not hold us longer.
 constexpr int kRequestTimeoutMs = 5000;
 constexpr size_t kMaxRequest = 512;
 constexpr size_t kMaxFds = 4;
+// Held fds, one per pin at most: bounded by the pins themselves.
+std::map<std::string, int> g_held;
 
 struct Paths {
-  std::string dir, sock, pidfile, pins, netns, userns;
+  std::string dir, sock, pidfile, pins, netns, userns, ipc, uts;
 };
 
 Paths g_paths;
@@ -168,7 +177,19 @@ int CountDir(const std::string& dir) {
   return n;
 }
 
-int CountPins() { return CountDir(g_paths.netns) + CountDir(g_paths.userns); }
+int CountPins() {
+  return CountDir(g_paths.netns) + CountDir(g_paths.userns) + CountDir(g_paths.ipc) + CountDir(g_paths.uts);
+}
+
+// The dir of one kind of pin and its CLONE_NEW* type; false for an unknown kind.
+bool KindDir(const std::string& kind, std::string* dir, int* type) {
+  if (kind == "net") *dir = g_paths.netns, *type = CLONE_NEWNET;
+  else if (kind == "user") *dir = g_paths.userns, *type = CLONE_NEWUSER;
+  else if (kind == "ipc") *dir = g_paths.ipc, *type = CLONE_NEWIPC;
+  else if (kind == "uts") *dir = g_paths.uts, *type = CLONE_NEWUTS;
+  else return false;
+  return true;
+}
 
 // ---- requests --------------------------------------------------------------
 
@@ -192,11 +213,55 @@ std::string Pin(const std::string& name, const int* fds, size_t nfds) {
   return "ok " + g_pidline;
 }
 
+// Keeps FD while pin NAME exists; a second hold for NAME replaces (closes)
+// the first: one network process per pod.
+std::string Hold(const std::string& name, int* fds, size_t* nfds) {
+  if (*nfds != 1) return Err("request", EINVAL);
+  struct stat st {};
+  if (lstat((g_paths.netns + "/" + name).c_str(), &st) < 0) return Err("hold", errno);
+  auto it = g_held.find(name);
+  if (it != g_held.end()) close(it->second);
+  g_held[name] = fds[0];
+  *nfds = 0;  // ours now: not closed with the request
+  return "ok\n";
+}
+
+void Release(const std::string& name) {
+  auto it = g_held.find(name);
+  if (it == g_held.end()) return;
+  close(it->second);
+  g_held.erase(it);
+}
+
 std::string Unpin(const std::string& name) {
+  Release(name);
   bool net = false, user = false;
   if (!UnpinPath(g_paths.netns + "/" + name, &net)) return Err("unpin-netns", errno);
   if (!UnpinPath(g_paths.userns + "/" + name, &user)) return Err("unpin-userns", errno);
   return "ok " + std::to_string(net) + " " + std::to_string(user) + " " + std::to_string(CountPins()) + "\n";
+}
+
+// ARG is "KIND NAME"; only ipc and uts are pinned alone (a netns and its
+// userns go together, by pin).
+std::string PinOne(const std::string& arg, const int* fds, size_t nfds) {
+  size_t sp = arg.find(' ');
+  std::string kind = arg.substr(0, sp), name = sp == std::string::npos ? "" : arg.substr(sp + 1), dir;
+  int type = 0;
+  if (nfds != 1 || (kind != "ipc" && kind != "uts") || !ValidName(name) || !KindDir(kind, &dir, &type)) return Err("request", EINVAL);
+  if (!IsNs(fds[0], type)) return Err("check-ns", errno);
+  if (!PinFd(fds[0], dir + "/" + name)) return Err("pin-ns", errno);
+  return "ok " + g_pidline;
+}
+
+std::string UnpinOne(const std::string& arg, size_t nfds) {
+  size_t sp = arg.find(' ');
+  std::string kind = arg.substr(0, sp), name = sp == std::string::npos ? "" : arg.substr(sp + 1), dir;
+  int type = 0;
+  // A netns goes with its userns, by unpin.
+  if (nfds != 0 || kind == "net" || !ValidName(name) || !KindDir(kind, &dir, &type)) return Err("request", EINVAL);
+  bool existed = false;
+  if (!UnpinPath(dir + "/" + name, &existed)) return Err("unpin-ns", errno);
+  return "ok " + std::to_string(existed) + " " + std::to_string(CountPins()) + "\n";
 }
 
 // Serves one connection; true when it was a pin or an unpin (the count may
@@ -260,6 +325,14 @@ bool Serve(int conn) {
           std::to_string(CountPins()) + "\n");
     return false;
   }
+  if (verb == "pinns" || verb == "unpinns") {
+    reply(verb == "pinns" ? PinOne(arg, fds, nfds) : UnpinOne(arg, nfds));
+    return true;
+  }
+  if (verb == "hold" && ValidName(arg)) {
+    reply(Hold(arg, fds, &nfds));
+    return false;
+  }
   if ((verb == "pin" || verb == "unpin") && ValidName(arg)) {
     reply(verb == "pin" ? Pin(arg, fds, nfds) : (nfds ? Err("request", EINVAL) : Unpin(arg)));
     return true;
@@ -317,6 +390,8 @@ bool Serve(int conn) {
     StartFail("mount-pins", errno);
   if (mkdir(g_paths.netns.c_str(), 0700) < 0) StartFail("mkdir", errno);
   if (mkdir(g_paths.userns.c_str(), 0700) < 0) StartFail("mkdir", errno);
+  if (mkdir(g_paths.ipc.c_str(), 0700) < 0) StartFail("mkdir", errno);
+  if (mkdir(g_paths.uts.c_str(), 0700) < 0) StartFail("mkdir", errno);
 
   int listener = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (listener < 0) StartFail("socket", errno);
@@ -369,6 +444,8 @@ int main(int argc, char** argv) {
   g_paths.pins = g_paths.dir + "/pins";
   g_paths.netns = g_paths.pins + "/netns";
   g_paths.userns = g_paths.pins + "/userns";
+  g_paths.ipc = g_paths.pins + "/ipc";
+  g_paths.uts = g_paths.pins + "/uts";
   if (g_paths.sock.size() >= sizeof(sockaddr_un{}.sun_path)) {
     printf("err socket-path %d\n", ENAMETOOLONG);
     return 1;

@@ -15,16 +15,39 @@
 // the helper exits 127; a successful execve closes the report fd (CLOEXEC)
 // with nothing written. Usage:
 //   nstool-spawn [--report-fd FD] [--parent PID] [--drop-groups] [--netns PATH]
-//                [--userns PATH | --owner-userns] [--root] [--cwd DIR] -- FILE ARG0 [ARG...]
+//                [--userns PATH | --owner-userns] [--root] [--cwd DIR]
+//                [--detach --ready-fd N [--hold SOCKET NAME]] -- FILE ARG0 [ARG...]
+//   nstool-spawn --report-fd FD --kill PID STARTTIME GRACE_MS
 // (--report-fd, when given, comes first; every option at most once.)
+//
+// --detach starts a program that outlives nstool (a pod's network process):
+// the helper makes its own session and stays as the program's supervisor,
+// the program's parent, with no death signal of its own; the program dies
+// with it (PR_SET_PDEATHSIG). The program gets the write end of a pipe as
+// fd N and writes to it once it is ready. The supervisor reports on the
+// report fd: "pid PID" at once, then "ready", or "exit CODE" / "signal SIG"
+// if the program ended first (a failure before execve is the program's
+// "STEP ERRNO" line as usual); after "ready" it closes the report fd.
+// With --hold it first hands the write end of an exit pipe to the user's
+// keeper (its socket, "hold NAME"): when the keeper closes it (pin NAME was
+// deleted, or the keeper died) the supervisor ends the program.
+//
+// --kill signals PID only if it is still the process that started at
+// STARTTIME (field 22 of /proc/PID/stat), through a pidfd taken before the
+// check: SIGTERM, SIGKILL after GRACE_MS, and waits until it is gone.
+// It prints "killed" or "gone" (no such process, or another one).
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <linux/nsfs.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +55,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 extern char** environ;
 
@@ -48,7 +72,16 @@ struct Options {
   bool owner_userns = false;
   bool root = false;
   const char* cwd = nullptr;
+  bool detach = false;
+  long ready_fd = -1;
+  long keep_fds = -1;  // fds from report_fd + 1 to this are the program's too
+  const char* hold_sock = nullptr;
+  const char* hold_name = nullptr;
   char** argv = nullptr;  // FILE ARG0 ARG...
+  // --kill
+  long kill_pid = 0;
+  const char* kill_start = nullptr;
+  long grace_ms = 0;
 };
 
 int g_report = -1;
@@ -126,10 +159,34 @@ Options Parse(int argc, char** argv) {
     } else if (strcmp(a, "--cwd") == 0) {
       once(o.cwd, "--cwd given twice");
       o.cwd = value();
+    } else if (strcmp(a, "--detach") == 0) {
+      once(o.detach, "--detach given twice");
+      o.detach = true;
+    } else if (strcmp(a, "--ready-fd") == 0) {
+      once(o.ready_fd >= 0, "--ready-fd given twice");
+      if (!ParseLong(value(), 3, 1024, &o.ready_fd)) Usage("--ready-fd takes an fd from 3 to 1024");
+    } else if (strcmp(a, "--keep-fds") == 0) {
+      once(o.keep_fds >= 0, "--keep-fds given twice");
+      if (!ParseLong(value(), 4, 1024, &o.keep_fds)) Usage("--keep-fds takes an fd from 4 to 1024");
+    } else if (strcmp(a, "--hold") == 0) {
+      once(o.hold_sock, "--hold given twice");
+      o.hold_sock = value();
+      o.hold_name = value();
+    } else if (strcmp(a, "--kill") == 0) {
+      once(o.kill_pid, "--kill given twice");
+      if (!ParseLong(value(), 1, INT_MAX, &o.kill_pid)) Usage("--kill takes a pid");
+      o.kill_start = value();
+      if (!ParseLong(value(), 0, 600000, &o.grace_ms)) Usage("--kill takes a grace time in ms");
+      return o;
     } else {
       Usage("unknown option (--report-fd must come first; the program goes after --)");
     }
   }
+  if (o.detach != (o.ready_fd >= 0) || (o.hold_sock && !o.detach)) Usage("--detach goes with --ready-fd (and --hold)");
+  if (o.keep_fds >= 0 && (!o.detach || o.report_fd < 3 || o.keep_fds <= o.report_fd || o.ready_fd <= o.keep_fds))
+    Usage("--keep-fds needs --detach, the report fd below them and the ready fd above");
+  if (o.detach && (o.ready_fd == o.report_fd || o.parent)) Usage("--detach takes no --parent, and a ready fd other than the report fd");
+  if (o.hold_sock && (o.hold_sock[0] != '/' || strlen(o.hold_sock) >= sizeof(sockaddr_un{}.sun_path))) Usage("--hold takes a socket path");
   if (o.userns && o.owner_userns) Usage("--userns and --owner-userns exclude each other");
   if (o.owner_userns && !o.netns) Usage("--owner-userns needs --netns");
   if (o.root && !o.userns && !o.owner_userns) Usage("--root needs a user namespace to join");
@@ -157,9 +214,188 @@ int CloseRange(unsigned first, unsigned last) {
 
 // Everything above 2 goes, except the report fd (close-on-exec). close_range
 // needs Linux 5.9; nstool needs newer kernels for other reasons.
-void CloseFds(int keep) {
-  int r = keep >= 0 ? CloseRange(3, keep - 1) | CloseRange(keep + 1, ~0U) : CloseRange(3, ~0U);
+void CloseFds(int keep, int keep_upto) {
+  unsigned from = static_cast<unsigned>(keep_upto >= 0 ? keep_upto + 1 : keep + 1);
+  int r = keep >= 0 ? CloseRange(3, keep - 1) | CloseRange(from, ~0U) : CloseRange(3, ~0U);
   if (r < 0) Fail("close_range", errno);
+}
+
+int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+int PidfdSignal(int pidfd, int sig) { return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0)); }
+
+void Report(const char* text) {
+  if (g_report < 0) return;
+  ssize_t ignored = write(g_report, text, strlen(text));
+  (void)ignored;
+}
+
+// Waits up to MS for the process behind PIDFD to end; true when it has.
+bool WaitGone(int pidfd, long ms) {
+  struct pollfd p {pidfd, POLLIN, 0};
+  int r;
+  while ((r = poll(&p, 1, static_cast<int>(ms))) < 0 && errno == EINTR) {
+  }
+  return r > 0;
+}
+
+// Field 22 of /proc/PID/stat, or "" when there is no such process.
+std::string StartTimeOf(long pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return "";
+  buf[n] = '\0';
+  char* p = strrchr(buf, ')');
+  if (!p) return "";
+  int field = 2;
+  char* save = nullptr;
+  for (char* tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(nullptr, " ", &save))
+    if (++field == 22) return tok;
+  return "";
+}
+
+// One word on stdout, then exit (_exit would drop stdio's buffer).
+[[noreturn]] void Say(const char* word) {
+  std::string line = std::string(word) + "\n";
+  ssize_t ignored = write(1, line.data(), line.size());
+  (void)ignored;
+  _exit(0);
+}
+
+[[noreturn]] void Kill(const Options& o) {
+  // The pidfd first: if the start time then matches, it is that process.
+  int pidfd = PidfdOpen(static_cast<pid_t>(o.kill_pid));
+  if (pidfd < 0 && errno != ESRCH) Fail("pidfd_open", errno);
+  if (pidfd < 0 || StartTimeOf(o.kill_pid) != o.kill_start) {
+    Say("gone");
+  }
+  if (PidfdSignal(pidfd, SIGTERM) < 0) {
+    if (errno != ESRCH) Fail("pidfd_send_signal", errno);
+  } else if (!WaitGone(pidfd, o.grace_ms)) {
+    if (PidfdSignal(pidfd, SIGKILL) < 0 && errno != ESRCH) Fail("pidfd_send_signal", errno);
+    if (!WaitGone(pidfd, 10000)) Fail("wait", ETIMEDOUT);
+  }
+  Say("killed");
+}
+
+// Hands the write end of a new pipe to the keeper ("hold NAME"); returns
+// the read end, which sees EOF when the keeper lets go of it.
+int HoldInKeeper(const char* sock, const char* name) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) Fail("pipe2", errno);
+  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail("socket", errno);
+  struct timeval tv {10, 0};
+  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, sock, strlen(sock));
+  if (connect(s, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0) Fail("keeper-connect", errno);
+  std::string req = std::string("hold ") + name + "\n";
+  struct iovec iov {const_cast<char*>(req.data()), req.size()};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &p[1], sizeof(int));
+  if (sendmsg(s, &msg, MSG_NOSIGNAL) < 0) Fail("keeper-send", errno);
+  char buf[128];
+  ssize_t n;
+  while ((n = recv(s, buf, sizeof buf - 1, 0)) < 0 && errno == EINTR) {
+  }
+  if (n < 0) Fail("keeper-recv", errno == EAGAIN ? ETIMEDOUT : errno);
+  if (n == 0) Fail("keeper-recv", ECONNRESET);
+  buf[n] = '\0';
+  close(s);
+  close(p[1]);
+  if (strcmp(buf, "ok\n") == 0) return p[0];
+  // "err STEP ERRNO": the keeper's errno is the one to report.
+  char step[40];
+  int err = EPROTO;
+  if (sscanf(buf, "err %39s %d", step, &err) != 2 || err <= 0) err = EPROTO;
+  Fail("keeper-hold", err);
+}
+
+// The supervisor's loop (see the file comment); returns only in the child,
+// which goes on to become the program.
+void Supervise(Options& o) {
+  if (setsid() < 0) Fail("setsid", errno);
+  if (chdir("/") < 0) Fail("chdir", errno);
+  int exit_fd = o.hold_sock ? HoldInKeeper(o.hold_sock, o.hold_name) : -1;
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) < 0) Fail("pipe2", errno);
+  pid_t self = getpid();
+  pid_t child = fork();
+  if (child < 0) Fail("fork", errno);
+  if (child == 0) {
+    if (exit_fd >= 0) close(exit_fd);
+    close(ready[0]);
+    int want = static_cast<int>(o.ready_fd);
+    if (ready[1] != want) {
+      if (dup2(ready[1], want) < 0) Fail("dup2", errno);  // without CLOEXEC
+      close(ready[1]);
+    } else if (fcntl(want, F_SETFD, 0) < 0) {
+      Fail("fcntl", errno);
+    }
+    o.parent = self;  // the supervisor: DieWithParent watches it from now on
+    return;
+  }
+  close(ready[1]);
+  if (o.keep_fds >= 0) CloseRange(static_cast<unsigned>(o.report_fd + 1), static_cast<unsigned>(o.keep_fds));
+  int pidfd = PidfdOpen(child);
+  if (pidfd < 0) {
+    kill(child, SIGKILL);
+    Fail("pidfd_open", errno);
+  }
+  char line[64];
+  snprintf(line, sizeof line, "pid %d\n", child);
+  Report(line);
+  bool is_ready = false;
+  for (;;) {
+    struct pollfd p[3] = {{pidfd, POLLIN, 0}, {is_ready ? -1 : ready[0], POLLIN, 0}, {exit_fd, POLLIN, 0}};
+    if (poll(p, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[0].revents) break;
+    if (p[1].revents) {
+      char buf[64];
+      ssize_t n = read(ready[0], buf, sizeof buf);
+      if (n > 0) {
+        is_ready = true;
+        Report("ready\n");
+        close(g_report);
+        g_report = -1;
+      } else if (n == 0) {
+        close(ready[0]);  // closed unready: its exit tells why
+        ready[0] = -1;
+        is_ready = true;  // (stop polling it)
+      }
+    }
+    if (p[2].revents) {
+      // The keeper let go: the pod's namespace is gone, so is the program.
+      PidfdSignal(pidfd, SIGTERM);
+      if (!WaitGone(pidfd, 2000)) PidfdSignal(pidfd, SIGKILL);
+      break;
+    }
+  }
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status)) snprintf(line, sizeof line, "signal %d\n", WTERMSIG(status));
+  else snprintf(line, sizeof line, "exit %d\n", WEXITSTATUS(status));
+  Report(line);
+  _exit(0);
 }
 
 }  // namespace
@@ -172,12 +408,18 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_DFL);
 
   Options o = Parse(argc, argv);
-  DieWithParent(o.parent);
+  if (o.kill_pid) Kill(o);
+  // A detached program's helper outlives its caller: no death signal.
+  if (!o.detach) DieWithParent(o.parent);
   if (o.report_fd >= 0) {
     int fl = fcntl(o.report_fd, F_GETFD);
     if (fl < 0 || fcntl(o.report_fd, F_SETFD, fl | FD_CLOEXEC) < 0) Fail("fcntl", errno);
   }
-  CloseFds(o.report_fd);
+  CloseFds(o.report_fd, static_cast<int>(o.keep_fds));
+  if (o.detach) {
+    Supervise(o);
+    DieWithParent(o.parent);
+  }
 
   // While still privileged in the caller's userns: a userns with setgroups
   // "deny" would refuse it later, and the groups would stay.

@@ -1,5 +1,9 @@
 // nstool sandbox create|delete|list|inspect|check, nstool gc
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { currentMode } from '../rootless/mode.js';
+import { parseSubid } from '../rootless/subid.js';
 import { constants } from 'node:os';
 import { DEFAULT_CACHE_DIR, DEFAULT_PLUGIN_PATH, loadNetworkListFile } from '../cni/index.js';
 import { NstoolError } from '../errors.js';
@@ -25,11 +29,12 @@ interface DirFlags {
 
 function dirFlags(cmd: Command): Command {
   return withJson(cmd)
-    .option('--state-dir <dir>', 'sandbox state files; its path names the instance', DEFAULT_STATE_DIR)
-    .option('--bundle-dir <dir>', 'pause container bundles', DEFAULT_BUNDLE_DIR)
-    .option('--pin-dir <dir>', 'netns pins', DEFAULT_PIN_DIR)
-    .option('--userns-pin-dir <dir>', 'userns pins', DEFAULT_USERNS_PIN_DIR)
-    .option('--cni-cache-dir <dir>', 'CNI result cache', DEFAULT_CACHE_DIR)
+    // No defaults given here: without root the dirs are the user's (and the pin dirs cannot be chosen).
+    .option('--state-dir <dir>', `sandbox state files; its path names the instance (default ${DEFAULT_STATE_DIR}; rootless: $XDG_RUNTIME_DIR/nstool/sandboxes)`)
+    .option('--bundle-dir <dir>', `pause container bundles (default ${DEFAULT_BUNDLE_DIR}; root only)`)
+    .option('--pin-dir <dir>', `netns pins (default ${DEFAULT_PIN_DIR}; root only)`)
+    .option('--userns-pin-dir <dir>', `userns pins (default ${DEFAULT_USERNS_PIN_DIR}; root only)`)
+    .option('--cni-cache-dir <dir>', `CNI result cache (default ${DEFAULT_CACHE_DIR}; root only)`)
     .option('--runtime <binary>', 'OCI runtime', 'runc')
     .option('--runtime-root <dir>', 'runtime state dir (runc --root)');
 }
@@ -97,25 +102,35 @@ export function registerSandboxCommands(program: Command, io: Io): void {
   dirFlags(sb.command('create').description('create a pod sandbox and print its id, netns and IPs').argument('<id>'))
     .option('--rootfs <dir>', 'run a pause container with this root filesystem (default: none)')
     .option('--no-pause', 'no pause container (the default without --rootfs): the ipc and uts namespaces are pinned')
-    .option('--uidmap <map>', 'uid mappings containerID:hostID:size[,...]', '0:100000:65536')
+    .option('--uidmap <map>', 'uid mappings containerID:hostID:size[,...] (default 0:100000:65536; rootless: your first /etc/subuid range)')
     .option('--gidmap <map>', 'gid mappings (default: the uid mappings)')
     .option('--pause-cmd <cmd...>', 'pause command', ['sleep', '2147483647'])
     .option('--hostname <name>', 'the pod host name (default: the id)')
     .option('--conflist <file>', 'CNI network config list (.conflist or .conf)')
     .option('--cni-conf-dir <dir>', 'load the network from this dir (default /etc/cni/net.d with --network)')
     .option('--network <name>', 'network name to pick from the conf dir')
-    .option('--ifname <name>', 'interface name in the pod', 'eth0')
+    .option('--ifname <name>', 'interface name in the pod (default eth0; rootless: tap0)')
     .option('--cni-path <path>', 'plugin search path', DEFAULT_PLUGIN_PATH.join(':'))
     .option('--node-netns <path>', 'run CNI plugins inside this netns')
     .option('--no-network', 'only lo')
+    .addOption(new Option('--net-backend <name>', 'rootless: the user-mode network program').choices(['auto', 'pasta', 'slirp4netns']))
+    .option('--publish <host:pod[/proto]>', 'rootless: forward a host port into the pod (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .action(
       async (
         id: string,
-        o: DirFlags & { rootfs?: string; pause: boolean; uidmap: string; gidmap?: string; pauseCmd: string[]; hostname?: string; conflist?: string; cniConfDir?: string; network?: string | boolean; ifname: string; cniPath: string; nodeNetns?: string },
+        o: DirFlags & { rootfs?: string; pause: boolean; uidmap?: string; gidmap?: string; netBackend?: 'auto' | 'pasta' | 'slirp4netns'; publish?: string[]; pauseCmd: string[]; hostname?: string; conflist?: string; cniConfDir?: string; network?: string | boolean; ifname?: string; cniPath: string; nodeNetns?: string },
       ) => {
+        const rootless = currentMode() === 'rootless';
+        if ((o.netBackend !== undefined || o.publish !== undefined) && (!rootless || o.network === false)) {
+          throw new UsageError(rootless ? '--net-backend and --publish go with a network: drop --no-network' : '--net-backend and --publish are for rootless mode (as root the network is CNI\'s; its portmap plugin forwards ports)');
+        }
         let network: SandboxNetwork | undefined;
-        if (o.network !== false) {
-          const base = { ifName: o.ifname, pluginPath: o.cniPath, ...(o.nodeNetns ? { nodeNetns: o.nodeNetns } : {}) };
+        if (o.network !== false && rootless && !o.conflist && !o.cniConfDir && typeof o.network !== 'string') {
+          // Without root the network is slirp4netns's or pasta's (CNI flags are refused by createSandbox).
+          const { parsePortSpec } = await import('../rootless/network.js');
+          network = { backend: o.netBackend ?? 'auto', ...(o.ifname !== undefined ? { ifName: o.ifname } : {}), ...(o.publish ? { ports: o.publish.map(parsePortSpec) } : {}) };
+        } else if (o.network !== false) {
+          const base = { ifName: o.ifname ?? 'eth0', pluginPath: o.cniPath, ...(o.nodeNetns ? { nodeNetns: o.nodeNetns } : {}) };
           if (o.conflist) network = { ...base, list: (await loadNetworkListFile(o.conflist)) as unknown as Record<string, unknown> };
           else if (o.cniConfDir || typeof o.network === 'string')
             network = { ...base, ...(o.cniConfDir ? { confDir: o.cniConfDir } : {}), ...(typeof o.network === 'string' ? { name: o.network } : {}) };
@@ -128,8 +143,8 @@ export function registerSandboxCommands(program: Command, io: Io): void {
           const hook = testStepHook(ac.signal);
           const r = await createSandbox({
             id,
-            uidMap: o.uidmap,
-            ...(o.gidmap ? { gidMap: o.gidmap } : {}),
+            uidMap: o.uidmap ?? (rootless ? subidDefault('uid') : '0:100000:65536'),
+            ...(o.gidmap ? { gidMap: o.gidmap } : rootless && !o.uidmap ? { gidMap: subidDefault('gid') } : {}),
             ...(network ? { network } : {}),
             pause: o.rootfs !== undefined ? { rootfs: o.rootfs, command: o.pauseCmd } : false,
             ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
@@ -181,7 +196,7 @@ export function registerSandboxCommands(program: Command, io: Io): void {
       if (!h) throw noSandbox(id);
       const lines = () => h.checks.map((c) => `${c.name.padEnd(8)}${c.ok ? 'ok' : 'FAILED'}${c.detail ? `  ${c.detail}` : ''}`).join('\n');
       // Unhealthy: the findings stay on stdout for a person; with --json they are in the error document.
-      emit(io, o.json, h, lines);
+      emit(io, o.json, { ...h, mode: currentMode() }, lines);
       if (h.healthy) return;
       const wrong = h.checks.filter((c) => !c.ok);
       throw new ReportedFailure(`sandbox ${id} is unhealthy: ${wrong.map((c) => c.detail ?? c.name).join('; ')}`, 'ERR_NSTOOL_SANDBOX_UNHEALTHY', { id, checks: h.checks }, '`nstool sandbox delete` and create it again, or fix what the checks name');
@@ -202,6 +217,26 @@ export function registerSandboxCommands(program: Command, io: Io): void {
         throw new ReportedFailure(`gc could not remove ${failed.length} of ${actions.length}: ${failed.map((a) => `${a.kind} ${a.target}`).join(', ')}`, 'ERR_NSTOOL_GC', { actions }, 'what failed is left for the next gc; each action says why');
       }
     });
+}
+
+/** Rootless --uidmap (--gidmap) default: 0 mapped to the start of the user's first /etc/subuid (subgid) range, at most 65536 ids. */
+function subidDefault(kind: 'uid' | 'gid'): string {
+  const uid = process.getuid?.() ?? 0;
+  const own = kind === 'uid' ? uid : (process.getgid?.() ?? 0);
+  let text = '';
+  try {
+    text = readFileSync(`/etc/sub${kind}`, 'utf8');
+  } catch {
+    // none: createSandbox names the fix
+  }
+  let user = String(uid);
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // no passwd entry: /etc/subuid may still name the uid
+  }
+  const r = parseSubid(text, user, uid)[0];
+  return r ? `0:${r.start}:${Math.min(r.count, 65536)}` : `0:${own}:1`;
 }
 
 function noSandbox(id: string): NstoolError {

@@ -15,6 +15,12 @@ export const USERNS_DISABLED = 'ERR_NSTOOL_USERNS_DISABLED';
 export const RUNTIME_DIR = 'ERR_NSTOOL_RUNTIME_DIR';
 /** The keeper did not start, does not answer, or answered nonsense. */
 export const KEEPER = 'ERR_NSTOOL_KEEPER';
+/** /dev/net/tun is missing or not usable by this user (the network backends need it). */
+export const TUN = 'ERR_NSTOOL_TUN';
+/** Neither pasta nor slirp4netns (or not the one asked for) is installed. */
+export const NET_BACKEND_MISSING = 'ERR_NSTOOL_NET_BACKEND_MISSING';
+/** The network backend did not start, or refused a port forward. */
+export const NET_BACKEND_FAILED = 'ERR_NSTOOL_NET_BACKEND_FAILED';
 /** Something only root can do was asked for. */
 export const ROOTLESS_UNSUPPORTED = 'ERR_NSTOOL_ROOTLESS_UNSUPPORTED';
 

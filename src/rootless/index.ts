@@ -15,4 +15,6 @@ export type { RuntimeDirs } from './runtime-dir.js';
 export { findKeeper, hostPath } from './keeper.js';
 export type { KeeperRef } from './protocol.js';
 export { parseSubid } from './subid.js';
-export { KEEPER, NEWIDMAP_FAILED, NEWIDMAP_MISSING, NEWIDMAP_NOT_SETUID, ROOTLESS_UNSUPPORTED, RUNTIME_DIR, SUBID, USERNS_DISABLED } from './errors.js';
+export { KEEPER, NET_BACKEND_FAILED, NET_BACKEND_MISSING, NEWIDMAP_FAILED, NEWIDMAP_MISSING, NEWIDMAP_NOT_SETUID, ROOTLESS_UNSUPPORTED, RUNTIME_DIR, SUBID, TUN, USERNS_DISABLED } from './errors.js';
+export { DEFAULT_IFNAME, parseNetRecord, parsePortSpec, POD_NET, rootlessNetworkAlive, startRootlessNetwork, stopRootlessNetwork } from './network.js';
+export type { PortForward, RootlessNetBackend, RootlessNetOptions, RootlessNetRecord } from './network.js';

@@ -134,6 +134,15 @@ function plan(opts: CreatePodNetnsOptions): Plan {
   return p;
 }
 
+/**
+ * Every check createPodNetnsRootless makes before its first side effect, for
+ * callers that must refuse bad input before their own (sandbox create);
+ * the setgroups it would write.
+ */
+export function checkPodNetnsRootless(opts: CreatePodNetnsOptions): { setgroups: 'allow' | 'deny' } {
+  return { setgroups: plan(opts).setgroups };
+}
+
 // ---- create ------------------------------------------------------------------
 
 async function startHelper(): Promise<HeldHelper> {

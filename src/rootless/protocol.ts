@@ -5,7 +5,7 @@ import { NstoolError } from '../errors.js';
 import { showText } from '../show.js';
 import { KEEPER, rootlessError } from './errors.js';
 
-export const KEEPER_PROTOCOL = 1;
+export const KEEPER_PROTOCOL = 2;
 
 export interface KeeperRef {
   pid: number;

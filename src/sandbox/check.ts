@@ -8,7 +8,7 @@ import { ErrorJSON, errorToJSON } from '../errors.js';
 import { probeNs } from '../kernel/ns.js';
 import { isNotFound } from '../runc/error.js';
 import { SANDBOX_PREFIX, validateSandboxId } from './instance.js';
-import { pinHolds, runtimeClient } from './resources.js';
+import { pinHolds, pinPath, runtimeClient } from './resources.js';
 import { readState, SandboxState } from './state.js';
 import { SandboxDirs, sandboxDirs } from './types.js';
 
@@ -39,16 +39,16 @@ async function netnsCheck(st: SandboxState): Promise<HealthCheck> {
 async function usernsCheck(st: SandboxState): Promise<HealthCheck | null> {
   if (!st.userns) return null;
   try {
-    const u = await probeNs(st.userns.path);
+    const u = await probeNs(pinPath(st, st.userns.path));
     if (u.state !== 'ns' || u.type !== 'user') return bad('userns', `the userns pin ${st.userns.path} holds no user namespace`);
     if (st.userns.inode !== undefined && u.inode !== st.userns.inode) return bad('userns', `the userns pin ${st.userns.path} holds another user namespace`);
-    const n = st.netns ? await probeNs(st.netns.path).catch(() => null) : null;
+    const n = st.netns ? await probeNs(pinPath(st, st.netns.path)).catch(() => null) : null;
     if (n?.state === 'ns' && n.owner && n.owner.inode !== u.inode) return bad('userns', `the userns pinned at ${st.userns.path} does not own the netns`);
     // Without a pause container the pod's ipc and uts live in pins owned by the same userns.
     for (const kind of ['ipc', 'uts'] as const) {
       const rec = st[kind];
       if (!rec) continue;
-      const x = await probeNs(rec.path);
+      const x = await probeNs(pinPath(st, rec.path));
       if (x.state !== 'ns' || x.type !== kind) return bad('userns', `the ${kind} pin ${rec.path} holds no ${kind} namespace`);
       if ((rec.inode !== undefined && x.inode !== rec.inode) || !x.owner || x.owner.inode !== u.inode) {
         return bad('userns', `the ${kind} pin ${rec.path} holds another namespace than the sandbox made`);
@@ -79,6 +79,7 @@ async function pauseCheck(st: SandboxState): Promise<HealthCheck | null> {
 }
 
 async function networkCheck(st: SandboxState, netnsOk: boolean): Promise<HealthCheck> {
+  if (st.rootlessNet) return rootlessNetworkCheck(st);
   const n = st.network;
   if (!n) return { name: 'network', ok: true, detail: 'no network: the pod has only lo' };
   if (!netnsOk || !st.netns) return bad('network', 'not checked: the netns is not there');
@@ -94,6 +95,16 @@ async function networkCheck(st: SandboxState, netnsOk: boolean): Promise<HealthC
   } catch (err) {
     return bad('network', `CNI CHECK failed: ${(err as Error)?.message ?? String(err)}`, err);
   }
+}
+
+/** Without root: the network process recorded for the sandbox still runs. */
+async function rootlessNetworkCheck(st: SandboxState): Promise<HealthCheck> {
+  const r = st.rootlessNet!.record;
+  if (r === undefined) return bad('network', 'the network process was not started');
+  const { parseNetRecord, rootlessNetworkAlive } = await import('../rootless/network.js');
+  const rec = parseNetRecord(r);
+  if (!rec) return bad('network', 'the network record in the state is not one nstool writes');
+  return rootlessNetworkAlive(rec) ? { name: 'network', ok: true, detail: `${rec.backend} pid ${rec.pid}` } : bad('network', `${rec.backend} (pid ${rec.pid}) is gone`);
 }
 
 /** The health of sandbox ID, or null when it has no state. */

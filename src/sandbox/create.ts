@@ -35,7 +35,7 @@ async function create(p: Plan): Promise<SandboxInfo> {
     if (await readState(dirs.state, id)) {
       throw new NstoolError(`sandbox ${id} already exists`, { code: 'EEXIST', hint: '`nstool sandbox delete` it first, or choose another id' });
     }
-    const st: SandboxState = { version: 1, id, phase: 'creating', createdAt: new Date().toISOString(), instance: p.inst.stateDir, uidMap: p.uidMap, gidMap: p.gidMap };
+    const st: SandboxState = { version: 1, id, phase: 'creating', createdAt: new Date().toISOString(), instance: p.inst.stateDir, ...(p.dirs.rootless ? { mode: 'rootless' as const } : {}), uidMap: p.uidMap, gidMap: p.gidMap };
     const rb = new Rollback();
     // The state file goes first so delete and gc can find a create that dies part way.
     await writeState(dirs.state, st);

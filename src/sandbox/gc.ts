@@ -20,6 +20,8 @@ import { listNetns } from '../netns.js';
 import { removeBundleLitter } from '../pod/container.js';
 import { gcRuntimeFiles } from '../runc/client.js';
 import { teardown } from './delete.js';
+import { findKeeper, hostPath } from '../rootless/keeper.js';
+import { probeNs } from '../kernel/ns.js';
 import { idFromName, Instance, instanceOf } from './instance.js';
 import { REMOVAL_ORDER, removeResource, RESOURCES, runtimeClient } from './resources.js';
 import type { Resource } from './resources.js';
@@ -93,6 +95,9 @@ async function discover(e: Env): Promise<Map<string, Found>> {
     if (!f) found.set(id, (f = { cache: [] }));
     return f;
   };
+
+  // Without root there are no containers, bundles or CNI results: only the keeper's pins.
+  if (e.dirs.rootless) return discoverKeeperPins(e, at, found);
 
   const rt = runtimeClient(e.runtime);
   for (const c of await rt.list().catch(() => [])) {
@@ -171,10 +176,36 @@ async function discover(e: Env): Promise<Map<string, Found>> {
   return found;
 }
 
+/**
+ * The keeper's pins named with this instance's tag. Only this user's keeper
+ * is asked (its socket and pid file are in the user's runtime dir), so no
+ * other user's pins are ever seen.
+ */
+async function discoverKeeperPins(e: Env, at: (name: string) => Found | null, found: Map<string, Found>): Promise<Map<string, Found>> {
+  const r = e.dirs.rootless!;
+  const keeper = findKeeper(r.rt);
+  if (!keeper) return found; // no keeper: no pins
+  for (const [kind, dir] of [['pin', r.pin], ['userns', r.userns], ['ipc', r.ipc], ['uts', r.uts]] as const) {
+    const hostDir = hostPath(keeper, dir);
+    for (const name of await entries(hostDir)) {
+      if (idFromName(e.inst, name) === null) continue;
+      if (!(await lstat(path.join(hostDir, name)).catch(() => null))?.isFile()) continue;
+      if (kind === 'pin') {
+        const p = await probeNs(path.join(hostDir, name)).catch(() => null);
+        if (p?.state === 'ns' && p.type === 'net') at(name)!.pin = 'netns';
+        else if (p?.state === 'stale') at(name)!.pin = 'stale';
+      } else {
+        at(name)![kind] = true;
+      }
+    }
+  }
+  return found;
+}
+
 /** A state as create would have written it, from what was found. */
 function synthesize(id: string, f: Found, e: Env): SandboxState {
   const name = e.inst.prefix + id;
-  const st: SandboxState = { version: 1, id, phase: 'deleting', createdAt: '', instance: e.inst.stateDir, uidMap: [], gidMap: [] };
+  const st: SandboxState = { version: 1, id, phase: 'deleting', createdAt: '', instance: e.inst.stateDir, ...(e.dirs.rootless ? { mode: 'rootless' as const } : {}), uidMap: [], gidMap: [] };
   if (f.pin) st.netns = { name, path: path.join(e.dirs.pin, name), pinDir: e.dirs.pin, usernsPinDir: e.dirs.userns };
   if (f.userns) st.userns = { path: path.join(e.dirs.userns, name) };
   if (f.ipc) st.ipc = { path: path.join(e.dirs.ipc, name) };
@@ -322,17 +353,17 @@ class GcRun {
 
   /** 3. Tmp files of killed atomic writes; lock files of ids without state. */
   async litter(): Promise<void> {
-    const { state, cniCache } = this.e.dirs;
-    for (const dir of [state, path.join(cniCache, 'results')]) {
+    const { state, cniCache, rootless } = this.e.dirs;
+    for (const dir of rootless ? [state] : [state, path.join(cniCache, 'results')]) {
       const files = await removeAtomicLitter(dir, { dryRun: this.dry }).catch(() => [] as string[]);
       for (const f of files) this.actions.push({ kind: 'tmp-file', target: f, reason: 'left by an atomic write whose writer died', done: !this.dry });
     }
     // Bundles of this instance that a create killed before the rename left under a tmp name.
-    for (const b of await removeBundleLitter(this.e.dirs.bundle, { prefix: this.e.inst.prefix, dryRun: this.dry }).catch(() => [] as string[])) {
+    for (const b of rootless ? [] : await removeBundleLitter(this.e.dirs.bundle, { prefix: this.e.inst.prefix, dryRun: this.dry }).catch(() => [] as string[])) {
       this.actions.push({ kind: 'bundle', target: b, reason: 'left by a create killed before its bundle was complete', done: !this.dry });
     }
     // Runtime logs of nstool processes that died during a runtime call (named by pid and start time).
-    if (!this.dry) await gcRuntimeFiles().catch(() => []);
+    if (!this.dry && !rootless) await gcRuntimeFiles().catch(() => []);
     if (this.dry) return; // lock files are bookkeeping, not reported
     for (const id of await listLockIds(state).catch(() => [] as string[])) {
       try {

@@ -19,9 +19,18 @@ import { IdMapInput, IdMapping, parseIdMap, toHostId } from '../idmap.js';
 import { validateHostname } from '../oci/build.js';
 import { podSpec } from '../pod/container.js';
 import { Instance, instanceOf, resourceName, validateSandboxId } from './instance.js';
+import { unsupported } from './rootless.js';
 import { CreateSandboxOptions, Dirs, SandboxNetwork, sandboxDirs, StepHook } from './types.js';
 
 const NAME_MAX = 255;
+
+/** A rootless sandbox's network, as asked for (recorded in the state before it starts). */
+export interface RootlessNetPlan {
+  backend: 'auto' | 'pasta' | 'slirp4netns';
+  ports: Array<{ hostIp?: string; hostPort: number; podPort: number; protocol: 'tcp' | 'udp' }>;
+  ifName?: string;
+  mtu?: number;
+}
 
 export interface Plan {
   id: string;
@@ -49,6 +58,8 @@ export interface Plan {
   };
   /** The pod's host name: the pause container's, or set in the pinned uts namespace. */
   hostname: string;
+  /** Rootless: the user-mode network (CNI needs root). */
+  rootlessNet?: RootlessNetPlan;
   /** Absent: no pause container; the ipc and uts namespaces are pinned instead. */
   pause?: { rootfs: string; command: string[]; runtime: { binary: string; root?: string } };
   /** Written into the pause container's spec: which sandbox and instance it belongs to. */
@@ -121,6 +132,67 @@ async function checkRootfs(rootfs: string): Promise<void> {
   if (!st.isDirectory()) throw new NstoolError(`pause.rootfs ${rootfs} is not a directory`, { code: 'ENOTDIR', path: rootfs });
 }
 
+const CNI_KEYS = ['list', 'confDir', 'name', 'pluginPath', 'nodeNetns', 'capabilityArgs'] as const;
+const ROOTLESS_NET_KEYS = ['backend', 'ports', 'mtu'] as const;
+
+/**
+ * Without root: what only root can do is refused here, before anything is
+ * made (auto ids, a pause container, CNI), and the netns step's own checks
+ * (subordinate ids, newuidmap, the runtime dir) run now too.
+ */
+async function planRootless(o: CreateSandboxOptions, name: string, uidMap: IdMapping[], gidMap: IdMapping[], isAuto: boolean): Promise<{ net?: Plan['rootlessNet']; setgroups: 'allow' | 'deny' }> {
+  if (isAuto) throw unsupported("uidMap 'auto'", 'give a map from your /etc/subuid range, e.g. 0:START:65536 (`grep ^$USER: /etc/subuid`)');
+  if (o.allocDir !== undefined) throw unsupported('allocDir', 'leave allocDir unset: it goes with uidMap auto');
+  if (isObject(o.pause)) throw unsupported('a pause container', 'leave pause unset: a rootless sandbox pins its ipc and uts namespaces instead');
+  let net: Plan['rootlessNet'];
+  if (o.network !== undefined) {
+    if (!isObject(o.network as unknown)) throw invalidArg('network must be an object', 'ERR_INVALID_ARG_TYPE');
+    const n = o.network as Record<string, unknown>;
+    const cni = CNI_KEYS.find((k) => n[k] !== undefined);
+    if (cni) throw unsupported(`CNI (network.${cni})`, 'without root the pod network is slirp4netns or pasta: give network.backend and network.ports only');
+    net = await planRootlessNet(o.network);
+  }
+  // Loaded only without root, as createPodNetns does.
+  const { checkPodNetnsRootless } = await import('../rootless/netns.js');
+  const { setgroups } = checkPodNetnsRootless({
+    name,
+    uidMap,
+    gidMap,
+    ...(o.setgroups !== undefined ? { setgroups: o.setgroups } : {}),
+    ...(o.allowHostRoot !== undefined ? { allowHostRoot: o.allowHostRoot } : {}),
+  });
+  return { ...(net ? { net } : {}), setgroups };
+}
+
+/** The user-mode network's options, checked now (the backend's presence is checked when it starts). */
+async function planRootlessNet(n: SandboxNetwork): Promise<Plan['rootlessNet']> {
+  const backend = n.backend ?? 'auto';
+  if (!['auto', 'pasta', 'slirp4netns'].includes(backend)) throw invalidArg('network.backend must be "auto", "pasta" or "slirp4netns"');
+  if (n.ports !== undefined && !Array.isArray(n.ports)) throw invalidArg('network.ports must be an array', 'ERR_INVALID_ARG_TYPE');
+  const { parsePortSpec } = await import('../rootless/network.js');
+  const seen = new Set<string>();
+  const ports = (n.ports ?? []).map((f, i) => {
+    if (!isObject(f as unknown)) throw invalidArg(`network.ports[${i}] must be an object`, 'ERR_INVALID_ARG_TYPE');
+    if (f.protocol !== 'tcp' && f.protocol !== 'udp') throw invalidArg(`network.ports[${i}].protocol must be "tcp" or "udp"`);
+    if (typeof f.hostPort !== 'number' || typeof f.podPort !== 'number' || (f.hostIp !== undefined && typeof f.hostIp !== 'string')) {
+      throw invalidArg(`network.ports[${i}] needs numbers hostPort and podPort (and a string hostIp)`, 'ERR_INVALID_ARG_TYPE');
+    }
+    // The spec parser checks the ranges and the address.
+    const fwd = parsePortSpec(`${f.hostIp !== undefined ? `${f.hostIp}:` : ''}${f.hostPort}:${f.podPort}/${f.protocol}`);
+    const key = `${fwd.protocol} ${fwd.hostPort}`;
+    if (seen.has(key)) throw invalidArg(`host port ${fwd.hostPort}/${fwd.protocol} is forwarded twice`);
+    seen.add(key);
+    return fwd;
+  });
+  if (n.mtu !== undefined && (!Number.isInteger(n.mtu) || n.mtu < 1280 || n.mtu > 65520)) throw invalidArg('network.mtu must be a whole number from 1280 to 65520');
+  return {
+    backend,
+    ports,
+    ...(n.ifName !== undefined ? { ifName: validateIfName(n.ifName) } : {}),
+    ...(n.mtu !== undefined ? { mtu: n.mtu } : {}),
+  };
+}
+
 export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {
   if (!isObject(o)) throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
   const id = validateSandboxId(o.id);
@@ -149,13 +221,25 @@ export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {
   if (toHostId(uidMap, 0) === undefined || toHostId(gidMap, 0) === undefined) {
     throw invalidArg("uidMap and gidMap must map container id 0: the pod's containers run as its root");
   }
+  let rootlessSetgroups: 'allow' | 'deny' | undefined;
   const setgroups = o.setgroups ?? 'allow';
   if (setgroups !== 'allow' && setgroups !== 'deny') throw invalidArg('setgroups must be "allow" or "deny"');
   if (o.allowHostRoot !== undefined && typeof o.allowHostRoot !== 'boolean') throw invalidArg('allowHostRoot must be a boolean', 'ERR_INVALID_ARG_TYPE');
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg('signal must be an AbortSignal', 'ERR_INVALID_ARG_TYPE');
   if (o.onStep !== undefined && typeof o.onStep !== 'function') throw invalidArg('onStep must be a function', 'ERR_INVALID_ARG_TYPE');
 
-  const network = o.network !== undefined ? await planNetwork(o.network, name, dirs) : undefined;
+  let network: Plan['network'];
+  let rootlessNet: Plan['rootlessNet'];
+  if (dirs.rootless) {
+    const r = await planRootless(o, name, uidMap, gidMap, isAuto);
+    rootlessNet = r.net;
+    rootlessSetgroups = r.setgroups;
+  } else {
+    const n = o.network as Record<string, unknown> | undefined;
+    const rl = n && isObject(n) ? ROOTLESS_NET_KEYS.find((k) => n[k] !== undefined) : undefined;
+    if (rl) throw invalidArg(`network.${rl} is for rootless mode: as root the network is CNI's (the portmap plugin forwards ports)`);
+    network = o.network !== undefined ? await planNetwork(o.network, name, dirs) : undefined;
+  }
 
   if (o.pause !== undefined && o.pause !== false && !isObject(o.pause)) throw invalidArg('pause must be an object with a rootfs, or false', 'ERR_INVALID_ARG_TYPE');
   const pauseOpts = isObject(o.pause) ? o.pause : undefined;
@@ -192,9 +276,10 @@ export async function planSandbox(o: CreateSandboxOptions): Promise<Plan> {
     gidMap,
     ...(auto ? { auto } : {}),
     ...(o.allocDir !== undefined ? { allocDir: path.normalize(o.allocDir) } : {}),
-    setgroups,
+    setgroups: rootlessSetgroups ?? setgroups,
     ...(o.allowHostRoot !== undefined ? { allowHostRoot: o.allowHostRoot } : {}),
     ...(network ? { network } : {}),
+    ...(rootlessNet ? { rootlessNet } : {}),
     hostname,
     ...(pause ? { pause } : {}),
     annotations,

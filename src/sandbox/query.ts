@@ -2,17 +2,25 @@
 // is really there.
 import { NstoolError } from '../errors.js';
 import { probeNs } from '../kernel/ns.js';
-import { pinHolds, REMOVAL_ORDER } from './resources.js';
+import { pinHolds, pinPath, REMOVAL_ORDER } from './resources.js';
 import { listStateIds, readState, SandboxState } from './state.js';
 import { SandboxDetails, SandboxDirs, sandboxDirs, SandboxInfo } from './types.js';
 import { validateSandboxId } from './instance.js';
 
+/** The pod's addresses of a rootless network, as recorded (a record that is not a valid one shows none). */
+function rootlessIps(st: SandboxState): string[] {
+  const ips = (st.rootlessNet?.record as { ips?: unknown } | undefined)?.ips;
+  return Array.isArray(ips) && ips.every((i) => typeof i === 'string') ? (ips as string[]) : [];
+}
+
 export function toInfo(st: SandboxState): SandboxInfo {
-  const out: SandboxInfo = { id: st.id, phase: st.phase, ips: st.network?.ips ?? [], createdAt: st.createdAt };
-  if (st.netns) out.netnsPath = st.netns.path;
-  if (st.userns) out.usernsPath = st.userns.path;
-  if (st.ipc) out.ipcPath = st.ipc.path;
-  if (st.uts) out.utsPath = st.uts.path;
+  const out: SandboxInfo = { id: st.id, phase: st.phase, mode: st.mode ?? 'root', ips: st.network?.ips ?? rootlessIps(st), createdAt: st.createdAt };
+  // Without root: the paths through which the host reaches the keeper's pins.
+  const at = (p: string) => pinPath(st, p);
+  if (st.netns) out.netnsPath = at(st.netns.path);
+  if (st.userns) out.usernsPath = at(st.userns.path);
+  if (st.ipc) out.ipcPath = at(st.ipc.path);
+  if (st.uts) out.utsPath = at(st.uts.path);
   if (st.pause?.pid) out.pid = st.pause.pid;
   if (st.pause) out.containerId = st.pause.containerId;
   if (st.pendingUndo) out.pendingUndo = st.pendingUndo;
@@ -79,7 +87,7 @@ export async function sandboxNamespaces(id: string, o: SandboxDirs = {}): Promis
     });
   }
   const look = async (p: string, type: string, inode: number | undefined) => {
-    const info = await probeNs(p).catch((err: NodeJS.ErrnoException) => {
+    const info = await probeNs(pinPath(st, p)).catch((err: NodeJS.ErrnoException) => {
       throw broken(id, p, `cannot be read (${err.code ?? err.message})`);
     });
     if (info.state === 'missing') throw broken(id, p, 'is missing');
@@ -89,7 +97,7 @@ export async function sandboxNamespaces(id: string, o: SandboxDirs = {}): Promis
     return info;
   };
   const user = await look(st.userns.path, 'user', st.userns.inode);
-  const out: SandboxNamespaces = { netns: st.netns.path, userns: st.userns.path };
+  const out: SandboxNamespaces = { netns: pinPath(st, st.netns.path), userns: pinPath(st, st.userns.path) };
   const joined: Array<['net' | 'ipc' | 'uts', { path: string; inode?: number } | undefined]> = [
     ['net', st.netns],
     ['ipc', st.ipc],
@@ -99,8 +107,8 @@ export async function sandboxNamespaces(id: string, o: SandboxDirs = {}): Promis
     if (!rec) continue;
     const info = await look(rec.path, type, rec.inode);
     if (!info.owner || info.owner.inode !== user.inode || info.owner.dev !== user.dev) throw broken(id, rec.path, `is not owned by the userns ${st.userns.path}`);
-    if (type === 'ipc') out.ipc = rec.path;
-    if (type === 'uts') out.uts = rec.path;
+    if (type === 'ipc') out.ipc = pinPath(st, rec.path);
+    if (type === 'uts') out.uts = pinPath(st, rec.path);
   }
   return out;
 }

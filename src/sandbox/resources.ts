@@ -19,7 +19,9 @@ import { isNotFound } from '../runc/error.js';
 import { probeContainer } from '../runc/probe.js';
 import { SANDBOX_PREFIX } from './instance.js';
 import type { Plan } from './plan.js';
+import { writeState } from './state.js';
 import type { SandboxState } from './state.js';
+import { hostOf, keeperUnpin, makeKeeperPodNs } from './rootless.js';
 
 export type Presence = 'present' | 'absent' | 'unknown';
 
@@ -66,6 +68,11 @@ async function fileProbe(p: string): Promise<Probe> {
   }
 }
 
+/** Where the host reaches the pin P of ST: P itself as root, through the keeper without root. */
+export function pinPath(st: SandboxState, p: string): string {
+  return st.mode === 'rootless' ? hostOf(p) : p;
+}
+
 async function unpin(p: string): Promise<void> {
   await unpinAt(p, { context: `removing the pin ${p}` });
 }
@@ -78,7 +85,7 @@ async function unpin(p: string): Promise<void> {
 export async function pinHolds(st: SandboxState): Promise<'ours' | 'other' | 'none' | 'unknown'> {
   if (!st.netns) return 'none';
   try {
-    const info = await probeNs(st.netns.path);
+    const info = await probeNs(pinPath(st, st.netns.path));
     // A link is not followed and cannot be told.
     if (info.state === 'symlink') return 'unknown';
     if (info.state !== 'ns') return 'none';
@@ -89,7 +96,7 @@ export async function pinHolds(st: SandboxState): Promise<'ours' | 'other' | 'no
   }
 }
 
-const netns: Resource = {
+const rootNetns: Resource = {
   step: 'netns',
   gcKind: 'pin',
   record(st, p) {
@@ -126,7 +133,7 @@ const netns: Resource = {
   },
 };
 
-const userns: Resource = {
+const rootUserns: Resource = {
   step: 'userns',
   gcKind: 'userns-pin',
   record(st, p) {
@@ -185,7 +192,7 @@ function podNamespacePin(kind: 'ipc' | 'uts'): Resource {
     probe: (st) => fileProbe(rec(st).path),
     async broken(st) {
       // A pin that cannot be read (EACCES, EIO) is not called broken: unknown never removes.
-      const info = await probeNs(rec(st).path).catch(() => null);
+      const info = await probeNs(pinPath(st, rec(st).path)).catch(() => null);
       if (!info || info.state === 'symlink') return null;
       if (info.state === 'missing' || info.state === 'stale') return `${kind} pin missing`;
       if (info.state !== 'ns') return `${kind} pin holds another namespace`;
@@ -199,8 +206,92 @@ function podNamespacePin(kind: 'ipc' | 'uts'): Resource {
   };
 }
 
-const ipc = podNamespacePin('ipc');
-const uts = podNamespacePin('uts');
+const rootIpc = podNamespacePin('ipc');
+const rootUts = podNamespacePin('uts');
+
+// ---- without root: the same four pins, held by the user's keeper ----------
+// Records name the pins as the keeper sees them (see rootless.ts); probes go
+// through the live keeper; removals are the keeper's unpins, where a keeper
+// that is gone means the pin is gone.
+
+const keeperProbe = (st: SandboxState, p: string) => fileProbe(pinPath(st, p));
+
+const rlNetns: Resource = {
+  ...rootNetns,
+  async make(st, p) {
+    // The userns is pinned with it (one request): its record follows, and
+    // until it is written this removal takes both.
+    const pod = await createPodNetns({ name: p.name, uidMap: p.uidMap, gidMap: p.gidMap, setgroups: p.setgroups, ...(p.allowHostRoot !== undefined ? { allowHostRoot: p.allowHostRoot } : {}) });
+    st.netns!.inode = pod.netnsInode;
+    st.uidMap = pod.uidMap;
+    st.gidMap = pod.gidMap;
+  },
+  probe: (st) => keeperProbe(st, st.netns!.path),
+  async remove(st) {
+    await keeperUnpin('net+user', st.netns!.name);
+  },
+};
+
+const rlUserns: Resource = {
+  ...rootUserns,
+  async make(st) {
+    // Pinned by the netns step; here it is checked to own that netns.
+    const u = await probeNs(pinPath(st, st.userns!.path));
+    const n = await probeNs(pinPath(st, st.netns!.path));
+    if (u.state !== 'ns' || u.type !== 'user' || n.state !== 'ns' || n.owner?.inode !== u.inode) {
+      throw new NstoolError(`the keeper's userns pin ${st.userns!.path} is not the owner of the sandbox's netns`, { code: USERNS_MISMATCH, path: st.userns!.path });
+    }
+    st.userns!.inode = u.inode;
+  },
+  probe: (st) => keeperProbe(st, st.userns!.path),
+  async remove(st) {
+    await keeperUnpin('user', path.basename(st.userns!.path));
+  },
+};
+
+function rlPodNamespacePin(kind: 'ipc' | 'uts', root: Resource): Resource {
+  const rec = (st: SandboxState) => st[kind]!;
+  return {
+    ...root,
+    async make(st, p) {
+      const r = await makeKeeperPodNs(kind, pinPath(st, st.userns!.path), p.name, p.hostname);
+      if (st.userns!.inode !== undefined && r.usernsInode !== st.userns!.inode) {
+        throw new NstoolError(`the userns pin ${st.userns!.path} no longer holds the pod's user namespace`, { code: USERNS_MISMATCH, path: st.userns!.path });
+      }
+      rec(st).inode = r.inode;
+    },
+    probe: (st) => keeperProbe(st, rec(st).path),
+    async remove(st) {
+      await keeperUnpin(kind, path.basename(rec(st).path));
+    },
+  };
+}
+
+const rlIpc = rlPodNamespacePin('ipc', rootIpc);
+const rlUts = rlPodNamespacePin('uts', rootUts);
+
+/** One entry of the table: the root way, or (for a state made without root) the keeper's. */
+function byMode(root: Resource, rootless: Resource): Resource {
+  const pick = (st: SandboxState) => (st.mode === 'rootless' ? rootless : root);
+  return {
+    step: root.step,
+    gcKind: root.gcKind,
+    record: (st, p) => pick(st).record(st, p),
+    make: (st, p) => pick(st).make(st, p),
+    recorded: (st) => pick(st).recorded(st),
+    target: (st) => pick(st).target(st),
+    probe: (st) => pick(st).probe(st),
+    broken: (st) => pick(st).broken(st),
+    remove: (st) => pick(st).remove(st),
+    forget: (st) => pick(st).forget(st),
+    ...(root.removeProbes ? { removeProbes: true } : {}),
+  };
+}
+
+const netns = byMode(rootNetns, rlNetns);
+const userns = byMode(rootUserns, rlUserns);
+const ipc = byMode(rootIpc, rlIpc);
+const uts = byMode(rootUts, rlUts);
 
 function cniContainerId(st: SandboxState): string {
   return st.network!.containerId ?? SANDBOX_PREFIX + st.id;
@@ -220,7 +311,7 @@ function storedNetworkRefused(st: SandboxState): string | null {
   }
 }
 
-const network: Resource = {
+const cniNetwork: Resource = {
   step: 'network',
   gcKind: 'cni-result',
   record(st, p) {
@@ -294,6 +385,70 @@ const network: Resource = {
   },
   forget(st) {
     delete st.network;
+  },
+};
+
+// Without root: the user-mode network process (src/rootless/network.ts),
+// loaded only for a rootless sandbox. A process started but not yet
+// recorded (a crash between the two) ends with the netns pin: the keeper
+// holds its exit pipe for as long as the pin is there.
+const rootlessNetwork = () => import('../rootless/network.js');
+
+const rlNetwork: Resource = {
+  step: 'network',
+  gcKind: 'cni-result',
+  record(st, p) {
+    if (!p.rootlessNet) return false;
+    st.rootlessNet = { ...p.rootlessNet };
+    return true;
+  },
+  async make(st, p) {
+    const n = st.rootlessNet!;
+    const { startRootlessNetwork } = await rootlessNetwork();
+    const rec = await startRootlessNetwork({
+      netnsPath: pinPath(st, st.netns!.path),
+      usernsPath: pinPath(st, st.userns!.path),
+      backend: n.backend,
+      ports: n.ports,
+      ...(n.ifName !== undefined ? { ifname: n.ifName } : {}),
+      ...(n.mtu !== undefined ? { mtu: n.mtu } : {}),
+      ...(p.signal ? { signal: p.signal } : {}),
+    });
+    n.record = rec;
+    // Saved at once: a crash from here on leaves the process and its files findable by pid and start time.
+    await writeState(p.dirs.state, st);
+  },
+  recorded: (st) => st.rootlessNet !== undefined,
+  target(st) {
+    const r = st.rootlessNet!.record as { backend?: unknown; pid?: unknown } | undefined;
+    return r ? `${String(r.backend)} pid ${String(r.pid)}` : 'network process';
+  },
+  async probe(st) {
+    const r = st.rootlessNet!.record;
+    if (r === undefined) return { presence: 'absent', detail: 'not started, or not recorded: it ends with the netns pin' };
+    const { parseNetRecord, rootlessNetworkAlive } = await rootlessNetwork();
+    const rec = parseNetRecord(r);
+    if (!rec) return { presence: 'unknown', detail: 'the network record in the state is not one nstool writes' };
+    if (rootlessNetworkAlive(rec)) return { presence: 'present' };
+    // Its log (and API socket) outlive it: still there to remove.
+    const files = [rec.log, rec.apiSocket].filter((f): f is string => f !== undefined);
+    if ((await Promise.all(files.map((f) => fileProbe(f)))).some((x) => x.presence !== 'absent')) return { presence: 'present', detail: `${rec.backend} (pid ${rec.pid}) is gone; its files are left` };
+    return { presence: 'absent', detail: `${rec.backend} (pid ${rec.pid}) is gone` };
+  },
+  async broken(st) {
+    const r = st.rootlessNet!.record;
+    if (r === undefined) return null;
+    const { parseNetRecord, rootlessNetworkAlive } = await rootlessNetwork();
+    const rec = parseNetRecord(r);
+    return rec && !rootlessNetworkAlive(rec) ? 'network process gone' : null;
+  },
+  async remove(st) {
+    const { parseNetRecord, stopRootlessNetwork } = await rootlessNetwork();
+    const rec = parseNetRecord(st.rootlessNet!.record);
+    if (rec) await stopRootlessNetwork(rec);
+  },
+  forget(st) {
+    delete st.rootlessNet;
   },
 };
 
@@ -379,6 +534,8 @@ const pause: Resource = {
     delete st.pause;
   },
 };
+
+const network = byMode(cniNetwork, rlNetwork);
 
 /** In creation order. */
 export const RESOURCES: readonly Resource[] = [netns, userns, ipc, uts, network, pause];

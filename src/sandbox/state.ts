@@ -14,6 +14,9 @@ import { validateName } from '../netns.js';
 import { validateContainerId } from '../cni/names.js';
 import { validateSandboxId } from './instance.js';
 import { untrustedPath } from '../trusted-path.js';
+import { ensureRuntimeDirs } from '../rootless/runtime-dir.js';
+import { isKeeperPin, isRootless, rootlessDirs, untrustedRootlessDir } from './rootless.js';
+import type { RootlessNetPlan } from './plan.js';
 
 export const DEFAULT_STATE_DIR = '/run/nstool/sandboxes';
 const SUFFIX = '.json';
@@ -33,6 +36,10 @@ export interface SandboxState {
   createdAt: string;
   /** The state dir that made it (the instance). */
   instance?: string;
+  /** Made without root: the pins are the user's keeper's (see rootless.ts). */
+  mode?: 'rootless';
+  /** A rootless sandbox's network: what was asked for, and the process once it runs (checked where it is used). */
+  rootlessNet?: RootlessNetPlan & { record?: unknown };
   /** Set when a rollback or delete stopped part way: what is left, for gc. */
   pendingUndo?: string[];
   /** The netns pin. usernsPath is only read from older files (see userns). */
@@ -81,12 +88,15 @@ export function lockFile(dir: string, id: string): string {
  * root then runs and removes. A missing dir passes (it holds nothing).
  */
 export async function checkStateDir(dir: string): Promise<void> {
-  const bad = await untrustedPath(dir);
+  // Without root the dir is the user's own, as are the pins it names.
+  const bad = isRootless() ? untrustedRootlessDir(dir) : await untrustedPath(dir);
   if (bad === undefined) return;
   throw new NstoolError(`the sandbox state dir ${dir} cannot be trusted: ${bad.dir} ${bad.why}`, {
     code: 'ERR_NSTOOL_STATE_DIR',
     path: dir,
-    hint: 'keep the state dir under directories owned by root and writable by root alone (the default /run/nstool/sandboxes)',
+    hint: isRootless()
+      ? 'without root the state dir must be your own directory with mode 0700 (the default $XDG_RUNTIME_DIR/nstool/sandboxes)'
+      : 'keep the state dir under directories owned by root and writable by root alone (the default /run/nstool/sandboxes)',
   });
 }
 
@@ -96,6 +106,7 @@ export async function checkStateDir(dir: string): Promise<void> {
  * able to pass through their common parent.
  */
 export async function ensureStateDir(dir: string): Promise<void> {
+  if (isRootless()) ensureRuntimeDirs(rootlessDirs().rt);
   const parent = path.dirname(dir);
   const first = await mkdir(parent, { recursive: true, mode: 0o711 });
   if (first !== undefined) {
@@ -133,6 +144,14 @@ function validateState(st: SandboxState, id: string, dir: string): void {
   need(PHASES.includes(st.phase), 'unknown phase');
   // A file copied from another instance's state dir would have this one remove that one's resources.
   need(st.instance === undefined || st.instance === path.normalize(dir), `made by the instance ${String(st.instance)}`);
+  // A rootless sandbox's pins are paths in the user's keeper, and only those.
+  need(st.mode === (isRootless() ? 'rootless' : undefined), isRootless() ? 'made as root' : 'made without root');
+  if (st.mode === 'rootless') {
+    const d = rootlessDirs();
+    for (const r of [st.netns, st.userns, st.ipc, st.uts]) need(r === undefined || (typeof r.path === 'string' && isKeeperPin(r.path, d)), 'a pin outside the keeper');
+    need(st.pause === undefined && st.network === undefined, 'root-only resources');
+  }
+  need(st.rootlessNet === undefined || (st.mode === 'rootless' && st.rootlessNet !== null && typeof st.rootlessNet === 'object'), 'rootlessNet');
   if (st.netns) {
     const n = st.netns;
     validateName(n.name, 'netns.name');

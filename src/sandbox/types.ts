@@ -4,7 +4,9 @@ import { DEFAULT_CACHE_DIR } from '../cni/index.js';
 import { invalidArg, requireAbsolute } from '../errors.js';
 import type { IdMapInput } from '../idmap.js';
 import { DEFAULT_PIN_DIR, DEFAULT_USERNS_PIN_DIR } from '../netns.js';
+import type { Mode } from '../rootless/mode.js';
 import type { Phase } from './state.js';
+import { isRootless, RootlessDirs, rootlessDirs, unsupported } from './rootless.js';
 import { DEFAULT_STATE_DIR } from './state.js';
 
 export const DEFAULT_BUNDLE_DIR = '/run/nstool/bundles';
@@ -24,6 +26,12 @@ export interface SandboxNetwork {
   /** Run the plugins inside this netns (a test or node netns). */
   nodeNetns?: string;
   capabilityArgs?: Record<string, unknown>;
+  /** Rootless only (CNI needs root): the user-mode network program, 'auto' by default. */
+  backend?: 'auto' | 'pasta' | 'slirp4netns';
+  /** Rootless only: ports of the host forwarded into the pod. */
+  ports?: ReadonlyArray<{ hostIp?: string; hostPort: number; podPort: number; protocol: 'tcp' | 'udp' }>;
+  /** Rootless only: the pod interface's MTU. */
+  mtu?: number;
 }
 
 export interface SandboxRuntime {
@@ -100,6 +108,8 @@ export interface DeleteSandboxOptions extends SandboxDirs {
 export interface SandboxInfo {
   id: string;
   phase: Phase;
+  /** Made as root, or by an unprivileged user (its pins held by the user's keeper). */
+  mode: Mode;
   netnsPath?: string;
   usernsPath?: string;
   /** The ipc and uts pins of a sandbox without a pause container. */
@@ -127,6 +137,8 @@ export interface Dirs {
   ipc: string;
   uts: string;
   cniCache: string;
+  /** Set in rootless mode: the pins are the keeper's (these dirs as it sees them). */
+  rootless?: RootlessDirs;
 }
 
 function abs(p: string | undefined, fallback: string, what: string): string {
@@ -136,6 +148,7 @@ function abs(p: string | undefined, fallback: string, what: string): string {
 /** The absolute, normalised dirs of O; the state dir names the instance. */
 export function sandboxDirs(o: SandboxDirs = {}): Dirs {
   if (o === null || typeof o !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
+  if (isRootless()) return rootlessSandboxDirs(o);
   const d: Dirs = {
     state: abs(o.stateDir, DEFAULT_STATE_DIR, 'stateDir'),
     bundle: abs(o.bundleDir, DEFAULT_BUNDLE_DIR, 'bundleDir'),
@@ -149,4 +162,26 @@ export function sandboxDirs(o: SandboxDirs = {}): Dirs {
   if (d.pin === d.userns) throw invalidArg('pinDir and usernsPinDir must differ');
   if (new Set([d.pin, d.userns, d.ipc, d.uts]).size !== 4) throw invalidArg('pinDir, usernsPinDir, ipcPinDir and utsPinDir must all differ');
   return d;
+}
+
+const ROOT_ONLY_DIRS = ['bundleDir', 'pinDir', 'usernsPinDir', 'ipcPinDir', 'utsPinDir', 'cniCacheDir'] as const;
+
+/**
+ * Without root: the state dir defaults to $XDG_RUNTIME_DIR/nstool/sandboxes
+ * and the pins are the keeper's, where no other dir can be chosen.
+ */
+function rootlessSandboxDirs(o: SandboxDirs): Dirs {
+  const given = ROOT_ONLY_DIRS.find((k) => o[k] !== undefined);
+  if (given) throw unsupported(`${given}`, `leave ${given} unset: without root the pins live in the user's keeper (and there is no pause container or CNI)`);
+  const r = rootlessDirs();
+  return {
+    state: abs(o.stateDir, r.state, 'stateDir'),
+    bundle: path.join(r.rt.dir, 'bundles'),
+    pin: r.pin,
+    userns: r.userns,
+    ipc: r.ipc,
+    uts: r.uts,
+    cniCache: path.join(r.rt.dir, 'cni'),
+    rootless: r,
+  };
 }
