@@ -5,9 +5,10 @@
 // on this machine: the pod pings only slirp4netns's own gateway, and
 // connects only to listeners this test made on the host's 127.0.0.1.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { killProcess, startDetached } from '../../src/process.js';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { as, asAsync, DIST, json, processesOf, randomSubidBase, settle, TestUser, testUsers, userArgv, userCommand, userEnv } from '../helpers/test-user.js';
@@ -348,5 +349,76 @@ describeRoot('rootless pod networking, as an unprivileged user', () => {
       deletePod(name);
     }
     expect(await settle(alice.uid)).toEqual([]);
+  });
+});
+
+describeRoot('the detached runner under the network process', () => {
+  const startOf = (pid: number) => {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2).split(' ');
+  };
+  const gone = async (pid: number) => {
+    for (let i = 0; i < 200; i++) {
+      try {
+        if (startOf(pid)[0] === 'Z') return true;
+      } catch {
+        return true;
+      }
+      await sleep(20);
+    }
+    return false;
+  };
+
+  it('gives the program fds 0-2 and its ready fd only, in a session of its supervisor, and resolves once it is ready', async () => {
+    const dir = mkdtempSync(`/tmp/${P}-det-`);
+    tmpDirs.push(dir);
+    const log = openSync(`${dir}/log`, 'w', 0o600);
+    let d: { pid: number };
+    try {
+      d = await startDetached(['/bin/sh', '-c', 'ls /proc/$$/fd | tr "\\n" " "; echo ready >&4; exec sleep 60'], { output: log, readyFd: 4, timeoutMs: 10_000 });
+    } finally {
+      closeSync(log);
+    }
+    try {
+      expect(readFileSync(`${dir}/log`, 'utf8')).toBe('0 1 2 4 ');
+      const [, ppid, , session] = startOf(d.pid);
+      expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('nstool-spawn\n');
+      expect(Number(session)).toBe(Number(ppid));
+      expect(readFileSync(`/proc/${ppid}/status`, 'utf8')).toMatch(/^PPid:\s+\d+$/m);
+      // A start time that is not the process's: left alone.
+      const start = startOf(d.pid)[19]!;
+      expect(await killProcess(d.pid, String(Number(start) + 1))).toBe('gone');
+      expect(startOf(d.pid)[0]).not.toBe('Z');
+      expect(await killProcess(d.pid, start)).toBe('killed');
+      expect(await gone(d.pid)).toBe(true);
+      expect(await gone(Number(ppid))).toBe(true); // the supervisor went with it
+      expect(await killProcess(d.pid, start)).toBe('gone');
+    } finally {
+      try {
+        process.kill(d.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+
+  it('kills a program that ignores SIGTERM after the grace time', async () => {
+    const d = await startDetached(['/bin/sh', '-c', 'trap "" TERM; echo r >&4; while :; do sleep 0.1; done'], { readyFd: 4, timeoutMs: 10_000 });
+    expect(await killProcess(d.pid, startOf(d.pid)[19]!, 200)).toBe('killed');
+    expect(await gone(d.pid)).toBe(true);
+  });
+
+  it('rejects, leaving nothing running, when the program exits unready, is not ready in time, or the start is aborted', async () => {
+    await expect(startDetached(['/bin/sh', '-c', 'exit 3'], { readyFd: 4 })).rejects.toMatchObject({ code: 'ERR_NSTOOL_NOT_READY' });
+    await expect(startDetached(['/nonexistent/prog'], { readyFd: 4 })).rejects.toMatchObject({ code: 'ENOENT' });
+    // A sleep this test alone runs (its argument says so).
+    const marker = `60.${process.pid}${Date.now() % 100000}`;
+    await expect(startDetached(['/bin/sh', '-c', `exec sleep ${marker}`], { readyFd: 4, timeoutMs: 300 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    const ac = new AbortController();
+    const p = startDetached(['/bin/sh', '-c', `exec sleep ${marker}`], { readyFd: 4, signal: ac.signal });
+    setTimeout(() => ac.abort(), 200);
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' });
+    const left = spawnSync('pgrep', ['-f', `sleep ${marker}`], { encoding: 'utf8' });
+    expect(left.stdout).toBe('');
   });
 });
