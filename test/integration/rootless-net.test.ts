@@ -5,7 +5,7 @@
 // on this machine: the pod pings only slirp4netns's own gateway, and
 // connects only to listeners this test made on the host's 127.0.0.1.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killProcess, startDetached } from '../../src/process.js';
@@ -204,7 +204,10 @@ describeRoot('rootless pod networking, as an unprivileged user', () => {
       // Files at rest: the net dir 0700, the log 0600.
       expect(statSync(`${alice.run}/nstool/net`).mode & 0o777).toBe(0o700);
       expect(statSync(rec.log!).mode & 0o777).toBe(0o600);
-      if (backend === 'slirp4netns') expect(statSync(rec.apiSocket!).isSocket()).toBe(true);
+      if (backend === 'slirp4netns') {
+        expect(statSync(rec.apiSocket!).isSocket()).toBe(true);
+        expect(statSync(rec.apiSocket!).mode & 0o077).toBe(0); // made under the supervisor's umask
+      }
 
       const addr = as(alice, ['exec', name, '--', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'tap0']);
       expect(addr.code, addr.err).toBe(0);
@@ -375,12 +378,24 @@ describeRoot('the detached runner under the network process', () => {
     const log = openSync(`${dir}/log`, 'w', 0o600);
     let d: { pid: number };
     try {
-      d = await startDetached(['/bin/sh', '-c', 'ls /proc/$$/fd | tr "\\n" " "; echo ready >&4; exec sleep 60'], { output: log, readyFd: 4, timeoutMs: 10_000 });
+      d = await startDetached(['/bin/sh', '-c', 'echo ready >&4; echo said; exec sleep 60'], { output: log, readyFd: 4, timeoutMs: 10_000 });
     } finally {
       closeSync(log);
     }
     try {
-      expect(readFileSync(`${dir}/log`, 'utf8')).toBe('0 1 2 4 ');
+      // Once sh has become sleep (its redirections dup fds for a moment), and
+      // leaving out the locale files sleep opens itself.
+      for (let i = 0; i < 200 && readFileSync(`/proc/${d.pid}/comm`, 'utf8') !== 'sleep\n'; i++) await sleep(10);
+      const inherited = readdirSync(`/proc/${d.pid}/fd`).filter((f) => {
+        try {
+          return !readlinkSync(`/proc/${d.pid}/fd/${f}`).startsWith('/usr/lib/locale/');
+        } catch {
+          return false;
+        }
+      });
+      expect(inherited.map(Number).sort((a, b) => a - b)).toEqual([0, 1, 2, 4]);
+      for (let i = 0; i < 100 && readFileSync(`${dir}/log`, 'utf8') === ''; i++) await sleep(10);
+      expect(readFileSync(`${dir}/log`, 'utf8')).toBe('said\n');
       const [, ppid, , session] = startOf(d.pid);
       expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('nstool-spawn\n');
       expect(Number(session)).toBe(Number(ppid));
