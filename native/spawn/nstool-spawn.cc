@@ -45,6 +45,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -331,6 +332,8 @@ int HoldInKeeper(const char* sock, const char* name) {
 void Supervise(Options& o) {
   if (setsid() < 0) Fail("setsid", errno);
   if (chdir("/") < 0) Fail("chdir", errno);
+  // What a long-lived program makes (a socket, a log) is for this user alone.
+  umask(077);
   int exit_fd = o.hold_sock ? HoldInKeeper(o.hold_sock, o.hold_name) : -1;
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) < 0) Fail("pipe2", errno);

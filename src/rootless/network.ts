@@ -20,13 +20,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { isAbort, throwIfAborted, validateSignal } from '../abort.js';
 import { invalidArg, NstoolError } from '../errors.js';
 import { validateIfName } from '../names.js';
 import { killProcess, ProcessError, startDetached, which } from '../process.js';
 import { showText, showValue } from '../show.js';
-import { NET_BACKEND_FAILED, NET_BACKEND_MISSING, rootlessError, RUNTIME_DIR, TUN } from './errors.js';
-import { findKeeper, hostPath } from './keeper.js';
-import type { KeeperRef } from './protocol.js';
+import { KEEPER, NET_BACKEND_FAILED, NET_BACKEND_MISSING, rootlessError, RUNTIME_DIR, TUN } from './errors.js';
+import { findKeeper, hostPath, keeperCall } from './keeper.js';
+import { KEEPER_PROTOCOL, type KeeperRef } from './protocol.js';
 import { checkRuntimeBase, ensureRuntimeDirs, RuntimeDirs, runtimeDirs } from './runtime-dir.js';
 
 export type RootlessNetBackend = 'pasta' | 'slirp4netns';
@@ -145,7 +146,7 @@ interface Pod {
 }
 
 /** The pin NAME of this user's live keeper that netnsPath names, else a typed error. */
-function resolvePod(netnsPath: unknown, dirs: RuntimeDirs): Pod {
+async function resolvePod(netnsPath: unknown, dirs: RuntimeDirs): Promise<Pod> {
   if (typeof netnsPath !== 'string' || !netnsPath.startsWith('/') || netnsPath.includes('\0')) throw invalidArg('netnsPath must be an absolute path');
   const p = path.normalize(netnsPath);
   const m = /^\/proc\/([1-9]\d{0,9})\/root(\/.*)$/.exec(p);
@@ -160,6 +161,11 @@ function resolvePod(netnsPath: unknown, dirs: RuntimeDirs): Pod {
       path: p,
       hint: "the pod's namespaces are gone (the keeper exited): create the pod netns again",
     });
+  }
+  // The keeper must know "hold" (one of an older build would refuse it).
+  const words = (await keeperCall(dirs, 'ping')).split(' ');
+  if (words[0] !== 'nstool-keeper' || words[1] !== String(KEEPER_PROTOCOL)) {
+    throw rootlessError(KEEPER, `the keeper (pid ${keeper.pid}) speaks another protocol (${showText(words.slice(0, 2).join(' '), 60)})`, `it comes from another nstool build: delete this user's pods (or kill ${keeper.pid}) and create them again`);
   }
   try {
     lstatSync(p);
@@ -386,11 +392,12 @@ export async function startRootlessNetwork(o: RootlessNetOptions): Promise<Rootl
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw invalidArg('timeoutMs must be a whole number of milliseconds');
   if (o.path !== undefined && typeof o.path !== 'string') throw invalidArg('path must be a string', 'ERR_INVALID_ARG_TYPE');
   const ports = checkPorts(o.ports);
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg('signal must be an AbortSignal', 'ERR_INVALID_ARG_TYPE');
-  const pod = resolvePod(o.netnsPath, dirs);
+  validateSignal(o.signal);
+  throwIfAborted(o.signal, 'starting the pod network');
+  const pod = await resolvePod(o.netnsPath, dirs);
   const { backend, file } = findBackend(want, o.path ?? process.env['PATH']);
   checkTun();
-  o.signal?.throwIfAborted();
+  throwIfAborted(o.signal, 'starting the pod network');
 
   ensureRuntimeDirs(dirs);
   const f = files(pod);
@@ -422,7 +429,7 @@ export async function startRootlessNetwork(o: RootlessNetOptions): Promise<Rootl
       });
     } catch (err) {
       const e = err as ProcessError;
-      if (e.code === 'ABORT_ERR' || e.code === 'ENOENT' || e.code === 'ECONNREFUSED') throw err;
+      if (isAbort(e) || e.code === 'ENOENT' || e.code === 'ECONNREFUSED') throw err;
       const said = readLog(f.log);
       throw rootlessError(
         NET_BACKEND_FAILED,
@@ -500,6 +507,7 @@ export function parseNetRecord(x: unknown): RootlessNetRecord | null {
   if (typeof r['gateway'] !== 'string' || !IPV4.test(r['gateway'])) return null;
   if (r['dns'] !== undefined && (typeof r['dns'] !== 'string' || !IPV4.test(r['dns']))) return null;
   let ports: PortForward[];
+  if (!Array.isArray(r['ports'])) return null;
   try {
     ports = checkPorts(r['ports']);
   } catch {

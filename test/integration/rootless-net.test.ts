@@ -5,12 +5,13 @@
 // on this machine: the pod pings only slirp4netns's own gateway, and
 // connects only to listeners this test made on the host's 127.0.0.1.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { killProcess, startDetached } from '../../src/process.js';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { as, DIST, json, processesOf, randomSubidBase, settle, TestUser, testUsers, userArgv, userCommand, userEnv } from '../helpers/test-user.js';
+import { as, asAsync, DIST, json, processesOf, randomSubidBase, settle, TestUser, testUsers, userArgv, userCommand, userEnv } from '../helpers/test-user.js';
 
 const P = testPrefix('rln');
 trackLeaks(P);
@@ -71,30 +72,31 @@ function apiAs(u: TestUser, op: string, arg: unknown, wrap: string[] = []): OpOu
   return JSON.parse(r.stdout) as OpOut;
 }
 
-/** A TCP listener on the host's 127.0.0.1 that records what each connection sent. */
-async function hostListener(): Promise<{ port: number; got: string[]; close: () => Promise<void> }> {
-  const got: string[] = [];
+/** A TCP listener on the host's 127.0.0.1: counts connections and keeps what each sent. */
+async function hostListener(): Promise<{ port: number; conns: number; got: string[]; close: () => Promise<void> }> {
+  const l = { port: 0, conns: 0, got: [] as string[], close: async () => {} };
   const sockets = new Set<net.Socket>();
   const srv = net.createServer((s) => {
+    l.conns++;
     sockets.add(s);
     let text = '';
-    s.on('data', (b) => (text += b.toString()));
-    s.on('close', () => {
-      got.push(text);
-      sockets.delete(s);
+    s.on('data', (b) => {
+      text += b.toString();
+      if (text.endsWith('\n')) {
+        l.got.push(text);
+        s.destroy(); // the pod's nc waits for the close
+      }
     });
+    s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  return {
-    port,
-    got,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise((r) => srv.close(() => r()));
-    },
+  l.port = (srv.address() as net.AddressInfo).port;
+  l.close = () => {
+    for (const s of sockets) s.destroy();
+    return new Promise((r) => srv.close(() => r()));
   };
+  return l;
 }
 
 /** A port nobody listens on now (the kernel's choice, released at once). */
@@ -202,7 +204,10 @@ describeRoot('rootless pod networking, as an unprivileged user', () => {
       // Files at rest: the net dir 0700, the log 0600.
       expect(statSync(`${alice.run}/nstool/net`).mode & 0o777).toBe(0o700);
       expect(statSync(rec.log!).mode & 0o777).toBe(0o600);
-      if (backend === 'slirp4netns') expect(statSync(rec.apiSocket!).isSocket()).toBe(true);
+      if (backend === 'slirp4netns') {
+        expect(statSync(rec.apiSocket!).isSocket()).toBe(true);
+        expect(statSync(rec.apiSocket!).mode & 0o077).toBe(0); // made under the supervisor's umask
+      }
 
       const addr = as(alice, ['exec', name, '--', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'tap0']);
       expect(addr.code, addr.err).toBe(0);
@@ -214,15 +219,17 @@ describeRoot('rootless pod networking, as an unprivileged user', () => {
         const ping = as(alice, ['exec', name, '--', 'ping', '-c', '3', '-W', '2', '10.0.2.2']);
         expect(ping.code, ping.out + ping.err).toBe(0);
         expect(ping.out).toContain('3 received');
-        const loop = as(alice, ['exec', name, '--', 'sh', '-c', `echo from-pod | busybox nc -w 2 10.0.2.2 ${listener.port}`]);
-        expect(loop.code).not.toBe(0);
+        // Async: the listener lives in this process's event loop.
+        const loop = await asAsync(alice, ['exec', name, '--', 'sh', '-c', `echo from-pod | busybox nc -w 2 10.0.2.2 ${listener.port}`]);
+        expect(loop.code, loop.err).toBe(1);
+        expect(loop.err).toMatch(/can't connect/);
       } else {
-        const tcp = as(alice, ['exec', name, '--', 'sh', '-c', `echo from-pod | busybox nc -w 2 10.0.2.2 ${listener.port}`]);
+        const tcp = await asAsync(alice, ['exec', name, '--', 'sh', '-c', `echo from-pod | busybox nc -w 2 10.0.2.2 ${listener.port}`]);
         expect(tcp.code, tcp.err).toBe(0);
         for (let i = 0; i < 100 && listener.got.length === 0; i++) await sleep(20);
         expect(listener.got).toEqual(['from-pod\n']);
       }
-      if (backend === 'slirp4netns') expect(listener.got).toEqual([]);
+      expect(listener.conns).toBe(backend === 'pasta' ? 1 : 0);
 
       // A listener in the pod, reached from the host's 127.0.0.1:hostPort.
       const inPod = userArgv(alice, ['exec', name, '--', 'sh', '-c', 'echo hello-from-pod | busybox nc -l -p 8080']);
@@ -345,5 +352,88 @@ describeRoot('rootless pod networking, as an unprivileged user', () => {
       deletePod(name);
     }
     expect(await settle(alice.uid)).toEqual([]);
+  });
+});
+
+describeRoot('the detached runner under the network process', () => {
+  const startOf = (pid: number) => {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2).split(' ');
+  };
+  const gone = async (pid: number) => {
+    for (let i = 0; i < 200; i++) {
+      try {
+        if (startOf(pid)[0] === 'Z') return true;
+      } catch {
+        return true;
+      }
+      await sleep(20);
+    }
+    return false;
+  };
+
+  it('gives the program fds 0-2 and its ready fd only, in a session of its supervisor, and resolves once it is ready', async () => {
+    const dir = mkdtempSync(`/tmp/${P}-det-`);
+    tmpDirs.push(dir);
+    const log = openSync(`${dir}/log`, 'w', 0o600);
+    let d: { pid: number };
+    try {
+      d = await startDetached(['/bin/sh', '-c', 'echo ready >&4; echo said; exec sleep 60'], { output: log, readyFd: 4, timeoutMs: 10_000 });
+    } finally {
+      closeSync(log);
+    }
+    try {
+      // Once sh has become sleep (its redirections dup fds for a moment), and
+      // leaving out the locale files sleep opens itself.
+      for (let i = 0; i < 200 && readFileSync(`/proc/${d.pid}/comm`, 'utf8') !== 'sleep\n'; i++) await sleep(10);
+      const inherited = readdirSync(`/proc/${d.pid}/fd`).filter((f) => {
+        try {
+          return !readlinkSync(`/proc/${d.pid}/fd/${f}`).startsWith('/usr/lib/locale/');
+        } catch {
+          return false;
+        }
+      });
+      expect(inherited.map(Number).sort((a, b) => a - b)).toEqual([0, 1, 2, 4]);
+      for (let i = 0; i < 100 && readFileSync(`${dir}/log`, 'utf8') === ''; i++) await sleep(10);
+      expect(readFileSync(`${dir}/log`, 'utf8')).toBe('said\n');
+      const [, ppid, , session] = startOf(d.pid);
+      expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('nstool-spawn\n');
+      expect(Number(session)).toBe(Number(ppid));
+      expect(readFileSync(`/proc/${ppid}/status`, 'utf8')).toMatch(/^PPid:\s+\d+$/m);
+      // A start time that is not the process's: left alone.
+      const start = startOf(d.pid)[19]!;
+      expect(await killProcess(d.pid, String(Number(start) + 1))).toBe('gone');
+      expect(startOf(d.pid)[0]).not.toBe('Z');
+      expect(await killProcess(d.pid, start)).toBe('killed');
+      expect(await gone(d.pid)).toBe(true);
+      expect(await gone(Number(ppid))).toBe(true); // the supervisor went with it
+      expect(await killProcess(d.pid, start)).toBe('gone');
+    } finally {
+      try {
+        process.kill(d.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+
+  it('kills a program that ignores SIGTERM after the grace time', async () => {
+    const d = await startDetached(['/bin/sh', '-c', 'trap "" TERM; echo r >&4; while :; do sleep 0.1; done'], { readyFd: 4, timeoutMs: 10_000 });
+    expect(await killProcess(d.pid, startOf(d.pid)[19]!, 200)).toBe('killed');
+    expect(await gone(d.pid)).toBe(true);
+  });
+
+  it('rejects, leaving nothing running, when the program exits unready, is not ready in time, or the start is aborted', async () => {
+    await expect(startDetached(['/bin/sh', '-c', 'exit 3'], { readyFd: 4 })).rejects.toMatchObject({ code: 'ERR_NSTOOL_NOT_READY' });
+    await expect(startDetached(['/nonexistent/prog'], { readyFd: 4 })).rejects.toMatchObject({ code: 'ENOENT' });
+    // A sleep this test alone runs (its argument says so).
+    const marker = `60.${process.pid}${Date.now() % 100000}`;
+    await expect(startDetached(['/bin/sh', '-c', `exec sleep ${marker}`], { readyFd: 4, timeoutMs: 300 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    const ac = new AbortController();
+    const p = startDetached(['/bin/sh', '-c', `exec sleep ${marker}`], { readyFd: 4, signal: ac.signal });
+    setTimeout(() => ac.abort(), 200);
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' });
+    const left = spawnSync('pgrep', ['-f', `sleep ${marker}`], { encoding: 'utf8' });
+    expect(left.stdout).toBe('');
   });
 });
