@@ -5,7 +5,7 @@
 // machine's own network is untouched. nstool's time is a ratio to podman's
 // in the same run.
 //
-//   node bench/pod.js [--quick] [--install-podman | --no-podman] [--no-tmpfs]
+//   node bench/pod.js [--quick] [--install-podman | --no-podman] [--no-tmpfs] [--steps]
 //
 // Also run by bench/run.js. Everything lives under /var/lib/nstool-bench-pod
 // (pins, state, CNI cache and IPAM, podman's config, storage and runroot),
@@ -13,6 +13,7 @@
 // is removed at the end, on failure and on Ctrl-C, and what a killed run left
 // is removed by the next one.
 import { execFileSync, spawnSync } from 'node:child_process';
+import dc from 'node:diagnostics_channel';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,7 @@ const { native } = await import(path.join(root, 'dist/native.js'));
 const { createSandbox, deleteSandbox } = await import(path.join(root, 'dist/sandbox/index.js'));
 const { addNetwork, delNetwork, toNetworkList } = await import(path.join(root, 'dist/cni/index.js'));
 const { createPodNetnsSync, deletePodNetns } = await import(path.join(root, 'dist/netns.js'));
+const { CNI_PLUGIN, SANDBOX_STEP } = await import(path.join(root, 'dist/trace.js'));
 
 // Each tool's files where a node keeps them by default: state, pins and
 // runroot on a tmpfs standing in for /run (RUN), the CNI cache, IPAM
@@ -252,6 +254,59 @@ function rmCgroup(dir) {
 // ---- the benchmark ----------------------------------------------------------
 
 /**
+ * Where an nstool cycle's time goes (--steps): CYCLES more cycles, untimed
+ * for the table, with nstool's step and plugin channels subscribed. Each row
+ * is the median time from the event before it to this one ("create netns
+ * after": making the netns pin; "create userns before": the state write
+ * before it, if any), and each plugin's run from spawn to exit.
+ */
+async function stepBreakdown(cycle, cycles) {
+  let per;
+  let last = 0;
+  const mark = (label) => {
+    const t = nowNs();
+    per.set(label, (per.get(label) ?? 0) + t - last);
+    last = t;
+  };
+  const onStep = (e) => mark(`${e.op} ${e.step} ${e.at}`);
+  const plugins = dc.tracingChannel(CNI_PLUGIN);
+  const onPlugin = {
+    start: (c) => mark(`${c.command === 'ADD' ? 'create' : 'delete'} before plugin ${c.command} ${c.plugin}`),
+    asyncEnd: (c) => mark(`plugin ${c.command} ${c.plugin}`),
+  };
+  dc.subscribe(SANDBOX_STEP, onStep);
+  plugins.subscribe(onPlugin);
+  const runs = [];
+  try {
+    for (let i = 0; i < cycles; i++) {
+      per = new Map();
+      last = nowNs();
+      const t0 = last;
+      await cycle.create();
+      mark('create return');
+      await cycle.remove();
+      mark('delete return');
+      per.set('CYCLE', nowNs() - t0);
+      runs.push(per);
+    }
+  } finally {
+    dc.unsubscribe(SANDBOX_STEP, onStep);
+    plugins.unsubscribe(onPlugin);
+  }
+  const ms = (ns) => (ns / 1e6).toFixed(2).padStart(7);
+  const rows = [...runs[0].keys()].map((k) => [k, median(runs.map((r) => r.get(k) ?? 0))]);
+  const sum = (f) => rows.filter(([k]) => k !== 'CYCLE' && f(k)).reduce((a, [, v]) => a + v, 0);
+  const plug = sum((k) => k.startsWith('plugin '));
+  const lines = rows.filter(([k]) => k !== 'CYCLE').map(([k, v]) => `${ms(v)}  ${k}`);
+  return [
+    `where an nstool cycle goes (median ms of ${cycles} cycles, each row since the row above it):`,
+    ...lines,
+    `${ms(rows.find(([k]) => k === 'CYCLE')[1])}  the cycle: plugins ${ms(plug).trim()}, nstool's own ${ms(sum((k) => !k.startsWith('plugin '))).trim()}`,
+  ].join('\n');
+}
+
+
+/**
  * Runs the pod benchmark; prints its table and returns its figures.
  * quick: CI's counts. Podman runs when installed (or with installPodman),
  * unless noPodman.
@@ -261,6 +316,7 @@ export async function benchPod({
   install = process.argv.includes('--install-podman'),
   noPodman = process.argv.includes('--no-podman'),
   tmpfs = !process.argv.includes('--no-tmpfs'),
+  steps = process.argv.includes('--steps'),
   say = (s) => process.stderr.write(`bench: ${s}\n`),
 } = {}) {
   if (process.getuid?.() !== 0) throw new Error('bench pod: needs root');
@@ -280,9 +336,13 @@ export async function benchPod({
     const nsNet = network('nstoolbench', `nstb${process.pid % 1e6}`, 41, IPAM_DIR);
     const pmNet = network('podmanbench', `pmb${process.pid % 1e6}`, 42, IPAM_DIR);
 
+    const nstool = {
+      create: () => createSandbox({ id: POD, uidMap: MAP, network: { list: nsNet.list, nodeNetns: NODE_PATH }, ...dirs }),
+      remove: () => deleteSandbox(POD, dirs),
+    };
     const nstoolCycle = async () => {
-      await createSandbox({ id: POD, uidMap: MAP, network: { list: nsNet.list, nodeNetns: NODE_PATH }, ...dirs });
-      await deleteSandbox(POD, dirs);
+      await nstool.create();
+      await nstool.remove();
     };
     // The floor both share: the same plugins' ADD and DEL on a pod netns made once.
     const cniNet = network('cnibench', `cnib${process.pid % 1e6}`, 43, IPAM_DIR);
@@ -364,6 +424,7 @@ export async function benchPod({
       cni.addRound(latCni);
     }
     await deletePodNetns(cniPod.path);
+    const breakdown = steps ? await stepBreakdown(nstool, quick ? 5 : 20) : undefined;
 
     const rows = withPodman ? [{ ...pm.summary(), reference: true }, ns.summary(pm, 'ratioToPodman'), cni.summary(pm, 'ratioToPodman')] : [ns.summary(), cni.summary()];
     const result = { counts: N, run: tmpfs ? 'tmpfs' : 'disk', podman: withPodman ? 'measured' : noPodman ? 'skipped' : 'not installed', rows };
@@ -380,6 +441,7 @@ export async function benchPod({
     } else {
       console.log(`target: nstool pod up+down vs podman: not measured (podman ${result.podman})`);
     }
+    if (breakdown) console.log(`\n${breakdown}`);
     return result;
   } finally {
     process.off('exit', onExit);

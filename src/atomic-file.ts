@@ -1,9 +1,12 @@
 // Replacing a file so readers see the old content or the new, never a torn
 // or empty one: tmp file in the same dir, fsync, rename, fsync the dir.
+// The rename alone is what makes it atomic against a crash of the process;
+// the fsyncs make it durable against a crash of the machine, which a tmpfs
+// (the usual /run) does not survive anyway: there they are skipped.
 // The tmp name carries the writer's pid, so a writer killed between open
 // and rename leaves a file that removeAtomicLitter can tell from one in use.
 import { randomBytes } from 'node:crypto';
-import { lstat, open, readdir, rename, unlink } from 'node:fs/promises';
+import { lstat, open, readdir, rename, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
 // .<target>.tmp-<pid>-<12 hex>; older versions wrote .<target>.tmp-<12 hex>.
@@ -20,14 +23,31 @@ export function parseAtomicTmp(name: string): { target: string; pid?: number } |
   return m[2] === undefined ? { target: m[1]! } : { target: m[1]!, pid: Number(m[2]) };
 }
 
+// Filesystems whose content is gone after a reboot: an fsync there buys nothing.
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
+
+/** Whether DIR is on a tmpfs or ramfs; false when that cannot be told (then fsync). */
+export async function inMemory(dir: string): Promise<boolean> {
+  try {
+    const t = (await statfs(dir)).type;
+    return t === TMPFS_MAGIC || t === RAMFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
 export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
   const dir = path.dirname(file);
   const tmp = atomicTmpName(file);
+  // Asked on every write, never cached: a mount over DIR changes the answer.
+  // It runs on the pool next to the open, so it costs no extra wait.
+  const volatile = inMemory(dir);
   try {
     const fh = await open(tmp, 'wx', mode);
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      if (!(await volatile)) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -36,6 +56,7 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
     await unlink(tmp).catch(() => {});
     throw err;
   }
+  if (await volatile) return;
   // The rename itself must reach the disk before success is reported.
   const dh = await open(dir, 'r').catch(() => null);
   if (dh) await dh.sync().catch(() => {}).finally(() => dh.close());

@@ -57,6 +57,11 @@ export interface CniOptions extends ExecOptions {
 export interface AddOptions extends CniOptions {
   /** Run DEL when ADD fails, since ADD can allocate before failing (default true). */
   delOnFailure?: boolean;
+  /**
+   * Who made the cached result (an nstool instance's state dir), written
+   * into it with the result: one write, so no crash leaves it unmarked.
+   */
+  cacheOwner?: string;
 }
 
 export interface DelOutcome {
@@ -162,6 +167,9 @@ function configBase64(list: NetworkConfigList): string {
 /** Runs ADD for every plugin in order; caches and returns the final result. */
 export async function addNetwork(list: NetworkConfigList, rt: RuntimeConf, o: AddOptions = {}): Promise<CniResult> {
   const p = prepare(list, rt, o);
+  if (o.cacheOwner !== undefined && (typeof o.cacheOwner !== 'string' || o.cacheOwner.includes('\0'))) {
+    throw invalidArg('cacheOwner must be a string without NUL', 'ERR_INVALID_ARG_TYPE');
+  }
   // Everything that can be checked without allocating comes first.
   const files = p.list.plugins.map((pl) => findPlugin(pl.type, p.dirs));
   if (o.nodeNetns) await requireNetns(o.nodeNetns, 'node netns');
@@ -186,6 +194,7 @@ export async function addNetwork(list: NetworkConfigList, rt: RuntimeConf, o: Ad
       cniArgs: p.argPairs,
       capabilityArgs: p.capabilityArgs,
       result: prev as Record<string, unknown>,
+      ...(o.cacheOwner !== undefined ? { owner: o.cacheOwner } : {}),
     };
     await p.cache.write(p.key, entry);
     return prev as CniResult;

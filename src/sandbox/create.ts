@@ -26,33 +26,54 @@ export async function createSandbox(o: CreateSandboxOptions): Promise<SandboxInf
   return traced(channels.sandboxCreate, () => ({ id: p.id }), () => create(p));
 }
 
+// Pins are removed by their path alone, which their record holds before
+// the step. What a pin step learns (inodes, the maps) is read by a later
+// undo only once the network or the pause container exists, and the write
+// before those steps holds it. So the records of consecutive pin steps go to
+// disk in one write, before the first of them. Other steps (and any step
+// not named here) get a write of their own.
+const PINS: ReadonlySet<string> = new Set(['netns', 'userns', 'ipc', 'uts']);
+
 async function create(p: Plan): Promise<SandboxInfo> {
   const { dirs, id } = p;
   await ensureStateDir(dirs.state);
   const lock = await SandboxLock.acquire(dirs.state, id, p.signal);
   let removeLockFile = false;
   try {
-    if (await readState(dirs.state, id)) {
+    if (await readState(dirs.state, id, true)) {
       throw new NstoolError(`sandbox ${id} already exists`, { code: 'EEXIST', hint: '`nstool sandbox delete` it first, or choose another id' });
     }
     const st: SandboxState = { version: 1, id, phase: 'creating', createdAt: new Date().toISOString(), instance: p.inst.stateDir, ...(p.dirs.rootless ? { mode: 'rootless' as const } : {}), uidMap: p.uidMap, gidMap: p.gidMap };
+    // The steps this sandbox has (record() on a scratch copy only says whether).
+    const steps = RESOURCES.filter((r) => r.record({ ...st }, p));
+    // steps[0..recorded) have their records in st; steps[0..started) have run or are running.
+    let recorded = 0;
+    let started = 0;
+    /** Records the steps from STARTED on that go in one write, and writes: what the previous steps made too. */
+    const writeAhead = async () => {
+      const from = started;
+      recorded = from + 1;
+      if (PINS.has(steps[from]!.step)) while (recorded < steps.length && PINS.has(steps[recorded]!.step)) recorded++;
+      for (const r of steps.slice(from, recorded)) r.record(st, p);
+      await writeState(dirs.state, st);
+    };
     const rb = new Rollback();
     // The state file goes first so delete and gc can find a create that dies part way.
-    await writeState(dirs.state, st);
     rb.push('state file', tracedUndo(id, 'state', () => removeState(dirs.state, id)));
     let current = 'state';
     try {
+      if (steps.length > 0) await writeAhead();
+      else await writeState(dirs.state, st);
       step('create', id, 'state', 'after');
       await p.onStep?.('state');
-      for (const r of RESOURCES) {
-        if (!r.record(st, p)) continue;
+      for (const r of steps) {
+        if (started === recorded) await writeAhead();
+        started++;
         rb.push(r.step, tracedUndo(id, r.step, async () => {
           await removeResource(r, st);
           r.forget(st);
           await writeState(dirs.state, st);
         }));
-        // One write: what the previous step made, and what this one will make.
-        await writeState(dirs.state, st);
         step('create', id, (current = r.step), 'before');
         await p.onStep?.(`before-${r.step}`);
         checkAborted(p);
@@ -67,6 +88,8 @@ async function create(p: Plan): Promise<SandboxInfo> {
       return toInfo(st);
     } catch (err) {
       step('create', id, current, 'failed', { error: err });
+      // Records written ahead for steps that never ran name nothing to undo.
+      for (const r of steps.slice(started, recorded)) r.forget(st);
       // An abort seen by a step (a plugin or runtime killed) is the create's abort.
       const e = p.signal?.aborted && isAbort(err) ? abortError(p.signal.reason) : err;
       await rollBack(st, rb, e, dirs.state);

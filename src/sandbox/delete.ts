@@ -10,27 +10,42 @@ import { RollbackError } from './rollback.js';
 import { ensureStateDir, readState, removeState, SandboxLock, SandboxState, writeState } from './state.js';
 import { DeleteSandboxOptions, sandboxDirs, StepHook } from './types.js';
 
-/** Removes what ST records, newest first, then the state file. The caller holds the lock. */
+/**
+ * Removes what ST records, newest first, then the state file. The caller
+ * holds the lock and has persisted the phase. The state on disk is not
+ * rewritten after each removal: every removal probes first (a pin that is
+ * gone is skipped, CNI DEL is idempotent), so a crash that leaves the record
+ * of something removed only makes the next delete find it gone. When the
+ * walk stops short (a failure, an abort), what is left is persisted.
+ */
 export async function teardown(st: SandboxState, stateDir: string, onStep?: StepHook, signal?: AbortSignal): Promise<void> {
   const left = REMOVAL_ORDER.filter((r) => r.recorded(st));
-  for (const [i, r] of left.entries()) {
-    throwIfAborted(signal, `deleting sandbox ${st.id}`);
-    step('delete', st.id, r.step, 'before');
-    await onStep?.(`before-remove-${r.step}`);
-    try {
-      await removeResource(r, st);
-    } catch (err) {
-      step('delete', st.id, r.step, 'failed', { error: err });
-      const suppressed = undoFailures(r.step, err);
-      st.phase = 'failed';
-      st.pendingUndo = left.slice(i).map((x) => x.step).reverse();
-      await writeState(stateDir, st).catch((e: unknown) => suppressed.push(new RollbackError('state file', e)));
-      throw new SandboxError(`deleting sandbox ${st.id} stopped at "${r.step}": ${(err as Error)?.message ?? String(err)}`, { cause: err, step: r.step, suppressed });
+  let removed = false;
+  try {
+    for (const [i, r] of left.entries()) {
+      throwIfAborted(signal, `deleting sandbox ${st.id}`);
+      step('delete', st.id, r.step, 'before');
+      await onStep?.(`before-remove-${r.step}`);
+      try {
+        await removeResource(r, st);
+      } catch (err) {
+        step('delete', st.id, r.step, 'failed', { error: err });
+        const suppressed = undoFailures(r.step, err);
+        st.phase = 'failed';
+        st.pendingUndo = left.slice(i).map((x) => x.step).reverse();
+        removed = false; // persisted here, with what is left
+        await writeState(stateDir, st).catch((e: unknown) => suppressed.push(new RollbackError('state file', e)));
+        throw new SandboxError(`deleting sandbox ${st.id} stopped at "${r.step}": ${(err as Error)?.message ?? String(err)}`, { cause: err, step: r.step, suppressed });
+      }
+      step('delete', st.id, r.step, 'after');
+      await onStep?.(`after-remove-${r.step}`);
+      r.forget(st);
+      removed = true;
     }
-    step('delete', st.id, r.step, 'after');
-    await onStep?.(`after-remove-${r.step}`);
-    r.forget(st);
-    await writeState(stateDir, st);
+  } catch (err) {
+    // Stopped between removals: the next delete starts from what is left.
+    if (removed) await writeState(stateDir, st).catch(() => {});
+    throw err;
   }
   await removeState(stateDir, st.id);
   step('delete', st.id, 'state', 'after');
@@ -50,7 +65,7 @@ async function remove(id: string, dirs: ReturnType<typeof sandboxDirs>, o: Delet
   const lock = await SandboxLock.acquire(dirs.state, id, signal);
   let removeLockFile = false;
   try {
-    const st = await readState(dirs.state, id);
+    const st = await readState(dirs.state, id, true);
     if (!st) {
       removeLockFile = true;
       return { id, existed: false };

@@ -5,7 +5,7 @@
 // removes anything and never counts as gone.
 import { lstat, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { addNetwork, CniError, delNetwork, ResultCache, toNetworkList, validateContainerId, validateIfName, validateNetworkName } from '../cni/index.js';
+import { addNetwork, CniError, delNetwork, toNetworkList, validateContainerId, validateIfName, validateNetworkName } from '../cni/index.js';
 import type { CniResult } from '../cni/index.js';
 import { NstoolError } from '../errors.js';
 import { createPodNs, probeNs } from '../kernel/ns.js';
@@ -337,6 +337,8 @@ const cniNetwork: Resource = {
         cacheDir: p.dirs.cniCache,
         pluginPath: n.pluginPath,
         delOnFailure: false, // the undo runs DEL
+        // The cached result is marked as this instance's in the write that makes it.
+        cacheOwner: p.inst.stateDir,
         ...(n.nodeNetns ? { nodeNetns: n.nodeNetns } : {}),
         ...(p.signal ? { signal: p.signal } : {}),
       });
@@ -344,12 +346,6 @@ const cniNetwork: Resource = {
       if (err instanceof CniError) st.network!.addError = { plugin: err.plugin, ...(err.cniMsg !== undefined ? { cniMsg: err.cniMsg } : {}) };
       throw err;
     }
-    // Mark the cached result as this instance's. Until then its name (with
-    // the instance's tag) and this state's record identify it.
-    const cache = new ResultCache(p.dirs.cniCache);
-    const key = { network: n.list.name, containerId: p.name, ifName: n.ifName };
-    const read = await cache.read(key);
-    if (read.state === 'ok') await cache.write(key, { ...read.entry, owner: p.inst.stateDir });
     st.network!.result = result as Record<string, unknown>;
     st.network!.ips = (result.ips ?? []).map((i) => i.address);
   },

@@ -189,10 +189,13 @@ function validateState(st: SandboxState, id: string, dir: string): void {
   }
 }
 
-/** The state of ID, or null when there is none. A torn, foreign or unsafe file is an error. */
-export async function readState(dir: string, id: string): Promise<SandboxState | null> {
+/**
+ * The state of ID, or null when there is none. A torn, foreign or unsafe
+ * file is an error. dirChecked: the caller has just checked DIR (ensureStateDir).
+ */
+export async function readState(dir: string, id: string, dirChecked = false): Promise<SandboxState | null> {
   validateSandboxId(id);
-  await checkStateDir(dir);
+  if (!dirChecked) await checkStateDir(dir);
   const file = stateFile(dir, id);
   let text: string;
   try {

@@ -1,10 +1,10 @@
 // The tmp files of writeFileAtomic: their names carry the writer's pid, and
 // removeAtomicLitter removes only those whose writer is gone or that are old.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { atomicTmpName, parseAtomicTmp, removeAtomicLitter, writeFileAtomic } from '../../src/atomic-file.js';
+import { atomicTmpName, inMemory, parseAtomicTmp, removeAtomicLitter, writeFileAtomic } from '../../src/atomic-file.js';
 
 let dir: string;
 beforeEach(() => {
@@ -50,4 +50,36 @@ it('removes what dead or old writers left, and nothing else', async () => {
 it('a completed write leaves no tmp file', async () => {
   await writeFileAtomic(path.join(dir, 's.json'), '{}');
   expect(readdirSync(dir)).toEqual(['s.json']);
+});
+
+/** The fs type /proc/self/mountinfo gives for the mount P is on (the longest mount point above it). */
+function fsTypeOf(p: string): string {
+  let best = { at: '', type: '' };
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)) {
+    const f = line.split(' ');
+    const at = f[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const type = f[f.indexOf('-') + 1]!;
+    if ((p === at || p.startsWith(at === '/' ? '/' : `${at}/`)) && at.length >= best.at.length) best = { at, type };
+  }
+  return best.type;
+}
+
+it('skips the fsyncs only on a tmpfs or ramfs, where nothing outlives a reboot anyway', async () => {
+  for (const d of ['/dev/shm', dir, process.cwd()]) {
+    const type = fsTypeOf(realpathSync(d));
+    expect(await inMemory(d), `${d} (${type})`).toBe(type === 'tmpfs' || type === 'ramfs');
+  }
+  // Cannot be told: fsync.
+  expect(await inMemory(path.join(dir, 'missing'))).toBe(false);
+  // The write itself is the same on either.
+  for (const d of ['/dev/shm', dir]) {
+    const f = path.join(d, `nstest-atomic-${process.pid}.json`);
+    try {
+      await writeFileAtomic(f, 'new');
+      expect(readFileSync(f, 'utf8')).toBe('new');
+      expect(readdirSync(d).filter((n) => n.includes(`nstest-atomic-${process.pid}.json.tmp`))).toEqual([]);
+    } finally {
+      rmSync(f, { force: true });
+    }
+  }
 });

@@ -1,6 +1,6 @@
 // The CNI protocol against recording fake plugins (the point here is what
 // nstool sends: env, stdin, order, prevResult), in a temp dir of their own.
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -110,6 +110,15 @@ describe('CNI protocol (fake plugins)', () => {
     expect(statSync(path.join(cacheDir, 'results')).mode & 0o777).toBe(0o700);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ kind: 'cniCacheV1', containerId: 'ctr1', ifName: 'eth0', result: r });
+  });
+
+  it('ADD with cacheOwner writes the owner into the cached result itself (one write, nothing else left)', async () => {
+    const l = list([{ type: 'one' }]);
+    const r = await addNetwork(l, rt, { ...opts, cacheOwner: '/run/nstool/sandboxes' });
+    const file = new ResultCache(cacheDir).pathOf({ network: `${prefix}-net`, containerId: 'ctr1', ifName: 'eth0' });
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ kind: 'cniCacheV1', owner: '/run/nstool/sandboxes', result: r });
+    expect(readdirSync(path.dirname(file))).toEqual([path.basename(file)]);
+    await delNetwork(l, rt, opts);
   });
 
   it('asks VERSION once per plugin binary', async () => {
@@ -237,6 +246,7 @@ describe('CNI protocol (fake plugins)', () => {
       [() => addNetwork(l, { ...rt, args: { 'a;b': 'c' } }, opts), 'ERR_INVALID_ARG_VALUE'],
       [() => addNetwork(l, { ...rt, netns: 'relative' }, opts), 'ERR_INVALID_ARG_VALUE'],
       [() => addNetwork(l, rt, { ...opts, cacheDir: 'relative' }), 'ERR_INVALID_ARG_VALUE'],
+      [() => addNetwork(l, rt, { ...opts, cacheOwner: 1 as unknown as string }), 'ERR_INVALID_ARG_TYPE'],
       [() => addNetwork(l, { ...rt, netns: path.join(root, 'no-netns') }, opts), 'ENOENT'],
       [() => addNetwork(l, { ...rt, netns: log.replace('calls.jsonl', 'bin') }, opts), 'EINVAL'],
       [() => addNetwork(list([{ type: 'one' }, { type: 'missing' }]), rt, opts), 'ERR_NSTOOL_CNI'],
