@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "errors.h"
 #include "fd.h"
@@ -136,6 +137,24 @@ UnpinResult Unpin(const std::string& target) {
     Throw("unlink", target);
   }
   return r;
+}
+
+std::optional<std::vector<UnpinResult>> UnpinAll(const std::vector<std::string>& targets, const std::string& guard, bool keep_going) {
+  if (!guard.empty() && access(guard.c_str(), F_OK) == 0) return std::nullopt;
+  std::vector<UnpinResult> out;
+  out.reserve(targets.size());
+  std::optional<SysError> first;
+  for (const std::string& t : targets) {
+    try {
+      out.push_back(Unpin(t));
+    } catch (const SysError& e) {
+      if (!keep_going) throw;
+      if (!first) first = e;
+      out.push_back({false, false});
+    }
+  }
+  if (first) throw *first;
+  return out;
 }
 
 }  // namespace nstool

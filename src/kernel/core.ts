@@ -2,7 +2,7 @@
 // only the modules of src/kernel/ reach it, through core(), and everything
 // else in nstool calls their small typed functions, which wrap the core's
 // errors (code, errno, syscall, path, and a hint) with the caller's context.
-import { native } from '../native.js';
+import { loadNative } from '../native.js';
 import type { NativeCore } from '../native.js';
 
 export type { CreateParams, CreateResult, HeldHandle, HeldHelper, NativeIdMaps, NativeNsInfo, PodNsParams, PodNsResult, ResolveHow, RootFile, UnpinResult } from '../native.js';
@@ -15,5 +15,7 @@ export interface Why {
 
 /** The loaded addon (when and how it loads is native.ts's business). */
 export function core(): NativeCore {
-  return native;
+  // The addon itself, not native.ts's lazy proxy: a proxy trap on every call
+  // is a cost the hot paths (create, delete) need not pay.
+  return loadNative();
 }
