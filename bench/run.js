@@ -26,6 +26,13 @@ const { closeIdAllocator, idAllocStats } = await import(path.join(root, 'dist/id
 const quick = process.argv.includes('--quick');
 // Only the CLI startup row: no root, and nothing under /run/nstool-bench is touched.
 const startupOnly = process.argv.includes('--startup');
+// BENCH_DIR is a tmpfs of its own, as /run is on most machines. On a disk
+// /run (ext4 without a journal, as on the development machines) making a
+// file costs more the more files were deleted in its block group in the
+// last minutes (ext4 skips recently freed inodes, reading each one's
+// table entry): 0 to 250 us per pin there, depending on what other
+// processes did before, for C and nstool alike. --no-tmpfs measures there.
+const tmpfs = !process.argv.includes('--no-tmpfs');
 const N = quick
   ? { rounds: 3, pin: 300, ip: 5, create: 100, scale: [10, 100], loopCreates: 200, memory: 1000, startup: 10 }
   : { rounds: 7, pin: 2000, ip: 20, create: 500, scale: [10, 100, 1000], loopCreates: 1000, memory: 10000, startup: 20 };
@@ -102,9 +109,9 @@ function cleanup() {
     // no /run/netns
   }
   try {
-    for (const dir of [PIN_DIR, USERNS_DIR, REF_DIR]) {
+    for (const dir of [PIN_DIR, USERNS_DIR, REF_DIR, BENCH_DIR]) {
       while (native.unmountSync(dir)) {
-        // the pin dir's own bind mount(s)
+        // the pin dir's own bind mount(s); the tmpfs
       }
     }
     rmSync(BENCH_DIR, { recursive: true, force: true });
@@ -363,6 +370,7 @@ async function main() {
   buildRef();
   cleanup();
   mkdirSync(BENCH_DIR, { recursive: true });
+  if (tmpfs) execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755,size=64m,nosuid,nodev', 'nstool-bench', BENCH_DIR]);
   native.ensurePinDirSync(PIN_DIR);
   native.ensurePinDirSync(REF_DIR);
   // The namespace pinned over and over: a pod netns of the bench's own.
@@ -371,6 +379,7 @@ async function main() {
   const result = {
     when: new Date().toISOString(),
     quick,
+    run: tmpfs ? 'tmpfs' : 'disk',
     host: { kernel: os.release(), node: process.version, cpus: os.cpus().length, model: os.cpus()[0]?.model },
     counts: N,
   };

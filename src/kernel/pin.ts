@@ -1,7 +1,7 @@
 // Pins: a namespace kept alive by a bind mount on an empty file, in a pin
 // dir that is a shared mount point of its own (as `ip netns` keeps /run/netns).
 import { callAsync, callSync, fromNative } from '../errors.js';
-import { core, type UnpinResult, type Why } from './core.js';
+import { core, poolCall, type UnpinResult, type Why } from './core.js';
 
 /** Makes DIR (created if missing) a shared mount point bound onto itself. */
 export function ensurePinDirSync(dir: string, why: Why = {}): void {
@@ -46,13 +46,5 @@ export function unpinAllSync(targets: string[], guard: string | undefined, conte
  * and the first error is thrown after (as parallel unpins would).
  */
 export async function unpinAll(targets: string[], guard: string | undefined, context: (pin: string) => string): Promise<UnpinResult[] | null> {
-  // The caller's stack, for the error: a rejection from the pool has none.
-  const site = new Error();
-  try {
-    return await core().unpinAll(targets, guard, true);
-  } catch (err) {
-    const e = fromNative(err, context(failedPin(err, targets)));
-    if (e !== err && site.stack) e.stack = `${e.name}: ${e.message}\n${site.stack.split('\n').slice(1).join('\n')}`;
-    throw e;
-  }
+  return poolCall(() => core().unpinAll(targets, guard, true), (err) => context(failedPin(err, targets)));
 }
