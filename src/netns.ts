@@ -532,8 +532,10 @@ function planDelete(nameOrPath: string, opts: DeleteOptions): DeletePlan {
 
 /**
  * Without the allocator, a delete is one call into the core: both pins (a
- * missing userns pin is "already gone") and, in the same call, the check
- * that no index appeared meanwhile. Null when one did: then see deleteSection.
+ * missing userns pin is "already gone"), and in that same call the check
+ * that no index has appeared (if one has, the core does nothing and the
+ * delete goes the allocator's way, deleteSection). Undefined once this
+ * process has seen the index.
  */
 function fastTargets(d: DeletePlan): string[] | undefined {
   if (allocatorSeen(d.allocDir)) return undefined;
