@@ -144,8 +144,16 @@ std::optional<std::vector<UnpinResult>> UnpinAll(const std::vector<std::string>&
   std::vector<UnpinResult> out;
   out.reserve(targets.size());
   std::optional<SysError> first;
-  for (const std::string& t : targets) {
+  for (size_t i = 0; i < targets.size(); i++) {
+    const std::string& t = targets[i];
     try {
+      // Targets after the first are usually absent (a pod's userns pin):
+      // one lstat says so, where Unpin would ask statfs first, then lstat.
+      struct stat st {};
+      if (i > 0 && lstat(t.c_str(), &st) < 0 && errno == ENOENT) {
+        out.push_back({false, false});
+        continue;
+      }
       out.push_back(Unpin(t));
     } catch (const SysError& e) {
       if (!keep_going) throw;

@@ -31,7 +31,8 @@ UnpinResult Unpin(const std::string& target);
 // (access F_OK), nothing is touched and there is no result: the caller
 // must do the work another way (under the id allocator's lock). With
 // KEEP_GOING every target is tried and the first error is thrown at the end;
-// without it the first error stops the rest.
+// without it the first error stops the rest. A missing target after the
+// first costs one lstat.
 std::optional<std::vector<UnpinResult>> UnpinAll(const std::vector<std::string>& targets, const std::string& guard, bool keep_going);
 
 // Pins the user namespace that owns the namespace at NS_PATH (NS_GET_USERNS)
