@@ -47,6 +47,8 @@ const AUTO = { uidMap: 'auto', autoRange: '2147483648:2147418112', pinDir: PIN_D
 const DIRS = { pinDir: PIN_DIR, usernsPinDir: USERNS_DIR, allocDir: ALLOC_DIR };
 const IP_PREFIX = `nstool-bench-${process.pid}`;
 const MAP_TEXT = '0 100000 65536\n';
+// Untimed cycles of each create variant before its rounds.
+const WARMUP = 20;
 const REF_SRC = path.join(here, 'ref/nsref.c');
 const REF_BIN = path.join(here, 'ref/bin/nsref');
 
@@ -159,16 +161,18 @@ async function benchCreate() {
   const params = { uidMap: MAP_TEXT, gidMap: MAP_TEXT, setgroups: 'allow', netnsPin: t };
   const opts = { name: 'api', uidMap: '0:100000:65536', ...DIRS };
   const c = new Series('C: clone+maps+pin+kill+reap+unpin');
+  // The third element: a few untimed cycles first (the first calls compile
+  // the functions on the path and, for the public API, set up its dirs).
   const sync = (name, fn) => {
     const s = new Series(name);
-    return [s, async () => s.addRound(timeSync(N.create, fn))];
+    return [s, async () => s.addRound(timeSync(N.create, fn)), async () => timeSync(WARMUP, fn)];
   };
   const async_ = (name, fn) => {
     const s = new Series(name);
-    return [s, async () => s.addRound(await timeAsync(N.create, fn))];
+    return [s, async () => s.addRound(await timeAsync(N.create, fn)), () => timeAsync(WARMUP, fn)];
   };
   const variants = [
-    [c, async () => c.addRound(runRef(['create', PIN_DIR, String(N.create)]))],
+    [c, async () => c.addRound(runRef(['create', PIN_DIR, String(N.create)])), async () => runRef(['create', PIN_DIR, String(WARMUP)])],
     sync('nstool createUsernsNetnsSync+unpinSync', () => {
       native.createUsernsNetnsSync(params);
       native.unpinSync(t);
@@ -194,6 +198,7 @@ async function benchCreate() {
       await deletePodNetns('api', DIRS);
     }),
   ];
+  for (const [, , warm] of variants) await warm();
   for (let r = 0; r < N.rounds; r++) {
     for (let i = 0; i < variants.length; i++) await variants[(i + r) % variants.length][1]();
   }
