@@ -134,6 +134,7 @@ Napi::Value CreateToJs(Napi::Env env, CreateResult& r) {
   o.Set("usernsIno", double(r.userns.ino));
   o.Set("usernsDev", double(r.userns.dev));
   o.Set("usernsId", double(r.userns_id));
+  o.Set("guarded", r.guarded);
   return o;
 }
 
@@ -196,6 +197,32 @@ Napi::Value UnpinImpl(const Napi::CallbackInfo& info, bool async) {
   return Run<UnpinResult>(info.Env(), async, [=] { return Unpin(target); }, UnpinToJs);
 }
 
+using UnpinAllResult = std::optional<std::vector<UnpinResult>>;
+
+Napi::Value UnpinAllToJs(Napi::Env env, UnpinAllResult& r) {
+  if (!r) return env.Null();
+  Napi::Array a = Napi::Array::New(env, r->size());
+  for (size_t i = 0; i < r->size(); i++) a.Set(static_cast<uint32_t>(i), UnpinToJs(env, (*r)[i]));
+  return a;
+}
+
+// unpinAll(targets, guard, keepGoing): null when GUARD exists (nothing done).
+Napi::Value UnpinAllImpl(const Napi::CallbackInfo& info, bool async) {
+  if (info.Length() < 1 || !info[0].IsArray()) ThrowType(info.Env(), "targets must be an array of strings");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  std::vector<std::string> targets;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsString()) ThrowType(info.Env(), "targets must be an array of strings");
+    std::string t = v.As<Napi::String>();
+    if (t.find('\0') != std::string::npos) ThrowType(info.Env(), "targets must not contain NUL");
+    targets.push_back(std::move(t));
+  }
+  std::string guard = info.Length() > 1 && !info[1].IsUndefined() ? ArgStr(info, 1, "guard") : "";
+  bool keep_going = ArgBool(info, 2);
+  return Run<UnpinAllResult>(info.Env(), async, [=] { return UnpinAll(targets, guard, keep_going); }, UnpinAllToJs);
+}
+
 Napi::Value UnmountJs(const Napi::CallbackInfo& info) {
   std::string target = ArgStr(info, 0, "target");
   return Run<bool>(info.Env(), false, [=] { return Unmount(target); },
@@ -210,6 +237,7 @@ Napi::Value CreateImpl(const Napi::CallbackInfo& info, bool async) {
   p.setgroups = PropStr(o, "setgroups", false);
   p.netns_pin = PropStr(o, "netnsPin", true);
   p.userns_pin = PropStr(o, "usernsPin", false);
+  p.guard = PropStr(o, "guard", false);
   return Run<CreateResult>(info.Env(), async, [p] { return CreateUsernsNetns(p); }, CreateToJs);
 }
 
@@ -464,6 +492,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pinOwner", Napi::Function::New(env, Bind<PinOwnerImpl, true>, "pinOwner"));
   exports.Set("unpinSync", Napi::Function::New(env, Bind<UnpinImpl, false>, "unpinSync"));
   exports.Set("unpin", Napi::Function::New(env, Bind<UnpinImpl, true>, "unpin"));
+  exports.Set("unpinAllSync", Napi::Function::New(env, Bind<UnpinAllImpl, false>, "unpinAllSync"));
+  exports.Set("unpinAll", Napi::Function::New(env, Bind<UnpinAllImpl, true>, "unpinAll"));
   exports.Set("unmountSync", Napi::Function::New(env, UnmountJs, "unmountSync"));
   exports.Set("createUsernsNetnsSync", Napi::Function::New(env, Bind<CreateImpl, false>, "createUsernsNetnsSync"));
   exports.Set("createUsernsNetns", Napi::Function::New(env, Bind<CreateImpl, true>, "createUsernsNetns"));

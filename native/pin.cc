@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "errors.h"
 #include "fd.h"
@@ -136,6 +137,32 @@ UnpinResult Unpin(const std::string& target) {
     Throw("unlink", target);
   }
   return r;
+}
+
+std::optional<std::vector<UnpinResult>> UnpinAll(const std::vector<std::string>& targets, const std::string& guard, bool keep_going) {
+  if (!guard.empty() && access(guard.c_str(), F_OK) == 0) return std::nullopt;
+  std::vector<UnpinResult> out;
+  out.reserve(targets.size());
+  std::optional<SysError> first;
+  for (size_t i = 0; i < targets.size(); i++) {
+    const std::string& t = targets[i];
+    try {
+      // Targets after the first are usually absent (a pod's userns pin):
+      // one lstat says so, where Unpin would ask statfs first, then lstat.
+      struct stat st {};
+      if (i > 0 && lstat(t.c_str(), &st) < 0 && errno == ENOENT) {
+        out.push_back({false, false});
+        continue;
+      }
+      out.push_back(Unpin(t));
+    } catch (const SysError& e) {
+      if (!keep_going) throw;
+      if (!first) first = e;
+      out.push_back({false, false});
+    }
+  }
+  if (first) throw *first;
+  return out;
 }
 
 }  // namespace nstool

@@ -1,5 +1,7 @@
 #pragma once
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace nstool {
 
@@ -23,6 +25,15 @@ struct UnpinResult {
 // refused with ELOOP, and a file with content (not a pin) with ENOTEMPTY;
 // both are left alone.
 UnpinResult Unpin(const std::string& target);
+
+// Unpin of each of TARGETS in order, as one call (one trip to the pool for a
+// pod's netns and userns pins). When GUARD is not empty and exists
+// (access F_OK), nothing is touched and there is no result: the caller
+// must do the work another way (under the id allocator's lock). With
+// KEEP_GOING every target is tried and the first error is thrown at the end;
+// without it the first error stops the rest. A missing target after the
+// first costs one lstat.
+std::optional<std::vector<UnpinResult>> UnpinAll(const std::vector<std::string>& targets, const std::string& guard, bool keep_going);
 
 // Pins the user namespace that owns the namespace at NS_PATH (NS_GET_USERNS)
 // to TARGET, straight from the fd the ioctl returns.

@@ -191,6 +191,9 @@ CreateResult CreateUsernsNetns(const CreateParams& p) {
     }
   }
   MaybeFault("done", helper);
+  // Asked here, in the same call, rather than by the caller afterwards: it
+  // saves the caller a syscall of its own (or a second trip to the pool).
+  if (!p.guard.empty()) r.guarded = access(p.guard.c_str(), F_OK) == 0;
   return r;
 }
 

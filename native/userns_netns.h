@@ -13,6 +13,7 @@ struct CreateParams {
   std::string setgroups;  // "allow", "deny" or "" (leave the kernel default)
   std::string netns_pin;  // required
   std::string userns_pin; // optional
+  std::string guard;      // optional: a path whose existence is reported once pinned
 };
 
 struct NsId {
@@ -24,6 +25,7 @@ struct CreateResult {
   NsId netns;
   NsId userns;
   uint64_t userns_id = 0;  // NS_GET_ID of the userns; 0 before Linux 6.18
+  bool guarded = false;    // params.guard existed (access F_OK) after pinning
 };
 
 // Creates a user namespace and a network namespace owned by it in a helper

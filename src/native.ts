@@ -12,6 +12,8 @@ export interface CreateParams {
   setgroups?: 'allow' | 'deny';
   netnsPin: string;
   usernsPin?: string;
+  /** A path whose existence (access F_OK) the core reports once pinned, as `guarded`. */
+  guard?: string;
 }
 export interface CreateResult {
   netnsIno: number;
@@ -20,6 +22,8 @@ export interface CreateResult {
   usernsDev: number;
   /** NS_GET_ID of the userns; 0 before Linux 6.18. */
   usernsId: number;
+  /** params.guard existed after pinning (false without a guard). */
+  guarded?: boolean;
 }
 export interface NativeNsInfo {
   nsfs: boolean;
@@ -50,6 +54,12 @@ export interface NativeCore {
   pinOwner(nsPath: string, target: string): Promise<void>;
   unpinSync(target: string): UnpinResult;
   unpin(target: string): Promise<UnpinResult>;
+  /**
+   * Unpins each target in order, in one call; null (nothing done) when GUARD
+   * exists. keepGoing: try every target, then throw the first error.
+   */
+  unpinAllSync(targets: string[], guard: string | undefined, keepGoing: boolean): UnpinResult[] | null;
+  unpinAll(targets: string[], guard: string | undefined, keepGoing: boolean): Promise<UnpinResult[] | null>;
   unmountSync(target: string): boolean;
   createUsernsNetnsSync(p: CreateParams): CreateResult;
   createUsernsNetns(p: CreateParams): Promise<CreateResult>;

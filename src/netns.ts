@@ -8,6 +8,7 @@ import path from 'node:path';
 import { abortError, throwIfAborted, validateSignal } from './abort.js';
 import { invalidArg, NstoolError, requireAbsolute } from './errors.js';
 import {
+  allocatorIndexPath,
   allocatorInUse,
   allocatorSeen,
   Chosen,
@@ -29,7 +30,7 @@ import {
 import { assertNoHostRoot, IdMapInput, IdMapping, parseIdMap, parseKernelMap, toKernelMap } from './idmap.js';
 import type { CreateResult, UnpinResult } from './kernel/core.js';
 import { createUsernsNetns, createUsernsNetnsSync, inspectNs, probeNs, readIdMaps, type NsInfo } from './kernel/ns.js';
-import { ensurePinDirSync, unpin, unpinSync } from './kernel/pin.js';
+import { ensurePinDirSync, unpinAll, unpinAllSync, unpinSync } from './kernel/pin.js';
 import { showValue, validatePinName } from './names.js';
 import { currentMode } from './rootless/mode.js';
 import { syncNeedsRoot } from './rootless/errors.js';
@@ -129,6 +130,11 @@ function absDir(dir: string | undefined, fallback: string, what: string): string
   return out;
 }
 
+/** DIR/NAME for a normalized absolute DIR and a validated name (what path.join gives, without its work). */
+function under(dir: string, name: string): string {
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
+}
+
 export function generateName(prefix = 'pod'): string {
   return `${prefix}-${randomBytes(8).toString('hex')}`;
 }
@@ -144,7 +150,7 @@ export function resolvePin(nameOrPath: string, pinDir?: string): { name?: string
     return { name: path.basename(p), path: p, named };
   }
   const name = validatePinName(nameOrPath);
-  return { name, path: path.join(absDir(pinDir, DEFAULT_PIN_DIR, 'pinDir'), name), named: true };
+  return { name, path: under(absDir(pinDir, DEFAULT_PIN_DIR, 'pinDir'), name), named: true };
 }
 
 interface Prepared {
@@ -156,6 +162,9 @@ interface Prepared {
   /** Explicit maps; for auto, chosen under the allocation lock. */
   uidMap?: IdMapping[];
   gidMap?: IdMapping[];
+  /** Explicit maps as the kernel takes them. */
+  uidText?: string;
+  gidText?: string;
   setgroups: 'allow' | 'deny';
   mode: RangeMode;
   allocDir: string;
@@ -174,6 +183,35 @@ function optionalBool(v: unknown, what: string): boolean {
 
 const HOST_ROOT: IdRange = { start: 0, count: 1 };
 
+interface ParsedMap {
+  map: IdMapping[];
+  text: string;
+}
+
+// Explicit maps given as text, parsed and validated once per text: a
+// runtime passes the same few over and over. Only maps that parsed are kept.
+const parsedMaps = new Map<string, ParsedMap>();
+
+function parseMap(input: IdMapInput, what: string): ParsedMap {
+  if (typeof input !== 'string') {
+    const map = parseIdMap(input, what);
+    return { map, text: toKernelMap(map) };
+  }
+  let hit = parsedMaps.get(input);
+  if (!hit) {
+    const map = parseIdMap(input, what);
+    hit = { map, text: toKernelMap(map) };
+    if (parsedMaps.size >= 64) parsedMaps.clear();
+    parsedMaps.set(input, hit);
+  }
+  return hit;
+}
+
+/** Each caller gets objects of its own. */
+function copyMap(map: readonly IdMapping[]): IdMapping[] {
+  return map.map((m) => ({ containerID: m.containerID, hostID: m.hostID, size: m.size }));
+}
+
 function prepare(opts: CreatePodNetnsOptions): Prepared {
   if (opts === null || typeof opts !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
   const name = opts.name === undefined ? generateName() : validatePinName(opts.name);
@@ -190,7 +228,7 @@ function prepare(opts: CreatePodNetnsOptions): Prepared {
   const p: Prepared = {
     name,
     dir,
-    netnsPin: checkPathLength(path.join(dir, name), 'pin path'),
+    netnsPin: checkPathLength(under(dir, name), 'pin path'),
     usernsDir,
     setgroups,
     mode: auto ? 'auto' : exclusive ? 'exclusive' : shared ? 'shared' : 'default',
@@ -218,15 +256,19 @@ function prepare(opts: CreatePodNetnsOptions): Prepared {
       if (opts[k] !== undefined) throw invalidArg(`${k} applies only with uidMap 'auto'`);
     }
     if (opts.gidMap === 'auto') throw invalidArg("gidMap 'auto' needs uidMap 'auto'");
-    p.uidMap = parseIdMap(opts.uidMap, 'uidMap');
+    const u = parseMap(opts.uidMap, 'uidMap');
     // One parse when the gid map is the uid map; the result still gets its own objects.
-    p.gidMap = opts.gidMap === undefined ? p.uidMap.map((m) => ({ ...m })) : parseIdMap(opts.gidMap as IdMapInput, 'gidMap');
+    const g = opts.gidMap === undefined ? u : parseMap(opts.gidMap as IdMapInput, 'gidMap');
+    p.uidMap = copyMap(u.map);
+    p.gidMap = copyMap(g.map);
+    p.uidText = u.text;
+    p.gidText = g.text;
     if (!allowHostRoot) {
       assertNoHostRoot(p.uidMap, 'uidMap');
       assertNoHostRoot(p.gidMap, 'gidMap');
     }
   }
-  if (opts.pinUserns) p.usernsPin = checkPathLength(path.join(usernsDir, name), 'userns pin path');
+  if (opts.pinUserns) p.usernsPin = checkPathLength(under(usernsDir, name), 'userns pin path');
   return p;
 }
 
@@ -287,6 +329,16 @@ function nativeParams(p: Prepared, maps: Chosen) {
     : { uidMap, gidMap, setgroups: p.setgroups, netnsPin: p.netnsPin };
 }
 
+/**
+ * An explicit create made without the lock: the core also reports whether
+ * the allocator's index exists once it has pinned (see latePlan).
+ */
+function explicitParams(p: Prepared) {
+  const guard = allocatorIndexPath(p.allocDir);
+  const { uidText: uidMap, gidText: gidMap, setgroups, netnsPin } = p as Required<Prepared>;
+  return p.usernsPin ? { uidMap, gidMap, setgroups, netnsPin, usernsPin: p.usernsPin, guard } : { uidMap, gidMap, setgroups, netnsPin, guard };
+}
+
 function explicitMaps(p: Prepared): Chosen {
   return { uidMap: p.uidMap!, gidMap: p.gidMap! };
 }
@@ -325,8 +377,9 @@ function outcome(r: CreateResult) {
  * or its first auto create raced with this one), record the pod, and check a
  * default one against the pods that hold their ids alone, else undo it.
  */
-function latePlan(p: Prepared): SectionPlan | undefined {
-  if (!allocatorInUse(p.allocDir)) return undefined;
+function latePlan(p: Prepared, r: CreateResult): SectionPlan | undefined {
+  // The core looked for the index right after pinning; only then is it asked again (and remembered).
+  if (!r.guarded || !allocatorInUse(p.allocDir)) return undefined;
   return {
     allocDir: p.allocDir,
     pins: [{ dir: p.dir, name: p.name }, ...(p.usernsPin ? [{ dir: p.usernsDir, name: p.name }] : [])],
@@ -392,37 +445,39 @@ export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNe
   throwIfAborted(signal, 'creating a pod netns');
   if (currentMode() === 'rootless') return (await rootless()).createPodNetnsRootless(opts);
   const p = prepare(opts);
-  return traced(channels.netnsCreate, () => ({ name: p.name, path: p.netnsPin }), async () => {
-    ensureDirs(p);
-    const what = `creating pod netns ${p.name}`;
-    const plan = createPlan(p);
-    let out: PodNetns;
-    if (!plan) {
-      const maps = explicitMaps(p);
-      const r = await limited(() => createUsernsNetns(nativeParams(p, maps), { context: what }), signal);
-      const late = latePlan(p);
-      if (late) {
-        try {
-          await runSection(late, async () => outcome(r));
-        } catch (err) {
-          undoPins(p);
-          throw err;
-        }
+  return traced(channels.netnsCreate, () => ({ name: p.name, path: p.netnsPin }), () => createRoot(p, signal));
+}
+
+async function createRoot(p: Prepared, signal: AbortSignal | undefined): Promise<PodNetns> {
+  ensureDirs(p);
+  const what = `creating pod netns ${p.name}`;
+  const plan = createPlan(p);
+  let out: PodNetns;
+  if (!plan) {
+    const maps = explicitMaps(p);
+    const r = await limited(() => createUsernsNetns(explicitParams(p), { context: what }), signal);
+    const late = latePlan(p, r);
+    if (late) {
+      try {
+        await runSection(late, async () => outcome(r));
+      } catch (err) {
+        undoPins(p);
+        throw err;
       }
-      out = result(p, r, maps);
-    } else {
-      const { value, chosen } = await runSection(plan, async (maps) =>
-        outcome(await limited(() => createUsernsNetns(nativeParams(p, maps!), { context: what }), signal)),
-      );
-      out = result(p, value, chosen!);
     }
-    if (signal?.aborted) {
-      // Aborted while the kernel worked: what it made is undone, as if never asked.
-      undoPins(p);
-      throw abortError('creating a pod netns was aborted', signal.reason);
-    }
-    return out;
-  });
+    out = result(p, r, maps);
+  } else {
+    const { value, chosen } = await runSection(plan, async (maps) =>
+      outcome(await limited(() => createUsernsNetns(nativeParams(p, maps!), { context: what }), signal)),
+    );
+    out = result(p, value, chosen!);
+  }
+  if (signal?.aborted) {
+    // Aborted while the kernel worked: what it made is undone, as if never asked.
+    undoPins(p);
+    throw abortError('creating a pod netns was aborted', signal.reason);
+  }
+  return out;
 }
 
 export function createPodNetnsSync(opts: CreatePodNetnsOptions): PodNetns {
@@ -433,8 +488,8 @@ export function createPodNetnsSync(opts: CreatePodNetnsOptions): PodNetns {
   const plan = createPlan(p);
   if (!plan) {
     const maps = explicitMaps(p);
-    const r = createUsernsNetnsSync(nativeParams(p, maps), { context: what });
-    const late = latePlan(p);
+    const r = createUsernsNetnsSync(explicitParams(p), { context: what });
+    const late = latePlan(p, r);
     if (late) {
       try {
         runSectionSync(late, () => outcome(r));
@@ -461,56 +516,70 @@ export interface DeleteResult {
 
 interface DeletePlan {
   pin: { name?: string; path: string; named: boolean };
-  /** The userns pin of the same name, when there is a file there. */
+  /** The userns pin of the same name (for a pin named in the pin dir), whether or not there is one. */
   upath?: string;
-  section?: SectionPlan;
+  allocDir: string;
 }
 
 function planDelete(nameOrPath: string, opts: DeleteOptions): DeletePlan {
   if (opts === null || typeof opts !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
   const pin = resolvePin(nameOrPath, opts.pinDir);
-  const out: DeletePlan = { pin };
-  if (pin.named && pin.name) {
-    const upath = path.join(absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir'), pin.name);
-    // An lstat here spares a second trip to the pool in the common case of no userns pin.
-    if (lstatSync(upath, { throwIfNoEntry: false })) out.upath = upath;
-  }
-  const allocDir = absDir(opts.allocDir, DEFAULT_ALLOC_DIR, 'allocDir');
-  if (allocatorInUse(allocDir)) {
-    out.section = {
-      allocDir,
-      pins: [
-        { dir: path.dirname(pin.path), name: path.basename(pin.path) },
-        ...(out.upath ? [{ dir: path.dirname(out.upath), name: path.basename(out.upath) }] : []),
-      ],
-      scanDirs: [],
-    };
-  }
+  const upath = pin.named && pin.name ? under(absDir(opts.usernsPinDir, DEFAULT_USERNS_PIN_DIR, 'usernsPinDir'), pin.name) : undefined;
+  const out: DeletePlan = { pin, allocDir: absDir(opts.allocDir, DEFAULT_ALLOC_DIR, 'allocDir') };
+  if (upath) out.upath = upath;
   return out;
 }
 
-function deleteResult(d: DeletePlan, r: UnpinResult, u: UnpinResult | undefined): DeleteResult {
+/**
+ * Without the allocator, a delete is one call into the core: both pins (a
+ * missing userns pin is "already gone"), and in that same call the check
+ * that no index has appeared (if one has, the core does nothing and the
+ * delete goes the allocator's way, deleteSection). Undefined once this
+ * process has seen the index.
+ */
+function fastTargets(d: DeletePlan): string[] | undefined {
+  if (allocatorSeen(d.allocDir)) return undefined;
+  return d.upath ? [d.pin.path, d.upath] : [d.pin.path];
+}
+
+/** With the allocator in use, the delete records itself under its lock; undefined when it is not in use. */
+function deleteSection(d: DeletePlan): { section?: SectionPlan; targets: string[] } {
+  // Only a userns pin that is there joins the record.
+  const upath = d.upath && lstatSync(d.upath, { throwIfNoEntry: false }) ? d.upath : undefined;
+  const targets = upath ? [d.pin.path, upath] : [d.pin.path];
+  if (!allocatorInUse(d.allocDir)) return { targets };
+  const section: SectionPlan = {
+    allocDir: d.allocDir,
+    pins: targets.map((t) => ({ dir: path.dirname(t), name: path.basename(t) })),
+    scanDirs: [],
+  };
+  return { section, targets };
+}
+
+const deleting = (pin: string) => `deleting ${pin}`;
+
+function deleteResult(d: DeletePlan, rs: UnpinResult[]): DeleteResult {
+  const r = rs[0]!;
+  const u = rs[1];
   const out: DeleteResult = { path: d.pin.path, existed: r.removed || r.unmounted, stale: r.removed && !r.unmounted };
   if (d.pin.name) out.name = d.pin.name;
-  if (d.upath && u && (u.removed || u.unmounted)) {
-    out.usernsPath = d.upath;
+  if (u && (u.removed || u.unmounted)) {
+    out.usernsPath = d.upath!;
     out.existed = true;
   }
   return out;
 }
 
-async function unpinBoth(d: DeletePlan): Promise<DeleteResult> {
-  const [r, u] = await Promise.all([
-    unpin(d.pin.path, { context: `deleting ${d.pin.path}` }),
-    d.upath ? unpin(d.upath, { context: `deleting ${d.upath}` }) : undefined,
-  ]);
-  return deleteResult(d, r, u);
-}
-
-function unpinBothSync(d: DeletePlan): DeleteResult {
-  const r = unpinSync(d.pin.path, { context: `deleting ${d.pin.path}` });
-  const u = d.upath ? unpinSync(d.upath, { context: `deleting ${d.upath}` }) : undefined;
-  return deleteResult(d, r, u);
+async function deleteRoot(d: DeletePlan): Promise<DeleteResult> {
+  const fast = fastTargets(d);
+  if (fast) {
+    const rs = await unpinAll(fast, allocatorIndexPath(d.allocDir), deleting);
+    if (rs) return deleteResult(d, rs);
+  }
+  const { section, targets } = deleteSection(d);
+  const unpinBoth = async () => deleteResult(d, (await unpinAll(targets, undefined, deleting))!);
+  if (!section) return unpinBoth();
+  return (await runSection(section, async () => ({ value: await unpinBoth() }))).value;
 }
 
 /** Unmounts and removes a pin (and the userns pin of the same name). */
@@ -518,18 +587,22 @@ export async function deletePodNetns(nameOrPath: string, opts: DeleteOptions = {
   throwIfAborted(validateSignal(opts?.signal), 'deleting a pod netns');
   if (currentMode() === 'rootless') return (await rootless()).deletePodNetnsRootless(nameOrPath, opts);
   const d = planDelete(nameOrPath, opts);
-  return traced(channels.netnsDelete, () => ({ path: d.pin.path }), async () => {
-    if (!d.section) return unpinBoth(d);
-    return (await runSection(d.section, async () => ({ value: await unpinBoth(d) }))).value;
-  });
+  return traced(channels.netnsDelete, () => ({ path: d.pin.path }), () => deleteRoot(d));
 }
 
 /** deletePodNetns, blocking (for exit handlers, which cannot await). */
 export function deletePodNetnsSync(nameOrPath: string, opts: DeleteOptions = {}): DeleteResult {
   if (currentMode() === 'rootless') throw syncNeedsRoot();
   const d = planDelete(nameOrPath, opts);
-  if (!d.section) return unpinBothSync(d);
-  return runSectionSync(d.section, () => ({ value: unpinBothSync(d) })).value;
+  const fast = fastTargets(d);
+  if (fast) {
+    const rs = unpinAllSync(fast, allocatorIndexPath(d.allocDir), deleting);
+    if (rs) return deleteResult(d, rs);
+  }
+  const { section, targets } = deleteSection(d);
+  const unpinBoth = () => deleteResult(d, unpinAllSync(targets, undefined, deleting)!);
+  if (!section) return unpinBoth();
+  return runSectionSync(section, () => ({ value: unpinBoth() })).value;
 }
 
 export interface NsOwner {

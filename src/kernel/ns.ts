@@ -4,7 +4,7 @@ import { lstatSync, statSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { lstat, stat } from 'node:fs/promises';
 import { callAsync, callSync, fromNative } from '../errors.js';
-import { core, type CreateParams, type CreateResult, type NativeIdMaps, type NativeNsInfo, type PodNsParams, type PodNsResult, type Why } from './core.js';
+import { core, poolCall, type CreateParams, type CreateResult, type NativeIdMaps, type NativeNsInfo, type PodNsParams, type PodNsResult, type Why } from './core.js';
 
 /** CLONE_NEW* (what NS_GET_NSTYPE returns) to the names /proc/PID/ns uses. */
 export const NS_TYPES: Record<number, string> = {
@@ -180,7 +180,7 @@ export function readIdMapsSync(p: string, owner: boolean, why: Why = {}): Native
 
 /** A user namespace and a netns owned by it, maps written, pinned (a helper child makes them). */
 export async function createUsernsNetns(params: CreateParams, why: Why = {}): Promise<CreateResult> {
-  return callAsync(() => core().createUsernsNetns(params), why.context, why.hints);
+  return poolCall(() => core().createUsernsNetns(params), why.context, why.hints);
 }
 
 export function createUsernsNetnsSync(params: CreateParams, why: Why = {}): CreateResult {

@@ -1,7 +1,7 @@
 // Pins: a namespace kept alive by a bind mount on an empty file, in a pin
 // dir that is a shared mount point of its own (as `ip netns` keeps /run/netns).
-import { callAsync, callSync } from '../errors.js';
-import { core, type UnpinResult, type Why } from './core.js';
+import { callAsync, callSync, fromNative } from '../errors.js';
+import { core, poolCall, type UnpinResult, type Why } from './core.js';
 
 /** Makes DIR (created if missing) a shared mount point bound onto itself. */
 export function ensurePinDirSync(dir: string, why: Why = {}): void {
@@ -20,4 +20,31 @@ export async function unpin(target: string, why: Why = {}): Promise<UnpinResult>
 
 export function unpinSync(target: string, why: Why = {}): UnpinResult {
   return callSync(() => core().unpinSync(target), why.context, why.hints);
+}
+
+/** The pin an error from unpinAll is about (the core names it as the error's path). */
+function failedPin(err: unknown, targets: readonly string[]): string {
+  const p = (err as { path?: unknown } | null)?.path;
+  return typeof p === 'string' ? p : targets[0]!;
+}
+
+/**
+ * unpinSync of each of TARGETS, in order, in one call into the core; null,
+ * with nothing done, when GUARD exists. The first error stops the rest; its
+ * message starts with CONTEXT(the pin that failed).
+ */
+export function unpinAllSync(targets: string[], guard: string | undefined, context: (pin: string) => string): UnpinResult[] | null {
+  try {
+    return core().unpinAllSync(targets, guard, false);
+  } catch (err) {
+    throw fromNative(err, context(failedPin(err, targets)));
+  }
+}
+
+/**
+ * unpinAllSync as one trip to the pool, except that every target is tried
+ * and the first error is thrown after (as parallel unpins would).
+ */
+export async function unpinAll(targets: string[], guard: string | undefined, context: (pin: string) => string): Promise<UnpinResult[] | null> {
+  return poolCall(() => core().unpinAll(targets, guard, true), (err) => context(failedPin(err, targets)));
 }
