@@ -209,8 +209,15 @@ export function registerPodCommands(program: Command, io: Io): void {
           { fh: files[0]!, pos: 0, write: logWriter(io, 'stdout') },
           { fh: files[1]!, pos: 0, write: logWriter(io, 'stderr') },
         ];
-        for (const s of streams) await drain(s);
-        if (o.follow) await follow(streams, new RuncClient(runtimeGiven(o) ? runtimeOf(o) : rec.runtime), id);
+        // Ctrl-C is caught before the first byte is printed: a caller that
+        // signals after seeing output must get the follow's clean exit.
+        const stop = o.follow ? new FollowStop() : undefined;
+        try {
+          for (const s of streams) await drain(s);
+          if (stop) await follow(streams, new RuncClient(runtimeGiven(o) ? runtimeOf(o) : rec.runtime), id, stop);
+        } finally {
+          stop?.dispose();
+        }
       } finally {
         await Promise.all(files.map((f) => f.close()));
       }
@@ -306,32 +313,37 @@ async function stopped(rt: RuncClient, id: string): Promise<boolean> {
   }
 }
 
-/** Prints what the container writes until the runtime says it stopped, or SIGINT/SIGTERM. */
-async function follow(streams: LogStream[], rt: RuncClient, id: string): Promise<void> {
-  let stop = false;
-  let wake = (): void => {};
-  const onSignal = (): void => {
-    stop = true;
-    wake();
+/** SIGINT/SIGTERM turned into a flag (and a wake-up) for the follow loop. */
+class FollowStop {
+  stopped = false;
+  wake = (): void => {};
+  private readonly onSignal = (): void => {
+    this.stopped = true;
+    this.wake();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    for (let i = 0; !stop; i++) {
-      if (i % STATE_EVERY === 0 && (await stopped(rt, id))) break;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, FOLLOW_POLL_MS);
-        wake = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-      for (const s of streams) await drain(s);
-    }
-    // What it wrote just before it stopped.
-    for (const s of streams) await drain(s);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+  constructor() {
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
   }
+  dispose(): void {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+  }
+}
+
+/** Prints what the container writes until the runtime says it stopped, or STOP is signalled. */
+async function follow(streams: LogStream[], rt: RuncClient, id: string, stop: FollowStop): Promise<void> {
+  for (let i = 0; !stop.stopped; i++) {
+    if (i % STATE_EVERY === 0 && (await stopped(rt, id))) break;
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, FOLLOW_POLL_MS);
+      stop.wake = () => {
+        clearTimeout(t);
+        r();
+      };
+    });
+    for (const s of streams) await drain(s);
+  }
+  // What it wrote just before it stopped.
+  for (const s of streams) await drain(s);
 }

@@ -83,3 +83,16 @@ export function bridgeNetwork(name: string, dataDir: string): { net: ReturnType<
   };
   return { net, list };
 }
+
+/** The dirs of a sandbox instance of a test's own under TMP (its gc sees only its own pins). */
+export function sandboxDirs(tmp: string) {
+  return {
+    stateDir: path.join(tmp, 'state'),
+    bundleDir: path.join(tmp, 'bundles'),
+    cniCacheDir: path.join(tmp, 'cni-cache'),
+    pinDir: path.join(tmp, 'netns'),
+    usernsPinDir: path.join(tmp, 'userns'),
+    ipcPinDir: path.join(tmp, 'ipc'),
+    utsPinDir: path.join(tmp, 'uts'),
+  };
+}

@@ -20,6 +20,7 @@ import { SANDBOX_STEP } from '../../src/trace.js';
 import type { StepEvent } from '../../src/trace.js';
 import { describeRoot } from '../helpers/env.js';
 import { childPids, mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
+import { sandboxDirs } from '../helpers/node-netns.js';
 import { buildBusyboxRootfs, removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('abort');
@@ -58,15 +59,7 @@ describeRoot('AbortSignal on every API that waits', () => {
 
   beforeAll(async () => {
     tmp = traversableTempDir(P);
-    dirs = {
-      stateDir: path.join(tmp, 'state'),
-      bundleDir: path.join(tmp, 'bundles'),
-      cniCacheDir: path.join(tmp, 'cni-cache'),
-      pinDir: path.join(tmp, 'netns'),
-      usernsPinDir: path.join(tmp, 'userns'),
-      ipcPinDir: path.join(tmp, 'ipc'),
-      utsPinDir: path.join(tmp, 'uts'),
-    };
+    dirs = sandboxDirs(tmp);
     // A CNI plugin that answers VERSION and DEL, and sleeps on ADD and CHECK.
     plugins = path.join(tmp, 'plugins');
     mkdirSync(plugins);

@@ -16,7 +16,7 @@ import { containerIdOf, createSandbox, deleteSandbox, gc, loadSandbox, sandboxNa
 import type { CreateSandboxOptions } from '../../src/sandbox/index.js';
 import { describeRoot } from '../helpers/env.js';
 import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { bridgeNetwork, makeNodeNetns, NodeNetns, testSubnet } from '../helpers/node-netns.js';
+import { bridgeNetwork, makeNodeNetns, NodeNetns, sandboxDirs, testSubnet } from '../helpers/node-netns.js';
 import { buildBusyboxRootfs, removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('sbnp');
@@ -66,15 +66,7 @@ describeRoot('pod sandbox without a pause container', () => {
     tmp = traversableTempDir(P);
     rootfs = buildBusyboxRootfs(path.join(tmp, 'rootfs'));
     // Pins of its own: its gc must never see another test's (or a node's) pins.
-    dirs = {
-      stateDir: path.join(tmp, 'state'),
-      bundleDir: path.join(tmp, 'bundles'),
-      cniCacheDir: path.join(tmp, 'cni-cache'),
-      pinDir: path.join(tmp, 'netns'),
-      usernsPinDir: path.join(tmp, 'userns'),
-      ipcPinDir: path.join(tmp, 'ipc'),
-      utsPinDir: path.join(tmp, 'uts'),
-    };
+    dirs = sandboxDirs(tmp);
     runtime = { binary: 'runc', root: path.join(tmp, 'runc') };
     mkdirSync(runtime.root, { mode: 0o700 });
     runc = new RuncClient({ root: runtime.root, logDir: tmp, timeoutMs: 30_000 });

@@ -12,7 +12,7 @@ import { containerIdOf, createSandbox, deleteSandbox, gc } from '../../src/sandb
 import type { CreateSandboxOptions } from '../../src/sandbox/index.js';
 import { describeRoot } from '../helpers/env.js';
 import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { bridgeNetwork, makeNodeNetns, NodeNetns } from '../helpers/node-netns.js';
+import { bridgeNetwork, makeNodeNetns, NodeNetns, sandboxDirs } from '../helpers/node-netns.js';
 import { removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('sbsw');
@@ -30,15 +30,7 @@ describeRoot('sandbox state on disk at each step', () => {
   beforeAll(() => {
     node = makeNodeNetns(P);
     tmp = traversableTempDir(P);
-    dirs = {
-      stateDir: path.join(tmp, 'state'),
-      bundleDir: path.join(tmp, 'bundles'),
-      cniCacheDir: path.join(tmp, 'cni-cache'),
-      pinDir: path.join(tmp, 'netns'),
-      usernsPinDir: path.join(tmp, 'userns'),
-      ipcPinDir: path.join(tmp, 'ipc'),
-      utsPinDir: path.join(tmp, 'uts'),
-    };
+    dirs = sandboxDirs(tmp);
     ({ list } = bridgeNetwork(`${P}-net`, path.join(tmp, 'ipam')));
   });
   afterAll(async () => {

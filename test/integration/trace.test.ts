@@ -14,7 +14,7 @@ import { CNI_PLUGIN, NETNS_CREATE, NETNS_DELETE, RUNTIME_CALL, SANDBOX_CREATE, S
 import type { StepEvent } from '../../src/trace.js';
 import { describeRoot } from '../helpers/env.js';
 import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { bridgeNetwork, makeNodeNetns, NodeNetns } from '../helpers/node-netns.js';
+import { bridgeNetwork, makeNodeNetns, NodeNetns, sandboxDirs } from '../helpers/node-netns.js';
 import { removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('trace');
@@ -56,15 +56,7 @@ describeRoot('tracing: diagnostics_channel and NODE_DEBUG=nstool', () => {
   beforeAll(() => {
     tmp = traversableTempDir(P);
     node = makeNodeNetns(P);
-    dirs = {
-      stateDir: path.join(tmp, 'state'),
-      bundleDir: path.join(tmp, 'bundles'),
-      cniCacheDir: path.join(tmp, 'cni-cache'),
-      pinDir: path.join(tmp, 'netns'),
-      usernsPinDir: path.join(tmp, 'userns'),
-      ipcPinDir: path.join(tmp, 'ipc'),
-      utsPinDir: path.join(tmp, 'uts'),
-    };
+    dirs = sandboxDirs(tmp);
     dataDir = path.join(tmp, 'ipam');
     ({ list } = bridgeNetwork(`${P}-net`, dataDir));
   });
