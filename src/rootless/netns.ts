@@ -25,6 +25,7 @@ import { ensureKeeper, findKeeper, hostPath, KEEPER_TIMEOUT_MS, keeperCall, keep
 import { checkReply, KeeperRef, parsePidLine } from './protocol.js';
 import { checkRuntimeBase, ensureRuntimeDirs, RuntimeDirs, runtimeDirs } from './runtime-dir.js';
 import { Caller, checkSubidMap, findIdmapTool, IdmapTool, isOwnIdOnly, writeWithTool } from './subid.js';
+import { allocateRootless, AutoPlan, dropClaim, planAuto, RootlessRangeMode } from './idalloc.js';
 
 /** Where a rootless pin is, besides the host path in `path`. */
 export interface KeeperPin {
@@ -86,8 +87,11 @@ function checkUsernsAllowed(): void {
 
 interface Plan {
   name: string;
+  /** Explicit maps; with auto, chosen under the allocation lock (empty until then). */
   uidMap: IdMapping[];
   gidMap: IdMapping[];
+  mode: RootlessRangeMode;
+  auto?: AutoPlan;
   setgroups: 'allow' | 'deny';
   /** Set when the map needs newuidmap / newgidmap. */
   uidTool?: IdmapTool;
@@ -95,23 +99,49 @@ interface Plan {
   dirs: RuntimeDirs;
 }
 
+function optionalBool(v: unknown, what: string): boolean {
+  if (v !== undefined && typeof v !== 'boolean') throw invalidArg(`${what} must be a boolean, got ${showValue(v)}`, 'ERR_INVALID_ARG_TYPE');
+  return v === true;
+}
+
 function plan(opts: CreatePodNetnsOptions): Plan {
   if (opts === null || typeof opts !== 'object') throw invalidArg('options must be an object', 'ERR_INVALID_ARG_TYPE');
   checkPinDirs(opts);
   const name = opts.name === undefined ? generateName() : validatePinName(opts.name);
-  const uidMap = parseIdMap(opts.uidMap, 'uidMap');
-  const gidMap = parseIdMap(opts.gidMap ?? opts.uidMap, 'gidMap');
   if (opts.setgroups !== undefined && opts.setgroups !== 'allow' && opts.setgroups !== 'deny') {
     throw invalidArg(`setgroups must be "allow" or "deny", got ${showValue(opts.setgroups)}`);
   }
-  if (opts.allowHostRoot !== undefined && typeof opts.allowHostRoot !== 'boolean') {
-    throw invalidArg(`allowHostRoot must be a boolean, got ${showValue(opts.allowHostRoot)}`, 'ERR_INVALID_ARG_TYPE');
+  const allowHostRoot = optionalBool(opts.allowHostRoot, 'allowHostRoot');
+  const shared = optionalBool(opts.allowSharedRanges, 'allowSharedRanges');
+  const exclusive = optionalBool(opts.exclusiveRanges, 'exclusiveRanges');
+  const isAuto = opts.uidMap === 'auto';
+  if (shared && (exclusive || isAuto)) throw invalidArg(`allowSharedRanges cannot be combined with ${isAuto ? "uidMap 'auto'" : 'exclusiveRanges'}`);
+  const mode: RootlessRangeMode = isAuto ? 'auto' : exclusive ? 'exclusive' : shared ? 'shared' : 'default';
+  const c = caller();
+  if (isAuto) {
+    if (opts.gidMap !== undefined && opts.gidMap !== 'auto') throw invalidArg("gidMap must be omitted or 'auto' when uidMap is 'auto' (the pod gets one block for both)");
+    const auto = planAuto({ ...opts, allowHostRoot }, c);
+    // A block of subordinate ids: written by newuidmap and newgidmap.
+    const p: Plan = { name, uidMap: [], gidMap: [], mode, auto, setgroups: opts.setgroups ?? 'allow', dirs: runtimeDirs() };
+    p.uidTool = findIdmapTool('newuidmap');
+    p.gidTool = findIdmapTool('newgidmap');
+    checkRuntimeBase(p.dirs);
+    checkUsernsAllowed();
+    return p;
   }
-  if (opts.allowHostRoot !== true) {
+  for (const k of ['autoUser', 'autoSize', 'autoRange'] as const) {
+    if (opts[k] !== undefined) throw invalidArg(`${k} applies only with uidMap 'auto'`);
+  }
+  if (opts.gidMap === 'auto') throw invalidArg("gidMap 'auto' needs uidMap 'auto'");
+  if (opts.allocDir !== undefined) {
+    throw rootlessError(ROOTLESS_UNSUPPORTED, 'allocDir cannot be used without root: the allocation lock lives in your runtime dir', 'leave allocDir unset');
+  }
+  const uidMap = parseIdMap(opts.uidMap, 'uidMap');
+  const gidMap = parseIdMap(opts.gidMap ?? opts.uidMap, 'gidMap');
+  if (!allowHostRoot) {
     assertNoHostRoot(uidMap, 'uidMap');
     assertNoHostRoot(gidMap, 'gidMap');
   }
-  const c = caller();
   const uidDirect = isOwnIdOnly(uidMap, c.uid);
   const gidDirect = isOwnIdOnly(gidMap, c.gid);
   // The kernel takes an unprivileged gid map only with setgroups denied:
@@ -124,7 +154,7 @@ function plan(opts: CreatePodNetnsOptions): Plan {
       'use setgroups "deny" (the default for such a map), or map gids from your /etc/subgid range',
     );
   }
-  const p: Plan = { name, uidMap, gidMap, setgroups: opts.setgroups ?? (gidDirect ? 'deny' : 'allow'), dirs: runtimeDirs() };
+  const p: Plan = { name, uidMap, gidMap, mode, setgroups: opts.setgroups ?? (gidDirect ? 'deny' : 'allow'), dirs: runtimeDirs() };
   if (!uidDirect) checkSubidMap(uidMap, 'uid', c, '/etc/subuid');
   if (!gidDirect) checkSubidMap(gidMap, 'gid', c, '/etc/subgid');
   if (!uidDirect) p.uidTool = findIdmapTool('newuidmap');
@@ -218,6 +248,13 @@ async function unpinQuietly(d: RuntimeDirs, name: string): Promise<void> {
 export async function createPodNetnsRootless(opts: CreatePodNetnsOptions): Promise<RootlessPodNetns> {
   const p = plan(opts);
   ensureRuntimeDirs(p.dirs);
+  return allocateRootless(p.dirs, { name: p.name, mode: p.mode, ...(p.auto ? { auto: p.auto } : { uidMap: p.uidMap, gidMap: p.gidMap }) }, async (uidMap, gidMap) => {
+    const out = await createWith({ ...p, uidMap, gidMap });
+    return { value: out, usernsIno: out.usernsInode, undo: () => unpinQuietly(p.dirs, p.name) };
+  });
+}
+
+async function createWith(p: Plan): Promise<RootlessPodNetns> {
   const h = await startHelper();
   try {
     await writeMaps(h, p);
@@ -323,6 +360,7 @@ export async function deletePodNetnsRootless(nameOrPath: string, opts: PinDirs =
   }
   const [net, user] = reply.split(' ');
   out.existed = net === '1' || user === '1';
+  dropClaim(d, t.name);
   if (user === '1' && t.keeper) out.usernsPath = hostPath(t.keeper, path.join(d.userns, t.name));
   return out;
 }

@@ -137,12 +137,11 @@ const ROOTLESS_NET_KEYS = ['backend', 'ports', 'mtu'] as const;
 
 /**
  * Without root: what only root can do is refused here, before anything is
- * made (auto ids, a pause container, CNI), and the netns step's own checks
- * (subordinate ids, newuidmap, the runtime dir) run now too.
+ * made (a pause container, CNI), and the netns step's own checks
+ * (subordinate ids or the auto pool, newuidmap, the runtime dir) run now too.
  */
 async function planRootless(o: CreateSandboxOptions, name: string, uidMap: IdMapping[], gidMap: IdMapping[], isAuto: boolean): Promise<{ net?: Plan['rootlessNet']; setgroups: 'allow' | 'deny' }> {
-  if (isAuto) throw unsupported("uidMap 'auto'", 'give a map from your /etc/subuid range, e.g. 0:START:65536 (`grep ^$USER: /etc/subuid`)');
-  if (o.allocDir !== undefined) throw unsupported('allocDir', 'leave allocDir unset: it goes with uidMap auto');
+  if (o.allocDir !== undefined) throw unsupported('allocDir', 'leave allocDir unset: the allocation lock of uidMap auto lives in your runtime dir');
   if (isObject(o.pause)) throw unsupported('a pause container', 'leave pause unset: a rootless sandbox pins its ipc and uts namespaces instead');
   let net: Plan['rootlessNet'];
   if (o.network !== undefined) {
@@ -154,10 +153,17 @@ async function planRootless(o: CreateSandboxOptions, name: string, uidMap: IdMap
   }
   // Loaded only without root, as createPodNetns does.
   const { checkPodNetnsRootless } = await import('../rootless/netns.js');
+  // With auto, the pool is checked now (the caller's own subordinate ids); the block is chosen when the netns is made.
   const { setgroups } = checkPodNetnsRootless({
     name,
-    uidMap,
-    gidMap,
+    ...(isAuto
+      ? {
+          uidMap: 'auto' as const,
+          ...(o.autoUser !== undefined ? { autoUser: o.autoUser } : {}),
+          ...(o.autoSize !== undefined ? { autoSize: o.autoSize } : {}),
+          ...(o.autoRange !== undefined ? { autoRange: o.autoRange } : {}),
+        }
+      : { uidMap, gidMap }),
     ...(o.setgroups !== undefined ? { setgroups: o.setgroups } : {}),
     ...(o.allowHostRoot !== undefined ? { allowHostRoot: o.allowHostRoot } : {}),
   });

@@ -221,7 +221,12 @@ const rlNetns: Resource = {
   async make(st, p) {
     // The userns is pinned with it (one request): its record follows, and
     // until it is written this removal takes both.
-    const pod = await createPodNetns({ name: p.name, uidMap: p.uidMap, gidMap: p.gidMap, setgroups: p.setgroups, ...(p.allowHostRoot !== undefined ? { allowHostRoot: p.allowHostRoot } : {}) });
+    const pod = await createPodNetns({
+      name: p.name,
+      ...(p.auto ? { uidMap: 'auto' as const, ...p.auto } : { uidMap: p.uidMap, gidMap: p.gidMap }),
+      setgroups: p.setgroups,
+      ...(p.allowHostRoot !== undefined ? { allowHostRoot: p.allowHostRoot } : {}),
+    });
     st.netns!.inode = pod.netnsInode;
     st.uidMap = pod.uidMap;
     st.gidMap = pod.gidMap;
