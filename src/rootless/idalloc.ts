@@ -13,7 +13,7 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync 
 import path from 'node:path';
 import { invalidArg, NstoolError } from '../errors.js';
 import { formatIdMap, IdMapping, parseKernelMap } from '../idmap.js';
-import { DEFAULT_AUTO_SIZE, hostRanges, IdRange, IDS_EXHAUSTED, intersectRanges, MAP_OVERLAP, normalizeRanges, parseIdRange, pickBlock, rangeEnd, subtractRanges } from '../idalloc.js';
+import { DEFAULT_ALLOC_DIR, DEFAULT_AUTO_SIZE, hostRanges, IdRange, IDS_EXHAUSTED, intersectRanges, MAP_OVERLAP, normalizeRanges, parseIdRange, pickBlock, rangeEnd, subtractRanges } from '../idalloc.js';
 import { closeFdSync, lockFile } from '../kernel/lock.js';
 import { inspectNsRawSync, NS_TYPES, readIdMapsSync } from '../kernel/ns.js';
 import { showValue, validatePinName } from '../names.js';
@@ -37,6 +37,13 @@ export interface LivePod {
   ranges: IdRange[];
   /** The host path of its netns pin (for messages). */
   path: string;
+}
+
+/** Root's allocator dir is not ours: only its default (what the CLI passes) is accepted, and ignored. */
+export function checkAllocDir(v: unknown): void {
+  if (v === undefined) return;
+  if (typeof v === 'string' && v.startsWith('/') && !v.includes('\0') && path.normalize(v) === DEFAULT_ALLOC_DIR) return;
+  throw rootlessError(ROOTLESS_UNSUPPORTED, `allocDir ${showValue(v)} cannot be used without root: the allocation lock lives in your runtime dir`, 'leave allocDir unset');
 }
 
 const HOST_ROOT: IdRange = { start: 0, count: 1 };
@@ -71,9 +78,7 @@ export function planAuto(o: { autoUser?: unknown; autoSize?: unknown; autoRange?
       throw rootlessError(ROOTLESS_UNSUPPORTED, `autoUser ${showValue(o.autoUser)} cannot be used without root: blocks come from your own subordinate ids`, 'leave autoUser unset (or give your own user name)');
     }
   }
-  if (o.allocDir !== undefined) {
-    throw rootlessError(ROOTLESS_UNSUPPORTED, 'allocDir cannot be used without root: the allocation lock lives in your runtime dir', 'leave allocDir unset');
-  }
+  checkAllocDir(o.allocDir);
   const range = o.autoRange !== undefined ? parseIdRange(o.autoRange, 'autoRange') : undefined;
   const u = readSubid('/etc/subuid', c), g = readSubid('/etc/subgid', c);
   const fix = `as root: \`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${c.user}\` (the same range in both files)`;

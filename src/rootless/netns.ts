@@ -25,7 +25,7 @@ import { ensureKeeper, findKeeper, hostPath, KEEPER_TIMEOUT_MS, keeperCall, keep
 import { checkReply, KeeperRef, parsePidLine } from './protocol.js';
 import { checkRuntimeBase, ensureRuntimeDirs, RuntimeDirs, runtimeDirs } from './runtime-dir.js';
 import { Caller, checkSubidMap, findIdmapTool, IdmapTool, isOwnIdOnly, writeWithTool } from './subid.js';
-import { allocateRootless, AutoPlan, dropClaim, planAuto, RootlessRangeMode } from './idalloc.js';
+import { allocateRootless, AutoPlan, checkAllocDir, dropClaim, planAuto, RootlessRangeMode } from './idalloc.js';
 
 /** Where a rootless pin is, besides the host path in `path`. */
 export interface KeeperPin {
@@ -133,9 +133,7 @@ function plan(opts: CreatePodNetnsOptions): Plan {
     if (opts[k] !== undefined) throw invalidArg(`${k} applies only with uidMap 'auto'`);
   }
   if (opts.gidMap === 'auto') throw invalidArg("gidMap 'auto' needs uidMap 'auto'");
-  if (opts.allocDir !== undefined) {
-    throw rootlessError(ROOTLESS_UNSUPPORTED, 'allocDir cannot be used without root: the allocation lock lives in your runtime dir', 'leave allocDir unset');
-  }
+  checkAllocDir(opts.allocDir);
   const uidMap = parseIdMap(opts.uidMap, 'uidMap');
   const gidMap = parseIdMap(opts.gidMap ?? opts.uidMap, 'gidMap');
   if (!allowHostRoot) {

@@ -353,14 +353,13 @@ describeRoot('rootless sandboxes, as an unprivileged user', () => {
       ['--no-network', '--pin-dir', dave.run],
       ['--no-network', '--userns-pin-dir', dave.run],
       ['--no-network', '--bundle-dir', dave.run],
-      ['--no-network', '--uidmap', 'auto'],
     ];
     for (const flags of cli) {
       const r = as(dave, ['sandbox', 'create', id, ...flags, '--json']);
       expect(r.code, flags.join(' ')).toBe(1);
       expect(json<ErrorDoc>(r).error.code, flags.join(' ')).toBe('ERR_NSTOOL_ROOTLESS_UNSUPPORTED');
     }
-    // The API: a CNI network, a pause container, an automatic map, an allocator dir.
+    // The API: a CNI network, a pause container, auto blocks of another user's ids, an allocator dir.
     const script = `
       import { createSandbox } from ${JSON.stringify(DIST)};
       const map = '0:${randomSubidBase()}:65536';
@@ -368,7 +367,7 @@ describeRoot('rootless sandboxes, as an unprivileged user', () => {
         { network: { list: { cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'loopback' }] } } },
         { network: { confDir: '/etc/cni/net.d' } },
         { pause: { rootfs: '/' } },
-        { uidMap: 'auto' },
+        { uidMap: 'auto', autoUser: 'root' },
         { allocDir: '/tmp' },
         { ipcPinDir: '/tmp/x' },
       ];
