@@ -1,13 +1,13 @@
 // uidMap 'auto' without root: blocks from the caller's own subordinate ids,
 // chosen against the live pods of that user (read from its keeper's pins),
 // as users this file creates, through the CLI run by setpriv.
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { as, asAsync, CliResult, DIST, json, processesOf, randomSubidBase, settle, TestUser, testUsers, userCommand, userEnv } from '../helpers/test-user.js';
-import { spawnSync } from 'node:child_process';
 
 const P = testPrefix('rla');
 trackLeaks(P);
