@@ -43,13 +43,41 @@ int HelperMain(void* parent) {
   return 0;
 }
 
+// The helper's stack is kept per thread between creates. Mapping and
+// unmapping one per create made each create flush the TLBs of every CPU
+// Node's other threads ran on (an IPI each, dear in a VM) and fault in fresh
+// zeroed pages; the C reference, single-threaded, pays neither.
+struct StackCache {
+  void* stack = nullptr;
+  ~StackCache() {
+    if (stack) munmap(stack, kHelperStack);
+  }
+};
+thread_local StackCache tl_stack;
+
+void* TakeStack() {
+  void* s = tl_stack.stack;
+  tl_stack.stack = nullptr;
+  if (s) return s;
+  s = mmap(nullptr, kHelperStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (s == MAP_FAILED) Throw("mmap");
+  return s;
+}
+
+// Only for a stack no helper runs on any more (never started, or reaped).
+void GiveBackStack(void* s) {
+  if (tl_stack.stack == nullptr) {
+    tl_stack.stack = s;
+  } else {
+    munmap(s, kHelperStack);
+  }
+}
+
 // The helper, held by pidfd; killed and reaped on every path.
 class Helper {
  public:
   Helper() {
-    stack_ = mmap(nullptr, kHelperStack, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack_ == MAP_FAILED) Throw("mmap");
+    stack_ = TakeStack();
     int pidfd = -1;
     // The helper starts with every signal blocked: sharing our memory, it
     // must never run one of Node's handlers, and pause() must never return
@@ -64,18 +92,18 @@ class Helper {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid_ < 0) {
       int err = clone_err;
-      munmap(stack_, kHelperStack);
+      GiveBackStack(stack_);
       Throw("clone", "", err);
     }
     pidfd_.reset(pidfd);
   }
   ~Helper() {
-    // The stack is unmapped only once the helper is reaped: it runs on it.
+    // The stack is given back only once the helper is reaped: it runs on it.
     syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
     siginfo_t si;
     while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &si, WEXITED) < 0 && errno == EINTR) {
     }
-    munmap(stack_, kHelperStack);
+    GiveBackStack(stack_);
   }
   pid_t pid() const { return pid_; }
   // Kills without reaping (the destructor reaps): the helper is gone but its
