@@ -75,4 +75,22 @@ describeRoot('rootless runtime files: planted links and fifos', () => {
     }
     expect(await settle(alice.uid)).toEqual([]);
   });
+
+  it('a sandbox state planted as a fifo, or as a link to one: list and inspect answer (an unreadable state) instead of blocking', () => {
+    const states = `${alice.run}/nstool/sandboxes`;
+    aliceDir(states);
+    const fifo = path.join(alice.run, 'fifo');
+    for (const f of [path.join(states, `${P}-f.json`), fifo]) {
+      expect(spawnSync('mkfifo', ['-m', '0600', f]).status).toBe(0);
+      chownSync(f, alice.uid, alice.gid);
+    }
+    symlinkSync(fifo, path.join(states, `${P}-l.json`));
+    for (const id of [`${P}-f`, `${P}-l`]) {
+      const r = as(alice, ['sandbox', 'inspect', id, '--json'], {}, 20_000);
+      expect(r.code, r.err).toBe(1);
+      expect(json<{ error: { code: string } }>(r).error.code).toBe('ERR_NSTOOL_STATE');
+    }
+    const l = as(alice, ['sandbox', 'list', '--json'], {}, 20_000);
+    expect(l.code).not.toBeNull(); // ended by itself, not by the timeout
+  });
 });
