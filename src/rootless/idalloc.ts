@@ -9,7 +9,8 @@
 // marked by a claim file per pod (idalloc/NAME holding the userns inode); a
 // claim counts only while a live userns pin of that name has that inode, so
 // a stale one is harmless and is pruned by the next allocation.
-import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { invalidArg, NstoolError } from '../errors.js';
 import { formatIdMap, IdMapping, parseKernelMap } from '../idmap.js';
@@ -158,20 +159,53 @@ function readClaims(d: RuntimeDirs): Map<string, number | undefined> {
     } catch {
       continue; // not ours: never forms a path
     }
-    let text = '';
-    try {
-      text = readFileSync(path.join(claimsDir(d), name), 'utf8');
-    } catch {
-      // gone meanwhile
-    }
+    const text = readClaim(path.join(claimsDir(d), name));
     const ino = /^\d{1,20}\n?$/.test(text) ? Number(text) : undefined;
     out.set(name, ino);
   }
   return out;
 }
 
+/**
+ * A claim's text, or '' (gone, or not a plain file: never followed as a
+ * link, never waited on as a fifo).
+ */
+function readClaim(p: string): string {
+  let fd: number;
+  try {
+    fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return '';
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return '';
+    const buf = Buffer.alloc(32);
+    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('latin1');
+  } catch {
+    return '';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Written to a new file renamed over NAME: whatever was there (a link, or
+ * a hard link to another file of the user) is replaced, never written through.
+ */
 function writeClaim(d: RuntimeDirs, name: string, ino?: number): void {
-  writeFileSync(path.join(claimsDir(d), name), ino === undefined ? 'pending\n' : `${ino}\n`, { mode: 0o600 });
+  const tmp = path.join(d.dir, `idalloc.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeFileSync(fd, ino === undefined ? 'pending\n' : `${ino}\n`);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, path.join(claimsDir(d), name));
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** Removes the claim of NAME (a pod deleted); nothing when there is none. */

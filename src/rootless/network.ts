@@ -14,7 +14,11 @@
 // What the pod sees, with either backend: IPv4 only, ifname (default tap0)
 // 10.0.2.100/24, gateway 10.0.2.2, DNS forwarder 10.0.2.3 (to the host's
 // resolver). The gateway reaches the host's own 127.0.0.1 only when
-// hostLoopback is set.
+// hostLoopback is set; that is no wall against the pod's root, which can
+// send frames for 127.0.0.1 itself out of its tap (a route with
+// route_localnet, or a packet socket), and both backends then connect to
+// the host's loopback as the user (test/security/rootless-host-loopback).
+// Services on the host's 127.0.0.1 are reachable from a rootless pod.
 import { createHash, randomBytes } from 'node:crypto';
 // (Node opens every file O_CLOEXEC.)
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
@@ -52,7 +56,7 @@ export interface RootlessNetOptions {
   ifname?: string;
   /** Default: the backend's (slirp4netns 1500, pasta 65520). */
   mtu?: number;
-  /** Let the pod reach the host's 127.0.0.1 through the gateway address (default false). */
+  /** Let the pod reach the host's 127.0.0.1 through the gateway address (default false; false does not stop a pod's root that routes 127.0.0.1 out of its tap). */
   hostLoopback?: boolean;
   /** Until the interface is configured (default 30000). */
   timeoutMs?: number;

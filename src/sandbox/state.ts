@@ -2,8 +2,8 @@
 // an fsync of the directory) so a crash leaves the old or the new file,
 // never a torn one; and a per-sandbox flock so concurrent create/delete of
 // one id are serialised and gc can tell a running create from a dead one.
-import { fstatSync, statSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { constants, fstatSync, statSync } from 'node:fs';
+import { chmod, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { throwIfAborted } from '../abort.js';
 import { NstoolError } from '../errors.js';
@@ -199,11 +199,18 @@ export async function readState(dir: string, id: string, dirChecked = false): Pr
   const file = stateFile(dir, id);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // Never through a link, never waiting on a fifo: a planted file is an unreadable state, below.
+    const fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      text = (await fh.stat()).isFile() ? await fh.readFile('utf8') : '';
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw err;
+    if (code !== 'ELOOP') throw err;
+    text = '';
   }
   try {
     const st = JSON.parse(text) as SandboxState;
