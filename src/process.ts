@@ -505,6 +505,11 @@ export interface DetachedOptions {
   readyFd: number;
   /** The keeper holds the exit pipe while pin NAME exists: the program ends with it. */
   hold?: { socket: string; name: string };
+  /**
+   * The supervisor refuses the program's connects and sends to the host's
+   * loopback addresses (seccomp user notification; port 53 excepted).
+   */
+  denyLoopback?: boolean;
   /** Until ready; then the program and its supervisor are killed (ETIMEDOUT). */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -556,12 +561,14 @@ export function startDetached(cmd: readonly string[], o: DetachedOptions): Promi
       if (!o.hold.name || /[\s/]/.test(o.hold.name)) throw invalidArg('hold.name must be a pin name');
     }
     if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg('signal must be an AbortSignal');
+    if (o.denyLoopback !== undefined && typeof o.denyLoopback !== 'boolean') throw invalidArg('denyLoopback must be a boolean');
     helper = spawnHelper();
     p.helperArgs = [
       '--report-fd', String(REPORT_FD),
       '--detach', '--ready-fd', String(o.readyFd),
       ...(fds.length ? ['--keep-fds', String(top)] : []),
       ...(o.hold ? ['--hold', o.hold.socket, o.hold.name] : []),
+      ...(o.denyLoopback ? ['--deny-loopback'] : []),
       '--', p.file, ...p.argv,
     ];
   } catch (err) {

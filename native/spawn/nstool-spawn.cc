@@ -16,7 +16,7 @@
 // with nothing written. Usage:
 //   nstool-spawn [--report-fd FD] [--parent PID] [--drop-groups] [--netns PATH]
 //                [--userns PATH | --owner-userns] [--root] [--cwd DIR]
-//                [--detach --ready-fd N [--hold SOCKET NAME]] -- FILE ARG0 [ARG...]
+//                [--detach --ready-fd N [--hold SOCKET NAME] [--deny-loopback]] -- FILE ARG0 [ARG...]
 //   nstool-spawn --report-fd FD --kill PID STARTTIME GRACE_MS
 // (--report-fd, when given, comes first; every option at most once.)
 //
@@ -31,12 +31,23 @@
 // With --hold it first hands the write end of an exit pipe to the user's
 // keeper (its socket, "hold NAME"): when the keeper closes it (pin NAME was
 // deleted, or the keeper died) the supervisor ends the program.
+// With --deny-loopback the program runs under a seccomp filter that hands
+// its connect, sendto (with an address), sendmsg and sendmmsg calls to the
+// supervisor, which refuses (EACCES) those naming 127.0.0.0/8, ::1 or a
+// v4-mapped 127.x on a socket of the host's network namespace (port 53, the
+// host's stub resolver, excepted): a user-mode network process must not
+// carry a pod's packets to the host's loopback services. Sockets in the
+// pod's namespace (a backend's own splice to the pod's loopback) pass.
 //
 // --kill signals PID only if it is still the process that started at
 // STARTTIME (field 22 of /proc/PID/stat), through a pidfd taken before the
 // check: SIGTERM, SIGKILL after GRACE_MS, and waits until it is gone.
 // It prints "killed" or "gone" (no such process, or another one).
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <grp.h>
 #include <poll.h>
 #include <linux/nsfs.h>
@@ -47,11 +58,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
+#include <cstdint>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -78,6 +93,7 @@ struct Options {
   long keep_fds = -1;  // fds from report_fd + 1 to this are the program's too
   const char* hold_sock = nullptr;
   const char* hold_name = nullptr;
+  bool deny_loopback = false;
   char** argv = nullptr;  // FILE ARG0 ARG...
   // --kill
   long kill_pid = 0;
@@ -169,6 +185,9 @@ Options Parse(int argc, char** argv) {
     } else if (strcmp(a, "--keep-fds") == 0) {
       once(o.keep_fds >= 0, "--keep-fds given twice");
       if (!ParseLong(value(), 4, 1024, &o.keep_fds)) Usage("--keep-fds takes an fd from 4 to 1024");
+    } else if (strcmp(a, "--deny-loopback") == 0) {
+      once(o.deny_loopback, "--deny-loopback given twice");
+      o.deny_loopback = true;
     } else if (strcmp(a, "--hold") == 0) {
       once(o.hold_sock, "--hold given twice");
       o.hold_sock = value();
@@ -183,7 +202,7 @@ Options Parse(int argc, char** argv) {
       Usage("unknown option (--report-fd must come first; the program goes after --)");
     }
   }
-  if (o.detach != (o.ready_fd >= 0) || (o.hold_sock && !o.detach)) Usage("--detach goes with --ready-fd (and --hold)");
+  if (o.detach != (o.ready_fd >= 0) || ((o.hold_sock || o.deny_loopback) && !o.detach)) Usage("--detach goes with --ready-fd (and --hold, --deny-loopback)");
   if (o.keep_fds >= 0 && (!o.detach || o.report_fd < 3 || o.keep_fds <= o.report_fd || o.ready_fd <= o.keep_fds))
     Usage("--keep-fds needs --detach, the report fd below them and the ready fd above");
   if (o.detach && (o.ready_fd == o.report_fd || o.parent)) Usage("--detach takes no --parent, and a ready fd other than the report fd");
@@ -327,6 +346,180 @@ int HoldInKeeper(const char* sock, const char* name) {
   Fail("keeper-hold", err);
 }
 
+// ---- --deny-loopback --------------------------------------------------------
+
+#if defined(__x86_64__)
+constexpr uint32_t kAuditArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
+#else
+#error "nstool-spawn: --deny-loopback knows x86_64 and aarch64"
+#endif
+
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+int PidfdGetfd(int pidfd, int fd) { return static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0)); }
+
+// In the child: the filter, whose listener fd it returns. Another ABI's
+// calls (i386, x32) are refused outright: the backends make none.
+int InstallLoopbackFilter() {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) Fail("no-new-privs", errno);
+  constexpr uint32_t kArgs4 = offsetof(seccomp_data, args) + 4 * sizeof(uint64_t);
+  sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+#if defined(__x86_64__)
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
+#endif
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_connect, 8, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sendmsg, 7, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sendmmsg, 6, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sendto, 0, 4),
+      // sendto without an address (a connected socket's send) passes.
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArgs4),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArgs4 + 4),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
+  int fd = static_cast<int>(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
+  if (fd < 0) Fail("seccomp", errno);
+  return fd;
+}
+
+bool ReadMem(pid_t pid, uint64_t addr, void* buf, size_t len) {
+  iovec local{buf, len};
+  iovec remote{reinterpret_cast<void*>(addr), len};
+  return process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
+}
+
+bool LoopbackTarget(const sockaddr_storage& ss, uint64_t len) {
+  if (ss.ss_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    return (ntohl(a->sin_addr.s_addr) >> 24) == 127 && ntohs(a->sin_port) != 53;
+  }
+  if (ss.ss_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    bool lo = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) || (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
+    return lo && ntohs(a->sin6_port) != 53;
+  }
+  return false;
+}
+
+// The guard's view of one trapped call.
+class LoopbackGuard {
+ public:
+  explicit LoopbackGuard(int listener) : listener_(listener) {
+    // The host's netns, as the cookie of a socket made here.
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    socklen_t l = sizeof host_cookie_;
+    if (s < 0 || getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &host_cookie_, &l) < 0) host_cookie_ = 0;
+    if (s >= 0) close(s);
+  }
+  int fd() const { return listener_; }
+
+  // Answers one notification; false when the listener is done.
+  bool Serve() {
+    seccomp_notif n;
+    memset(&n, 0, sizeof n);
+    if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_RECV, &n) < 0) return errno == EINTR || errno == ENOENT;
+    bool refuse = Refuse(n);
+    seccomp_notif_resp r;
+    memset(&r, 0, sizeof r);
+    r.id = n.id;
+    if (refuse) {
+      r.error = -EACCES;
+    } else {
+      r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    }
+    // ENOENT: the call was interrupted meanwhile; nothing to answer.
+    ioctl(listener_, SECCOMP_IOCTL_NOTIF_SEND, &r);
+    return true;
+  }
+
+ private:
+  // True when the call must fail. What cannot be read is refused.
+  bool Refuse(const seccomp_notif& n) {
+    const auto pid = static_cast<pid_t>(n.pid);
+    const auto* a = n.data.args;
+    bool lo = false;
+    switch (n.data.nr) {
+      case __NR_connect:
+        lo = Names(pid, a[1], a[2]);
+        break;
+      case __NR_sendto:
+        lo = Names(pid, a[4], a[5]);
+        break;
+      case __NR_sendmsg: {
+        msghdr m;
+        if (!ReadMem(pid, a[1], &m, sizeof m)) return true;
+        lo = Names(pid, reinterpret_cast<uint64_t>(m.msg_name), m.msg_namelen);
+        break;
+      }
+      case __NR_sendmmsg: {
+        uint64_t vlen = std::min<uint64_t>(a[2], 1024);
+        for (uint64_t i = 0; i < vlen && !lo; i++) {
+          mmsghdr h;
+          if (!ReadMem(pid, a[1] + i * sizeof h, &h, sizeof h)) return true;
+          lo = Names(pid, reinterpret_cast<uint64_t>(h.msg_hdr.msg_name), h.msg_hdr.msg_namelen);
+        }
+        break;
+      }
+      default:
+        return true;
+    }
+    if (failed_) {
+      failed_ = false;
+      return true;
+    }
+    // A loopback address on a socket of another netns (the pod's) passes.
+    if (lo && InOtherNetns(pid, static_cast<int>(a[0]))) lo = false;
+    // The pid must still be the trapped task's when we decide on its memory.
+    if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_ID_VALID, &n.id) < 0) return true;
+    return lo;
+  }
+
+  bool Names(pid_t pid, uint64_t addr, uint64_t len) {
+    if (addr == 0 || len < sizeof(sa_family_t)) return false;
+    sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    uint64_t n = std::min<uint64_t>(len, sizeof ss);
+    if (!ReadMem(pid, addr, &ss, n)) {
+      failed_ = true;
+      return false;
+    }
+    return LoopbackTarget(ss, n);
+  }
+
+  bool InOtherNetns(pid_t pid, int sockfd) {
+    if (host_cookie_ == 0) return false;
+    int pidfd = PidfdOpen(pid);
+    if (pidfd < 0) return false;
+    int s = PidfdGetfd(pidfd, sockfd);
+    close(pidfd);
+    if (s < 0) return false;
+    uint64_t cookie = 0;
+    socklen_t l = sizeof cookie;
+    bool other = getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &l) == 0 && cookie != host_cookie_;
+    close(s);
+    return other;
+  }
+
+  int listener_;
+  uint64_t host_cookie_ = 0;
+  bool failed_ = false;
+};
+
 // The supervisor's loop (see the file comment); returns only in the child,
 // which goes on to become the program.
 void Supervise(Options& o) {
@@ -337,12 +530,26 @@ void Supervise(Options& o) {
   int exit_fd = o.hold_sock ? HoldInKeeper(o.hold_sock, o.hold_name) : -1;
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) < 0) Fail("pipe2", errno);
+  // The child's filter listener reaches us by number over this pair (its
+  // own sendmsg would be trapped), and we take it with pidfd_getfd.
+  int hand[2] = {-1, -1};
+  if (o.deny_loopback && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, hand) < 0) Fail("socketpair", errno);
   pid_t self = getpid();
   pid_t child = fork();
   if (child < 0) Fail("fork", errno);
   if (child == 0) {
     if (exit_fd >= 0) close(exit_fd);
     close(ready[0]);
+    if (o.deny_loopback) {
+      close(hand[0]);
+      int lfd = InstallLoopbackFilter();
+      char ack = 0;
+      if (write(hand[1], &lfd, sizeof lfd) != static_cast<ssize_t>(sizeof lfd) || read(hand[1], &ack, 1) != 1 || ack != 'k') {
+        Fail("loopback-guard", EPROTO);
+      }
+      close(lfd);
+      close(hand[1]);
+    }
     int want = static_cast<int>(o.ready_fd);
     if (ready[1] != want) {
       if (dup2(ready[1], want) < 0) Fail("dup2", errno);  // without CLOEXEC
@@ -360,15 +567,47 @@ void Supervise(Options& o) {
     kill(child, SIGKILL);
     Fail("pidfd_open", errno);
   }
+  int listener = -1;
+  if (o.deny_loopback) {
+    close(hand[1]);
+    int lfd = -1;
+    ssize_t got;
+    while ((got = read(hand[0], &lfd, sizeof lfd)) < 0 && errno == EINTR) {
+    }
+    // A child that died before sending leaves got 0: its exit is reported below.
+    if (got == static_cast<ssize_t>(sizeof lfd)) {
+      listener = PidfdGetfd(pidfd, lfd);
+      if (listener < 0) {
+        int err = errno;
+        PidfdSignal(pidfd, SIGKILL);
+        Fail("pidfd_getfd", err);
+      }
+      if (write(hand[0], "k", 1) != 1) {
+        PidfdSignal(pidfd, SIGKILL);
+        Fail("loopback-guard", EPROTO);
+      }
+    }
+    close(hand[0]);
+  }
+  LoopbackGuard guard(listener);
   char line[64];
   snprintf(line, sizeof line, "pid %d\n", child);
   Report(line);
   bool is_ready = false;
   for (;;) {
-    struct pollfd p[3] = {{pidfd, POLLIN, 0}, {is_ready ? -1 : ready[0], POLLIN, 0}, {exit_fd, POLLIN, 0}};
-    if (poll(p, 3, -1) < 0) {
+    struct pollfd p[4] = {{pidfd, POLLIN, 0}, {is_ready ? -1 : ready[0], POLLIN, 0}, {exit_fd, POLLIN, 0}, {listener, POLLIN, 0}};
+    if (poll(p, 4, -1) < 0) {
       if (errno == EINTR) continue;
       break;
+    }
+    if (p[3].revents & POLLIN) {
+      // A guard that cannot answer would leave the program hung in its call.
+      if (!guard.Serve()) {
+        PidfdSignal(pidfd, SIGKILL);
+        listener = -1;
+      }
+    } else if (p[3].revents) {
+      listener = -1;  // every filtered task is gone
     }
     if (p[0].revents) break;
     if (p[1].revents) {

@@ -14,11 +14,12 @@
 // What the pod sees, with either backend: IPv4 only, ifname (default tap0)
 // 10.0.2.100/24, gateway 10.0.2.2, DNS forwarder 10.0.2.3 (to the host's
 // resolver). The gateway reaches the host's own 127.0.0.1 only when
-// hostLoopback is set; that is no wall against the pod's root, which can
-// send frames for 127.0.0.1 itself out of its tap (a route with
-// route_localnet, or a packet socket), and both backends then connect to
-// the host's loopback as the user (test/security/rootless-host-loopback).
-// Services on the host's 127.0.0.1 are reachable from a rootless pod.
+// hostLoopback is set. That alone is no wall against the pod's root, which
+// can send frames for 127.0.0.1 itself out of its tap (a route with
+// route_localnet, or a packet socket), and both backends would connect to
+// the host's loopback as the user; so without hostLoopback the supervisor
+// refuses the backend's calls to loopback addresses on host sockets
+// (nstool-spawn --deny-loopback; test/security/rootless-host-loopback).
 import { createHash, randomBytes } from 'node:crypto';
 // (Node opens every file O_CLOEXEC.)
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
@@ -56,7 +57,7 @@ export interface RootlessNetOptions {
   ifname?: string;
   /** Default: the backend's (slirp4netns 1500, pasta 65520). */
   mtu?: number;
-  /** Let the pod reach the host's 127.0.0.1 through the gateway address (default false; false does not stop a pod's root that routes 127.0.0.1 out of its tap). */
+  /** Let the pod reach the host's 127.0.0.1 through the gateway address (default false: then the backend is also refused every connect or send to the host's loopback, port 53 excepted). */
   hostLoopback?: boolean;
   /** Until the interface is configured (default 30000). */
   timeoutMs?: number;
@@ -428,6 +429,8 @@ export async function startRootlessNetwork(o: RootlessNetOptions): Promise<Rootl
         fds,
         readyFd: 4 + fds.length,
         hold: { socket: dirs.sock, name: pod.name },
+        // The pod's root can route 127.0.0.1 out of its tap; the backend must not follow.
+        denyLoopback: !o.hostLoopback,
         timeoutMs,
         ...(o.signal ? { signal: o.signal } : {}),
       });
