@@ -6,6 +6,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect } from 'vitest';
 
 export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/nstool.js');
 export const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/index.js');
@@ -193,5 +194,27 @@ export function testUsers(P: string) {
     return out;
   }
 
-  return { makeUser, makeUserWithRange, addSubid, cleanup, leftovers, strays, tmpDirs };
+  /**
+   * The file's hooks: SETUP in beforeAll (everything cleaned up if it
+   * throws); afterAll ends it all and checks that no process of the users
+   * and nothing of P in the user database or subid files is left.
+   */
+  function lifecycle(setup: () => void): void {
+    beforeAll(async () => {
+      try {
+        setup();
+      } catch (err) {
+        await cleanup();
+        throw err;
+      }
+    });
+    afterAll(async () => {
+      const uids = users.map((u) => u.uid);
+      await cleanup();
+      for (const uid of uids) expect(processesOf(uid)).toEqual([]);
+      expect(leftovers()).toEqual([]);
+    });
+  }
+
+  return { makeUser, makeUserWithRange, addSubid, cleanup, leftovers, lifecycle, strays, tmpDirs };
 }

@@ -12,35 +12,22 @@
 // Traffic stays on this machine: the only listener is this test's own.
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { as, asAsync, DIST, json, processesOf, randomSubidBase, settle, TestUser, testUsers, userCommand, userEnv } from '../helpers/test-user.js';
+import { as, asAsync, DIST, json, randomSubidBase, settle, TestUser, testUsers, userCommand, userEnv } from '../helpers/test-user.js';
 
 const P = testPrefix('rllo');
 trackLeaks(P);
 
-const { makeUserWithRange, cleanup, leftovers } = testUsers(P);
+const { makeUserWithRange, lifecycle } = testUsers(P);
 
 describeRoot("rootless network: the pod's root and the host's loopback", () => {
   let alice: TestUser;
   const BASE = randomSubidBase();
 
-  beforeAll(() => {
-    try {
-      alice = makeUserWithRange(P, BASE);
-    } catch (err) {
-      return cleanup().then(() => {
-        throw err;
-      });
-    }
-  });
-
-  afterAll(async () => {
-    const u = alice;
-    await cleanup();
-    if (u) expect(processesOf(u.uid)).toEqual([]);
-    expect(leftovers()).toEqual([]);
+  lifecycle(() => {
+    alice = makeUserWithRange(P, BASE);
   });
 
   it.each([

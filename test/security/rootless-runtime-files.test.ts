@@ -5,34 +5,21 @@
 import { chownSync, linkSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { as, json, processesOf, randomSubidBase, settle, TestUser, testUsers } from '../helpers/test-user.js';
+import { as, json, randomSubidBase, settle, TestUser, testUsers } from '../helpers/test-user.js';
 
 const P = testPrefix('rlsec');
 trackLeaks(P);
 
-const { makeUserWithRange, cleanup, leftovers } = testUsers(P);
+const { makeUserWithRange, lifecycle } = testUsers(P);
 
 describeRoot('rootless runtime files: planted links and fifos', () => {
   let alice: TestUser;
 
-  beforeAll(() => {
-    try {
-      alice = makeUserWithRange(P, randomSubidBase());
-    } catch (err) {
-      return cleanup().then(() => {
-        throw err;
-      });
-    }
-  });
-
-  afterAll(async () => {
-    const u = alice;
-    await cleanup();
-    if (u) expect(processesOf(u.uid)).toEqual([]);
-    expect(leftovers()).toEqual([]);
+  lifecycle(() => {
+    alice = makeUserWithRange(P, randomSubidBase());
   });
 
   /** DIR (and its parents under the runtime dir) as alice's, 0700. */
