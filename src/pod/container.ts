@@ -753,6 +753,12 @@ async function removeBundle(bundle: string): Promise<void> {
   if (left.length > 0) {
     throw new NstoolError(`${left[0]} is still mounted; the bundle ${bundle} was kept`, { code: 'EBUSY', path: left[0]!, hint: `umount ${left[0]} and remove ${bundle}` });
   }
+  // The record goes last: a removal cut short (a second Ctrl-C, a kill)
+  // leaves a bundle that still says whose it is, which the next delete or
+  // gc finishes; without it the bundle would be left alone for good.
+  for (const e of await readdir(bundle)) {
+    if (e !== STATE_FILE) await rm(path.join(bundle, e), { recursive: true, force: true });
+  }
   await rm(bundle, { recursive: true, force: true });
 }
 

@@ -126,6 +126,26 @@ describeRoot('pod container', () => {
     expect(await removeBundleLitter(path.join(dir, 'no-such-dir'))).toEqual([]);
   });
 
+  it('a removal cut short keeps the record, so the next removal finishes the bundle', async () => {
+    const stateDir = path.join(dir, 'cut');
+    const id = `${prefix}-cut`;
+    mkdirSync(stateDir, { mode: 0o711 });
+    ids.push(id);
+    const rec = await runPodContainer({ id, netns: pod!.name, rootfs, command: ['true'], runtime: runc, stateDir });
+    // An entry that cannot go stands for the removal being cut short (a second Ctrl-C, a kill).
+    const stuck = path.join(rec.bundle, 'stuck');
+    writeFileSync(stuck, '');
+    execFileSync('chattr', ['+i', stuck]);
+    try {
+      await expect(removePodContainer(id, { stateDir, runtime: runc })).rejects.toThrow();
+      expect(readdirSync(rec.bundle).sort()).toEqual(['nstool-container.json', 'stuck']);
+    } finally {
+      execFileSync('chattr', ['-i', stuck]);
+    }
+    expect(await removePodContainer(id, { stateDir, runtime: runc })).toEqual({ id, existed: true });
+    expect(readdirSync(stateDir)).toEqual([]);
+  });
+
   it('joins the pinned userns+netns: running, pod maps, only lo, /sys mounted; removal leaves nothing', async () => {
     const id = `${prefix}-pause`;
     ids.push(id);
