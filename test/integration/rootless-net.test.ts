@@ -356,6 +356,11 @@ describeRoot('rootless pod networking, as an unprivileged user', () => {
 });
 
 describeRoot('the detached runner under the network process', () => {
+  // The first block's cleanup has run by now: the temp dirs made here are this block's to remove.
+  afterAll(async () => {
+    await cleanup();
+    expect(readdirSync('/tmp').filter((n) => n.startsWith(`${P}-`))).toEqual([]);
+  });
   const startOf = (pid: number) => {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return s.slice(s.lastIndexOf(')') + 2).split(' ');
