@@ -6,55 +6,20 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuncClient } from '../../src/runc/client.js';
 import { containerIdOf, createSandbox, deleteSandbox, gc, loadSandbox, SandboxError } from '../../src/sandbox/index.js';
 import type { CreateSandboxOptions, GcAction } from '../../src/sandbox/index.js';
 import { describeRoot } from '../helpers/env.js';
+import { cli } from '../helpers/paused-cli.js';
 import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { bridgeNetwork, makeNodeNetns, NodeNetns } from '../helpers/node-netns.js';
 import { buildBusyboxRootfs, removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('life');
 trackLeaks(P);
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(ROOT, 'bin/nstool.js');
 
 type Dirs = Required<Pick<CreateSandboxOptions, 'stateDir' | 'bundleDir' | 'cniCacheDir' | 'pinDir' | 'usernsPinDir'>>;
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: string;
-  err: string;
-}
-
-/**
- * Runs the CLI. With onPause, it is called (with the child) when the CLI
- * says it is paused at a test step point.
- */
-function cli(args: string[], env: Record<string, string> = {}, onPause?: (c: ReturnType<typeof spawn>) => void): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-    if (onPause && err.includes('nstool-test: paused at')) {
-      const f = onPause;
-      onPause = undefined;
-      f(child);
-    }
-  });
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) =>
-    child.on('close', (code, signal) => {
-      clearTimeout(guard);
-      resolve({ code, signal, out, err });
-    }),
-  );
-}
 
 /** path -> mode, size, mtime, inode of everything under DIR (lstat, no links followed). */
 function tree(dir: string): Map<string, string> {

@@ -4,54 +4,21 @@
 // the runtime's container, the userns pin it made); interrupted (SIGTERM,
 // SIGINT) it removes what it made by itself. An AbortSignal does the same
 // for the library call.
-import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPodNetns, deletePodNetns, PodNetns } from '../../src/netns.js';
 import { removePodContainer, runPodContainer, RUN_POD_STEPS } from '../../src/pod/container.js';
 import { podUserns } from '../../src/pod/userns.js';
 import { RuncClient } from '../../src/runc/client.js';
 import { describeRoot } from '../helpers/env.js';
+import { cli } from '../helpers/paused-cli.js';
 import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { buildBusyboxRootfs, removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('podfault');
 trackLeaks(P);
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(ROOT, 'bin/nstool.js');
 const USERNS_PIN_DIR = '/run/nstool/userns';
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: string;
-  err: string;
-}
-
-/** Runs the CLI; ONPAUSE gets the child once it says it is paused at a test step point. */
-function cli(args: string[], env: Record<string, string> = {}, onPause?: (c: ReturnType<typeof spawn>) => void): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-    if (onPause && err.includes('nstool-test: paused at')) {
-      const f = onPause;
-      onPause = undefined;
-      f(child);
-    }
-  });
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) =>
-    child.on('close', (code, signal) => {
-      clearTimeout(guard);
-      resolve({ code, signal, out, err });
-    }),
-  );
-}
 
 const ls = (d: string) => (existsSync(d) ? readdirSync(d) : []);
 
