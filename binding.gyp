@@ -14,7 +14,8 @@
         "native/rootfs.cc",
         "native/features.cc",
         "native/podns.cc",
-        "native/keeper_client.cc"
+        "native/keeper_client.cc",
+        "native/run.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
@@ -32,7 +33,8 @@
       "type": "executable",
       "sources": ["native/spawn/nstool-spawn.cc"],
       "defines": ["_GNU_SOURCE"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fstack-protector-strong"]
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fstack-protector-strong"],
+      "ldflags": ["-static-libstdc++", "-static-libgcc"]
     },
     {
       "target_name": "nstool-keeper",

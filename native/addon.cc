@@ -1,8 +1,9 @@
 // Module init and export table. Each operation is plain C++ (no N-API) in
 // its own file; this file only converts arguments and results, and offers a
 // Sync variant (throws) and a Promise variant (runs on the libuv pool) of
-// everything that makes syscalls. No JS references are held between calls,
-// so the module is safe in worker threads and at environment teardown.
+// everything that makes syscalls. No JS references are held between calls
+// (except by run.cc, which cleans up with the environment), so the module is
+// safe in worker threads and at environment teardown.
 #include <napi.h>
 
 #include <functional>
@@ -19,6 +20,7 @@
 #include "pin.h"
 #include "podns.h"
 #include "rootfs.h"
+#include "run.h"
 #include "userns_netns.h"
 
 namespace nstool {
@@ -513,6 +515,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readInRoot", Napi::Function::New(env, Bind<ReadInRootImpl, true>, "readInRoot"));
   exports.Set("closeFdSync", Napi::Function::New(env, CloseFdJs, "closeFdSync"));
   InitFeatures(env, exports);
+  InitRun(env, exports);
   exports.Set("createPodNsSync", Napi::Function::New(env, Bind<PodNsImpl, false>, "createPodNsSync"));
   exports.Set("createPodNs", Napi::Function::New(env, Bind<PodNsImpl, true>, "createPodNs"));
   exports.Set("heldUsernsNetns", Napi::Function::New(env, Bind<HeldStartImpl, true>, "heldUsernsNetns"));

@@ -115,6 +115,25 @@ export interface NativeCore {
   /** REQUEST to the keeper's socket, no fds; the reply. */
   keeperCall(socketPath: string, request: string, timeoutMs: number): Promise<string>;
   keeperCallSync(socketPath: string, request: string, timeoutMs: number): string;
+  /**
+   * posix_spawn of FILE (the spawn helper) with fds 0-2 from SLOTS (an fd of
+   * ours, or -1 /dev/null, -2 ours as is, -3 a pipe; a piped stdin reads
+   * INPUT, or nothing) and fd 3 a report pipe; ON_EXIT runs once, on the loop,
+   * when it ended. kill() sends SIGKILL until then.
+   */
+  spawnStart(file: string, argv: string[], env: string[], slots: [number, number, number], input: Buffer | null, maxOutput: number, onExit: (r: SpawnExit) => void): SpawnHandle;
+}
+
+export interface SpawnHandle { pid: number; kill(): void }
+export interface SpawnExit {
+  /** null when killed by a signal (then signal is its number). */
+  exitCode: number | null;
+  signal: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  /** The helper's report line ("STEP ERRNO"), empty once the program was exec'd. */
+  report: string;
+  truncated: boolean;
 }
 
 /** An opaque native handle to a held helper. */

@@ -7,14 +7,17 @@
 //     detached program, startDetached: a pod's network process, which lives
 //     under a supervisor of its own and dies with that),
 //   - joins namespaces on a single-threaded process, never on a Node thread,
-// and it is waited for here, in JS, holding no libuv pool thread.
+// and it is started with posix_spawn (native/run.cc: a vfork, not a fork of
+// all of Node) and waited for on the event loop, holding no pool thread.
 import { ChildProcess, spawn, StdioOptions } from 'node:child_process';
-import { accessSync, constants, readFileSync, readSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
 import { ErrorJSON, fromNative, invalidArg, NstoolError } from './errors.js';
+import { spawnStart, type SpawnExit, type SpawnHandle } from './kernel/spawn.js';
 
 /** One of a child's fds 0-2: an fd of ours, /dev/null, ours, or a pipe to capture or feed. */
 export type StdioSlot = number | 'ignore' | 'inherit' | 'pipe';
@@ -331,53 +334,22 @@ function reportError(line: string, p: Plan): ProcessError {
 
 // ---- running -----------------------------------------------------------
 
-/** Collects one stream up to LIMIT bytes. */
-class Capture {
-  private chunks: Buffer[] = [];
-  size = 0;
-  truncated = false;
-  constructor(private readonly limit: number) {}
-  /** Takes B; false once nothing more is kept. */
-  add = (b: Buffer): boolean => {
-    const room = this.limit - this.size;
-    if (b.length > room) this.truncated = true;
-    if (room > 0) {
-      const part = b.length > room ? b.subarray(0, room) : b;
-      this.chunks.push(Buffer.from(part));
-      this.size += part.length;
-    }
-    return !this.truncated;
-  };
-  text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
+const envList = (env: Record<string, string>): string[] => Object.entries(env).map(([k, v]) => `${k}=${v}`);
+
+let signalNames: Map<number, NodeJS.Signals> | undefined;
+function signalName(n: number): NodeJS.Signals | null {
+  if (!n) return null;
+  signalNames ??= new Map(Object.entries(osConstants.signals).map(([k, v]) => [v, k as NodeJS.Signals]));
+  return signalNames.get(n) ?? null;
 }
 
 /**
- * Takes what a stream holds now, buffered or still in the kernel, and
- * closes it: once the child is gone, a grandchild that kept the pipe open
- * must not keep us waiting.
+ * Starts the spawn helper natively (posix_spawn: a vfork, where Node's own
+ * spawn forks all of Node) and calls ON_EXIT once it ended, on the loop.
  */
-function drainNow(stream: Readable | null | undefined, sink: Capture): void {
-  if (!stream || stream.destroyed) return;
-  // Buffered chunks reach the 'data' listener, in order.
-  while (stream.read() !== null) {
-    // the listener took it
-  }
-  const fd = (stream as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (typeof fd === 'number' && fd >= 0) {
-    const buf = Buffer.allocUnsafe(64 * 1024);
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch {
-        break; // EAGAIN: nothing more for now
-      }
-      if (n <= 0 || !sink.add(buf.subarray(0, n))) break;
-    }
-  }
-  stream.destroy();
+function startHelper(helper: string, args: string[], env: Record<string, string>, stdio: readonly StdioSlot[], input: string | Buffer | undefined, maxOutput: number, onExit: (x: SpawnExit) => void): SpawnHandle {
+  const bytes = input === undefined ? null : typeof input === 'string' ? Buffer.from(input) : input;
+  return spawnStart(helper, [helper, ...args], envList(env), [stdio[0]!, stdio[1]!, stdio[2]!], bytes, maxOutput, onExit);
 }
 
 /**
@@ -398,66 +370,24 @@ export function runProcess(cmd: readonly string[] | { file: string; args?: reado
   if (sig?.aborted) return Promise.reject(abortError(p, undefined, sig.reason));
 
   return new Promise<ProcessResult>((resolve, reject) => {
-    const stdio: StdioOptions = [...p.stdio, 'pipe'];
-    let child: ChildProcess;
-    try {
-      child = spawn(helper, p.helperArgs, { env: p.env, stdio });
-    } catch (err) {
-      reject(spawnError(p, err));
-      return;
-    }
-    const out = new Capture(p.maxOutput);
-    const err = new Capture(p.maxOutput);
-    const report = new Capture(256);
-    const report$ = child.stdio[REPORT_FD] as Readable | null;
-    child.stdout?.on('data', out.add);
-    child.stderr?.on('data', err.add);
-    report$?.on('data', report.add);
-    if (child.stdin) {
-      child.stdin.on('error', () => {}); // the program may exit without reading
-      child.stdin.end(p.input);
-    }
     let why: 'timeout' | 'abort' | undefined;
-    let settled = false;
-    const kill = (w: 'timeout' | 'abort') => {
-      why ??= w;
-      child.kill('SIGKILL');
-    };
-    const timer = p.timeoutMs !== undefined ? setTimeout(() => kill('timeout'), p.timeoutMs) : undefined;
+    let timer: NodeJS.Timeout | undefined;
     const onAbort = () => kill('abort');
-    sig?.addEventListener('abort', onAbort, { once: true });
-    const cleanup = () => {
+    const onExit = (x: SpawnExit) => {
       if (timer) clearTimeout(timer);
       sig?.removeEventListener('abort', onAbort);
-    };
-    child.on('error', (e) => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      for (const s of [child.stdin, child.stdout, child.stderr, report$]) s?.destroy();
-      reject(spawnError(p, e));
-    });
-    child.on('exit', (code, signal) => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      drainNow(child.stdout, out);
-      drainNow(child.stderr, err);
-      drainNow(report$, report);
-      child.stdin?.destroy();
       const result: ProcessResult = {
         argv: p.argv,
         file: p.file,
-        pid: child.pid!,
-        exitCode: code,
-        signal: signal ?? null,
-        stdout: out.text(),
-        stderr: err.text(),
-        truncated: out.truncated || err.truncated,
+        pid: child.pid,
+        exitCode: x.exitCode,
+        signal: signalName(x.signal),
+        stdout: x.stdout.toString('utf8'),
+        stderr: x.stderr.toString('utf8'),
+        truncated: x.truncated,
       };
-      const line = report.text();
       // Written only when the helper failed before execve.
-      if (line) return reject(reportError(line, p));
+      if (x.report) return reject(reportError(x.report, p));
       if (why === 'timeout') {
         return reject(
           new ProcessError(`${p.argv[0]} did not finish within ${p.timeoutMs} ms and was killed`, {
@@ -470,7 +400,20 @@ export function runProcess(cmd: readonly string[] | { file: string; args?: reado
       }
       if (why === 'abort') return reject(abortError(p, result, sig?.reason));
       resolve(result);
-    });
+    };
+    let child: SpawnHandle;
+    try {
+      child = startHelper(helper, p.helperArgs, p.env, p.stdio, p.input, p.maxOutput, onExit);
+    } catch (err) {
+      reject(spawnError(p, err));
+      return;
+    }
+    const kill = (w: 'timeout' | 'abort') => {
+      why ??= w;
+      child.kill();
+    };
+    if (p.timeoutMs !== undefined) timer = setTimeout(() => kill('timeout'), p.timeoutMs);
+    sig?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -657,18 +600,15 @@ export async function killProcess(pid: number, start: string, graceMs = 2000): P
   const helper = spawnHelper();
   const argv = [helper];
   return new Promise((resolve, reject) => {
-    const child = spawn(helper, ['--report-fd', String(REPORT_FD), '--kill', String(pid), start, String(graceMs)], { env: {}, stdio: ['ignore', 'pipe', 'ignore', 'pipe'] });
-    const out = new Capture(64);
-    const report = new Capture(256);
-    child.stdout?.on('data', out.add);
-    (child.stdio[REPORT_FD] as Readable).on('data', report.add);
-    child.on('error', (e) => reject(spawnError({ argv } as Plan, e)));
-    child.on('close', () => {
-      const line = report.text();
-      if (line) return reject(reportError(line, { argv, file: helper, o: {} } as Plan));
-      const word = out.text().trim();
-      if (word === 'killed' || word === 'gone') return resolve(word);
-      reject(new ProcessError(`the spawn helper said ${JSON.stringify(word.slice(0, 40))} to --kill`, { code: 'ERR_NSTOOL_NATIVE', argv }));
-    });
+    try {
+      startHelper(helper, ['--report-fd', String(REPORT_FD), '--kill', String(pid), start, String(graceMs)], {}, ['ignore', 'pipe', 'ignore'], undefined, 64, (x) => {
+        if (x.report) return reject(reportError(x.report, { argv, file: helper, o: {} } as Plan));
+        const word = x.stdout.toString('latin1').trim();
+        if (word === 'killed' || word === 'gone') return resolve(word);
+        reject(new ProcessError(`the spawn helper said ${JSON.stringify(word.slice(0, 40))} to --kill`, { code: 'ERR_NSTOOL_NATIVE', argv }));
+      });
+    } catch (e) {
+      reject(spawnError({ argv } as Plan, e));
+    }
   });
 }

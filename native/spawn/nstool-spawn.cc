@@ -640,6 +640,20 @@ void Supervise(Options& o) {
   _exit(0);
 }
 
+// Ignored signals stay ignored through execve. Node ignores SIGPIPE and
+// SIGXFSZ, and glibc's posix_spawn leaves its two internal signals (32, 33)
+// ignored in the child, which a program that is not glibc's (a Go plugin)
+// then keeps: every signal goes back to its default. The raw call reaches
+// the internal ones, which sigaction() refuses; an all-zero kernel sigaction
+// is SIG_DFL, no flags, empty mask on every architecture.
+void DefaultSignals() {
+  for (int sig = 1; sig < 65; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    unsigned long zero[8] = {};
+    syscall(SYS_rt_sigaction, sig, zero, nullptr, 8);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -647,7 +661,7 @@ int main(int argc, char** argv) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
-  signal(SIGPIPE, SIG_DFL);
+  DefaultSignals();
 
   Options o = Parse(argc, argv);
   if (o.kill_pid) Kill(o);

@@ -6,7 +6,7 @@ import { fromNative } from '../errors.js';
 import { loadNative } from '../native.js';
 import type { NativeCore } from '../native.js';
 
-export type { CreateParams, CreateResult, HeldHandle, HeldHelper, NativeIdMaps, NativeNsInfo, PodNsParams, PodNsResult, ResolveHow, RootFile, UnpinResult } from '../native.js';
+export type { CreateParams, CreateResult, HeldHandle, HeldHelper, NativeIdMaps, NativeNsInfo, PodNsParams, PodNsResult, ResolveHow, RootFile, SpawnExit, SpawnHandle, UnpinResult } from '../native.js';
 
 /** What a failure is about: CONTEXT prefixes the message; HINTS (by code) override the default hints. */
 export interface Why {

@@ -2,7 +2,8 @@
 // effect for bad input), timeouts and aborts, capped output, and the spawn
 // helper's strict usage.
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runProcess, spawnHelper } from '../../src/process.js';
@@ -94,6 +95,81 @@ describeRoot('process runner', () => {
     const r = await runProcess(['head', '-c', '100000', '/dev/zero'], { maxOutput: 1000 });
     expect(r.stdout).toHaveLength(1000);
     expect(r.truncated).toBe(true);
+  });
+
+  it('moves megabytes in and out at once, without either side waiting on the other', async () => {
+    // More than a pipe holds, each way: the runner must read while the program writes.
+    const input = Buffer.alloc(3 << 20, 'abcdefgh');
+    const r = await runProcess(['sh', '-c', 'tee /dev/stderr'], { input });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.length).toBe(input.length);
+    expect(r.stdout === input.toString()).toBe(true);
+    expect(r.stderr.length).toBe(input.length);
+  });
+
+  it('does not wait for a grandchild that keeps the output pipes open', async () => {
+    const r = await runProcess(['sh', '-c', 'sleep 30 & echo $!']);
+    const pid = Number(r.stdout.trim());
+    expect(pid).toBeGreaterThan(1);
+    try {
+      expect(r.exitCode).toBe(0);
+    } finally {
+      process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('starts the program with default signal dispositions and nothing blocked', async () => {
+    // Node ignores SIGPIPE: a program that inherited that would not die writing to a closed pipe.
+    const r = await runProcess(['grep', '-E', '^Sig(Ign|Blk):', '/proc/self/status']);
+    expect(r.stdout).toBe('SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n');
+  });
+
+  it('runs many programs at once, each result its own', async () => {
+    const rs = await Promise.all(Array.from({ length: 24 }, (_, i) => runProcess(['sh', '-c', `echo ${i}; echo e${i} >&2; exit ${i % 7}`])));
+    rs.forEach((r, i) => expect(r).toMatchObject({ stdout: `${i}\n`, stderr: `e${i}\n`, exitCode: i % 7 }));
+  });
+
+  it('a worker that ends while its programs run ends them, and its exit callbacks never run', async () => {
+    const dist = new URL('../../dist/process.js', import.meta.url).href;
+    const w = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       import(${JSON.stringify(dist)}).then(async ({ runProcess }) => {
+         const first = await runProcess(['true']);
+         parentPort.postMessage({ first: first.exitCode });
+         for (let i = 0; i < 3; i++) runProcess(['sh', '-c', 'exec sleep 30'], { stdio: ['ignore', 'ignore', 'ignore'] }).then(() => parentPort.postMessage('resolved'), () => {});
+         runProcess(['sh', '-c', 'echo $$; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] }).then(() => parentPort.postMessage('resolved'), () => {});
+       });`,
+      { eval: true },
+    );
+    const msgs: unknown[] = [];
+    w.on('message', (m) => msgs.push(m));
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (msgs.length) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 10);
+    });
+    expect(msgs[0]).toEqual({ first: 0 });
+    // The sleeps run as children of this process now.
+    const sleeps = () =>
+      readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            const st = readFileSync(`/proc/${d}/stat`, 'latin1');
+            return st.slice(st.lastIndexOf(')') + 2).split(' ')[1] === String(process.pid) && st.includes('(sleep)');
+          } catch {
+            return false;
+          }
+        });
+    for (let i = 0; i < 200 && sleeps().length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(sleeps()).toHaveLength(4);
+    await w.terminate();
+    for (let i = 0; i < 500 && sleeps().length; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(sleeps()).toEqual([]);
+    expect(msgs).toHaveLength(1);
   });
 
   it('hands explicit fds to the program as its stdio', async () => {
