@@ -398,8 +398,11 @@ export async function benchPod({
     const pm = new Series('podman pod create+start+rm -f (infra, --uidmap, CNI bridge)');
     const ns = new Series('nstool createSandbox+deleteSandbox (no pause, CNI bridge)');
     const cni = new Series('  of which the floor: CNI ADD+DEL alone (both run these)');
-    for (let r = 0; r < N.rounds; r++) {
-      if (withPodman) {
+    // The three blocks take turns at going first: whatever one leaves the
+    // kernel to finish (a netns torn down in a worker, cgroups, mounts)
+    // lands on the next, so no row always follows the same other.
+    const blocks = [
+      withPodman && (() => {
         const lat = [];
         while (lat.length < N.podman) {
           const t = podmanCycle();
@@ -407,21 +410,28 @@ export async function benchPod({
           else if (retriedCycles > 10 * N.rounds) throw new Error('bench: podman pod rm keeps failing (EBUSY)');
         }
         pm.addRound(lat);
-      }
-      const lat = [];
-      for (let i = 0; i < N.nstool; i++) {
-        const t0 = nowNs();
-        await nstoolCycle();
-        lat.push(nowNs() - t0);
-      }
-      ns.addRound(lat);
-      const latCni = [];
-      for (let i = 0; i < N.nstool; i++) {
-        const t0 = nowNs();
-        await cniCycle();
-        latCni.push(nowNs() - t0);
-      }
-      cni.addRound(latCni);
+      }),
+      async () => {
+        const lat = [];
+        for (let i = 0; i < N.nstool; i++) {
+          const t0 = nowNs();
+          await nstoolCycle();
+          lat.push(nowNs() - t0);
+        }
+        ns.addRound(lat);
+      },
+      async () => {
+        const lat = [];
+        for (let i = 0; i < N.nstool; i++) {
+          const t0 = nowNs();
+          await cniCycle();
+          lat.push(nowNs() - t0);
+        }
+        cni.addRound(lat);
+      },
+    ].filter(Boolean);
+    for (let r = 0; r < N.rounds; r++) {
+      for (let b = 0; b < blocks.length; b++) await blocks[(r + b) % blocks.length]();
     }
     await deletePodNetns(cniPod.path);
     const breakdown = steps ? await stepBreakdown(nstool, quick ? 5 : 20) : undefined;
