@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "errors.h"
@@ -158,27 +159,30 @@ void Finish(Running* r, const siginfo_t& si) {
   r->reg->live.erase(r->id);
 
   napi_env raw = r->env;
-  Napi::Env env(raw);
-  Napi::HandleScope scope(env);
-  Napi::Object o = Napi::Object::New(env);
-  bool exited = si.si_code == CLD_EXITED;
-  o.Set("exitCode", exited ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
-  o.Set("signal", exited ? 0 : si.si_status);
-  o.Set("stdout", Bytes(env, r->out.data));
-  o.Set("stderr", Bytes(env, r->err.data));
-  o.Set("report", Napi::String::New(env, r->report.data));
-  o.Set("truncated", r->out.truncated || r->err.truncated);
+  napi_async_context ctx = std::exchange(r->ctx, nullptr);
   Napi::FunctionReference cb = std::move(r->on_exit);
-  napi_value argv[] = {o};
-  napi_value result;
-  napi_status st = napi_make_callback(raw, r->ctx, env.Global(), cb.Value(), 1, argv, &result);
-  if (st == napi_pending_exception) {
-    napi_value e;
-    napi_get_and_clear_last_exception(raw, &e);
-    napi_fatal_exception(raw, e);
+  // A worker being terminated refuses JS: node-addon-api throws then, and a
+  // C++ exception must not leave a libuv callback.
+  try {
+    Napi::Env env(raw);
+    Napi::HandleScope scope(env);
+    Napi::Object o = Napi::Object::New(env);
+    bool exited = si.si_code == CLD_EXITED;
+    o.Set("exitCode", exited ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
+    o.Set("signal", exited ? 0 : si.si_status);
+    o.Set("stdout", Bytes(env, r->out.data));
+    o.Set("stderr", Bytes(env, r->err.data));
+    o.Set("report", Napi::String::New(env, r->report.data));
+    o.Set("truncated", r->out.truncated || r->err.truncated);
+    napi_value argv[] = {o};
+    napi_value result;
+    if (napi_make_callback(raw, ctx, env.Global(), cb.Value(), 1, argv, &result) == napi_pending_exception) {
+      napi_value e;
+      if (napi_get_and_clear_last_exception(raw, &e) == napi_ok) napi_fatal_exception(raw, e);
+    }
+  } catch (const Napi::Error&) {
   }
-  napi_async_destroy(raw, r->ctx);
-  r->ctx = nullptr;
+  napi_async_destroy(raw, ctx);
 }
 
 void OnExit(uv_poll_t* p, int status, int) {
