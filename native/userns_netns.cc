@@ -88,6 +88,8 @@ constexpr unsigned long kHelperFlags = CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET |
 // does no work worth a CPU of its own (prctl, then pause until killed), so
 // it runs on ours, in the gaps our own calls leave. The destructor gives
 // the thread its mask back; if any step fails, the helper just runs free.
+// (A mask set on this thread from outside during the clone, taskset -a
+// say, is undone by that restore: a window of one clone.)
 class SameCpu {
  public:
   SameCpu() {
