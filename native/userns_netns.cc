@@ -73,23 +73,64 @@ void GiveBackStack(void* s) {
   }
 }
 
+// The helper's clone flags. No exit signal (the low byte is 0): its death
+// sends Node no SIGCHLD (whose handler, while Node has children of its own,
+// wakes the event loop to look for them), and an application that ignores
+// SIGCHLD cannot have it reaped behind our back, which would free its pid
+// while we still name it by /proc/<pid>. Waits for it need __WALL.
+constexpr unsigned long kHelperFlags = CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD;
+
+// Restricts the calling thread to the CPU it is on, for the clone: the
+// helper inherits the mask. Left free, the kernel starts a new child on the
+// idlest CPU, and it is woken there twice (at the clone, and by the kill)
+// and wakes us from there once (its exit): each a cross-CPU wake-up, dear
+// in a VM, and on a busy machine a wait for whatever runs on that CPU. It
+// does no work worth a CPU of its own (prctl, then pause until killed), so
+// it runs on ours, in the gaps our own calls leave. The destructor gives
+// the thread its mask back; if any step fails, the helper just runs free.
+// (A mask set on this thread from outside during the clone, taskset -a
+// say, is undone by that restore: a window of one clone.)
+class SameCpu {
+ public:
+  SameCpu() {
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof was_, &was_) < 0) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pinned_ = sched_setaffinity(0, sizeof one, &one) == 0;
+  }
+  ~SameCpu() {
+    if (pinned_) sched_setaffinity(0, sizeof was_, &was_);
+  }
+  SameCpu(const SameCpu&) = delete;
+  SameCpu& operator=(const SameCpu&) = delete;
+
+ private:
+  cpu_set_t was_;
+  bool pinned_ = false;
+};
+
 // The helper, held by pidfd; killed and reaped on every path.
 class Helper {
  public:
   Helper() {
     stack_ = TakeStack();
     int pidfd = -1;
-    // The helper starts with every signal blocked: sharing our memory, it
-    // must never run one of Node's handlers, and pause() must never return
-    // (its errno would land in this thread's). SIGKILL still ends it.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_ = clone(HelperMain, static_cast<char*>(stack_) + kHelperStack,
-                 CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD,
-                 reinterpret_cast<void*>(static_cast<intptr_t>(getpid())), &pidfd);
-    int clone_err = errno;
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    int clone_err = 0;
+    {
+      SameCpu same_cpu;
+      // The helper starts with every signal blocked: sharing our memory, it
+      // must never run one of Node's handlers, and pause() must never return
+      // (its errno would land in this thread's). SIGKILL still ends it.
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &old);
+      pid_ = clone(HelperMain, static_cast<char*>(stack_) + kHelperStack, kHelperFlags,
+                   reinterpret_cast<void*>(static_cast<intptr_t>(getpid())), &pidfd);
+      clone_err = errno;
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
     if (pid_ < 0) {
       int err = clone_err;
       GiveBackStack(stack_);
@@ -101,7 +142,7 @@ class Helper {
     // The stack is given back only once the helper is reaped: it runs on it.
     syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
     siginfo_t si;
-    while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &si, WEXITED) < 0 && errno == EINTR) {
+    while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &si, WEXITED | __WALL) < 0 && errno == EINTR) {
     }
     GiveBackStack(stack_);
   }
@@ -111,7 +152,7 @@ class Helper {
   void KillNow() const {
     syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
     siginfo_t si;
-    while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &si, WEXITED | WNOWAIT | __WALL) < 0 && errno == EINTR) {
     }
   }
 

@@ -445,7 +445,8 @@ export async function createPodNetns(opts: CreatePodNetnsOptions): Promise<PodNe
   throwIfAborted(signal, 'creating a pod netns');
   if (currentMode() === 'rootless') return (await rootless()).createPodNetnsRootless(opts);
   const p = prepare(opts);
-  return traced(channels.netnsCreate, () => ({ name: p.name, path: p.netnsPin }), () => createRoot(p, signal));
+  // return await: a promise returned as it is from an async function settles its own a tick or two later.
+  return await traced(channels.netnsCreate, () => ({ name: p.name, path: p.netnsPin }), () => createRoot(p, signal));
 }
 
 async function createRoot(p: Prepared, signal: AbortSignal | undefined): Promise<PodNetns> {
@@ -587,7 +588,7 @@ export async function deletePodNetns(nameOrPath: string, opts: DeleteOptions = {
   throwIfAborted(validateSignal(opts?.signal), 'deleting a pod netns');
   if (currentMode() === 'rootless') return (await rootless()).deletePodNetnsRootless(nameOrPath, opts);
   const d = planDelete(nameOrPath, opts);
-  return traced(channels.netnsDelete, () => ({ path: d.pin.path }), () => deleteRoot(d));
+  return await traced(channels.netnsDelete, () => ({ path: d.pin.path }), () => deleteRoot(d));
 }
 
 /** deletePodNetns, blocking (for exit handlers, which cannot await). */

@@ -4,6 +4,8 @@
  *
  *   nsref pin DIR SRC N      open O_EXCL + bind mount SRC + umount2 + unlink, N times
  *   nsref create DIR N       clone(VM|NEWUSER|NEWNET) helper, maps, pin, kill, reap, unpin
+ *   nsref create-cpu DIR N   the same, the helper started on this CPU (as nstool's core does:
+ *                            the caller's affinity narrowed to its CPU around the clone)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -68,12 +70,20 @@ static int helper_main(void *arg) {
 
 enum { STACK = 64 * 1024 };
 
-static void create_cycle(const char *target) {
+static void create_cycle(const char *target, int same_cpu) {
   char *stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) die("mmap", NULL);
   int pidfd = -1;
+  cpu_set_t was, one;
+  if (same_cpu) {
+    if (sched_getaffinity(0, sizeof was, &was) < 0) die("sched_getaffinity", NULL);
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    if (sched_setaffinity(0, sizeof one, &one) < 0) die("sched_setaffinity", NULL);
+  }
   pid_t pid = clone(helper_main, stack + STACK, CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD, NULL, &pidfd);
   if (pid < 0) die("clone", NULL);
+  if (same_cpu && sched_setaffinity(0, sizeof was, &was) < 0) die("sched_setaffinity", NULL);
   char p[64];
   snprintf(p, sizeof p, "/proc/%d/ns/user", pid);
   int user = open(p, O_RDONLY | O_CLOEXEC);
@@ -104,10 +114,11 @@ static void create_cycle(const char *target) {
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: nsref pin DIR SRC N | nsref create DIR N\n");
+    fprintf(stderr, "usage: nsref pin DIR SRC N | nsref create DIR N | nsref create-cpu DIR N\n");
     return 2;
   }
   int is_pin = strcmp(argv[1], "pin") == 0;
+  int same_cpu = strcmp(argv[1], "create-cpu") == 0;
   int n = atoi(argv[is_pin ? 4 : 3]);
   char target[4096];
   snprintf(target, sizeof target, "%s/ref-%d", argv[2], (int)getpid());
@@ -118,7 +129,7 @@ int main(int argc, char **argv) {
       pin(argv[3], target);
       unpin(target);
     } else {
-      create_cycle(target);
+      create_cycle(target, same_cpu);
     }
     t[i] = now_ns() - t0;
   }

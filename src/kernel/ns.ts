@@ -179,7 +179,9 @@ export function readIdMapsSync(p: string, owner: boolean, why: Why = {}): Native
 }
 
 /** A user namespace and a netns owned by it, maps written, pinned (a helper child makes them). */
-export async function createUsernsNetns(params: CreateParams, why: Why = {}): Promise<CreateResult> {
+export function createUsernsNetns(params: CreateParams, why: Why = {}): Promise<CreateResult> {
+  // Not async itself: poolCall's promise is handed on as it is (an async
+  // function returning a promise would settle a tick or two after it).
   return poolCall(() => core().createUsernsNetns(params), why.context, why.hints);
 }
 

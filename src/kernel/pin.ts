@@ -45,6 +45,7 @@ export function unpinAllSync(targets: string[], guard: string | undefined, conte
  * unpinAllSync as one trip to the pool, except that every target is tried
  * and the first error is thrown after (as parallel unpins would).
  */
-export async function unpinAll(targets: string[], guard: string | undefined, context: (pin: string) => string): Promise<UnpinResult[] | null> {
+export function unpinAll(targets: string[], guard: string | undefined, context: (pin: string) => string): Promise<UnpinResult[] | null> {
+  // Not async itself, as createUsernsNetns: poolCall's promise as it is.
   return poolCall(() => core().unpinAll(targets, guard, true), (err) => context(failedPin(err, targets)));
 }
