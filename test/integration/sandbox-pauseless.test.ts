@@ -266,18 +266,25 @@ describeRoot('pod sandbox without a pause container', () => {
   });
 
   it('rolls back from every point of create, the ipc and uts pins too', async () => {
-    for (const point of ['after-ipc', 'before-uts', 'after-uts', 'after-network']) {
+    // after-netns and after-ipc come before the userns and uts steps, whose pins those steps made with theirs.
+    for (const point of ['after-netns', 'before-userns', 'after-ipc', 'before-uts', 'after-uts', 'after-network']) {
       const id = `${P}-rb-${point}`;
+      const name = containerIdOf(id, dirs);
+      let there: string[] = [];
       await expect(
         createSandbox(
           opts(id, {
-            onStep: (p) => {
-              if (p === point) throw Object.assign(new Error(`injected at ${p}`), { code: 'ERR_TEST_INJECTED' });
+            onStep: async (p) => {
+              if (p !== point) return;
+              there = await leftOf(id);
+              throw Object.assign(new Error(`injected at ${p}`), { code: 'ERR_TEST_INJECTED' });
             },
           }),
         ),
         point,
       ).rejects.toMatchObject({ code: 'ERR_TEST_INJECTED' });
+      if (point === 'after-netns') expect(there, point).toContain(path.join(dirs.usernsPinDir, name));
+      if (point === 'after-ipc') expect(there, point).toContain(path.join(dirs.utsPinDir, name));
       expect(await leftOf(id), point).toEqual([]);
     }
     // A missing plugin: refused before anything exists.
