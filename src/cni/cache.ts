@@ -1,11 +1,21 @@
 // The on-disk record of each ADD result, so DEL and CHECK work after a
 // restart. Same layout and format as libcni (<dir>/results/<net>-<id>-<if>,
-// kind cniCacheV1), written atomically so a crash leaves the old file or the
-// new one, never an empty one.
-import { mkdir, readFile, unlink } from 'node:fs/promises';
+// kind cniCacheV1), replaced by rename, so a crash of the writing process
+// leaves the old file or the new one, never a torn one.
+//
+// It is not fsync'd (libcni does not fsync it either): a power cut in the
+// seconds before the kernel writes it back can leave it missing or empty.
+// That costs nothing the plugins keep: they write their own records without
+// fsync too (host-local's reservation, made milliseconds before this entry,
+// goes to disk in the same writeback, and its DEL releases by the container
+// id written in it, not by prevResult), and a netns or veth does not outlive
+// the power. Every reader validates what it reads: an empty, torn or foreign
+// file reads as corrupt, DEL then runs without prevResult, gc acts on
+// nothing it names, and the tmp file of a write cut short is gc's litter.
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { NstoolError, requireAbsolute } from '../errors.js';
-import { writeFileAtomic } from '../atomic-file.js';
+import { atomicTmpName } from '../atomic-file.js';
 import { validateContainerId, validateIfName, validateNetworkName } from './names.js';
 
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
@@ -89,7 +99,7 @@ export class ResultCache {
     return { state: 'ok', entry: e as CacheEntry };
   }
 
-  /** Writes ENTRY: tmp file 0600 in the same dir, fsync, rename, fsync the dir. */
+  /** Writes ENTRY: tmp file 0600 in the same dir (named as gc's litter removal knows), then rename. */
   async write(k: CacheKey, entry: CacheEntry): Promise<string> {
     const p = this.pathOf(k);
     const dir = path.dirname(p);
@@ -99,9 +109,18 @@ export class ResultCache {
     } catch (err) {
       throw ioError('creating', err, dir);
     }
+    const tmp = atomicTmpName(p);
     try {
-      await writeFileAtomic(p, JSON.stringify(entry), 0o600);
+      const text = JSON.stringify(entry);
+      const fh = await open(tmp, 'wx', 0o600);
+      try {
+        await fh.writeFile(text);
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, p);
     } catch (err) {
+      await unlink(tmp).catch(() => {});
       throw ioError('writing', err, p);
     }
     return p;
