@@ -12,7 +12,7 @@
 // the power. Every reader validates what it reads: an empty, torn or foreign
 // file reads as corrupt, DEL then runs without prevResult, gc acts on
 // nothing it names, and the tmp file of a write cut short is gc's litter.
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { NstoolError, requireAbsolute } from '../errors.js';
 import { atomicTmpName } from '../atomic-file.js';
@@ -103,16 +103,27 @@ export class ResultCache {
   async write(k: CacheKey, entry: CacheEntry): Promise<string> {
     const p = this.pathOf(k);
     const dir = path.dirname(p);
+    let text: string;
     try {
-      await mkdir(this.dir, { recursive: true, mode: 0o700 });
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      text = JSON.stringify(entry);
     } catch (err) {
-      throw ioError('creating', err, dir);
+      throw ioError('writing', err, p);
     }
     const tmp = atomicTmpName(p);
+    let fh: FileHandle;
     try {
-      const text = JSON.stringify(entry);
-      const fh = await open(tmp, 'wx', 0o600);
+      fh = await open(tmp, 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('writing', err, p);
+      // The first entry: the dirs (0700) are made then, not asked for on every write.
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        fh = await open(tmp, 'wx', 0o600);
+      } catch (e) {
+        throw ioError('creating', e, dir);
+      }
+    }
+    try {
       try {
         await fh.writeFile(text);
       } finally {
