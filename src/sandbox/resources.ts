@@ -53,7 +53,7 @@ export interface Resource {
    */
   readonly madeBy?: string;
   /** remove() asks what is there itself and acts on nothing it cannot see: no probe first. */
-  readonly removeProbes?: boolean;
+  removeProbes?(st: SandboxState): boolean;
   forget(st: SandboxState): void;
 }
 
@@ -80,6 +80,21 @@ export function pinPath(st: SandboxState, p: string): string {
 
 async function unpin(p: string): Promise<void> {
   await unpinAt(p, { context: `removing the pin ${p}` });
+}
+
+/**
+ * Removes the pin P as the core's unpin does, which looks first itself: a
+ * missing pin is already gone, a path it cannot look at (EACCES, EIO...) or
+ * that is not a pin fails with nothing removed. So no probe (a trip to the
+ * pool) goes before it. A dir on the way that is no dir (ENOTDIR) is gone
+ * too, as the probe said.
+ */
+async function removePin(p: string): Promise<void> {
+  try {
+    await unpin(p);
+  } catch (err) {
+    if (errCode(err) !== 'ENOTDIR') throw err;
+  }
 }
 
 /**
@@ -136,7 +151,8 @@ const rootNetns: Resource = {
     const h = await pinHolds(st);
     return h === 'none' ? 'netns pin missing' : h === 'other' ? 'netns pin holds another namespace' : null;
   },
-  remove: (st) => unpin(st.netns!.path),
+  removeProbes: () => true,
+  remove: (st) => removePin(st.netns!.path),
   forget(st) {
     delete st.netns;
   },
@@ -156,7 +172,8 @@ const rootUserns: Resource = {
   target: (st) => st.userns!.path,
   probe: (st) => fileProbe(st.userns!.path),
   broken: async () => null,
-  remove: (st) => unpin(st.userns!.path),
+  removeProbes: () => true,
+  remove: (st) => removePin(st.userns!.path),
   forget(st) {
     delete st.userns;
     if (st.netns) delete st.netns.usernsPath;
@@ -220,7 +237,8 @@ function podNamespacePin(kind: 'ipc' | 'uts'): Resource {
       const ino = rec(st).inode;
       return info.type !== kind || (ino !== undefined && info.inode !== ino) ? `${kind} pin holds another namespace` : null;
     },
-    remove: (st) => unpin(rec(st).path),
+    removeProbes: () => true,
+    remove: (st) => removePin(rec(st).path),
     forget(st) {
       delete st[kind];
     },
@@ -253,6 +271,8 @@ const rlNetns: Resource = {
     st.gidMap = pod.gidMap;
   },
   probe: (st) => keeperProbe(st, st.netns!.path),
+  // The keeper's pins are probed first, through the live keeper.
+  removeProbes: () => false,
   async remove(st) {
     await keeperUnpin('net+user', st.netns!.name);
   },
@@ -270,6 +290,7 @@ const rlUserns: Resource = {
     st.userns!.inode = u.inode;
   },
   probe: (st) => keeperProbe(st, st.userns!.path),
+  removeProbes: () => false,
   async remove(st) {
     await keeperUnpin('user', path.basename(st.userns!.path));
   },
@@ -288,6 +309,7 @@ function rlPodNamespacePin(kind: 'ipc' | 'uts', root: Resource): Resource {
       if (k.uts) st.uts!.inode = r.utsInode!;
     },
     probe: (st) => keeperProbe(st, rec(st).path),
+    removeProbes: () => false,
     async remove(st) {
       await keeperUnpin(kind, path.basename(rec(st).path));
     },
@@ -311,7 +333,7 @@ function byMode(root: Resource, rootless: Resource): Resource {
     broken: (st) => pick(st).broken(st),
     remove: (st) => pick(st).remove(st),
     forget: (st) => pick(st).forget(st),
-    ...(root.removeProbes ? { removeProbes: true } : {}),
+    removeProbes: (st) => pick(st).removeProbes?.(st) ?? false,
     // Both ways make the same resources together.
     ...(root.madeBy !== undefined ? { madeBy: root.madeBy } : {}),
   };
@@ -540,7 +562,7 @@ const pause: Resource = {
     return LIVE.includes(p.detail ?? '') ? null : `pause container ${p.detail}`;
   },
   // removePodContainer asks the runtime first and fails, removing nothing, when it cannot answer.
-  removeProbes: true,
+  removeProbes: () => true,
   async remove(st) {
     const { containerId, bundle, runtime } = st.pause!;
     // Unmounts the idmapped rootfs before the bundle goes; gone is success.
@@ -573,7 +595,7 @@ export const REMOVAL_ORDER: readonly Resource[] = [...RESOURCES].reverse();
  * taken for gone. The caller drops the record (and persists) afterwards.
  */
 export async function removeResource(r: Resource, st: SandboxState): Promise<void> {
-  if (r.removeProbes) return r.remove(st);
+  if (r.removeProbes?.(st)) return r.remove(st);
   const p = await r.probe(st);
   if (p.presence === 'absent') return;
   if (p.presence === 'unknown') {
