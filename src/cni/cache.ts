@@ -12,7 +12,7 @@
 // the power. Every reader validates what it reads: an empty, torn or foreign
 // file reads as corrupt, DEL then runs without prevResult, gc acts on
 // nothing it names, and the tmp file of a write cut short is gc's litter.
-import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { NstoolError, requireAbsolute } from '../errors.js';
 import { atomicTmpName } from '../atomic-file.js';
@@ -60,6 +60,28 @@ function ioError(what: string, err: unknown, p: string): NstoolError {
   });
 }
 
+/**
+ * The text of the file P in as few trips to the pool as it takes (open,
+ * one read, close for an entry: readFile also asks fstat and reads again
+ * for the end). A short read of a regular file is its end; an entry is
+ * replaced by rename, never written in place.
+ */
+async function readSmall(p: string): Promise<string> {
+  const fh = await open(p, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    for (;;) {
+      const buf = Buffer.allocUnsafe(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      chunks.push(buf.subarray(0, bytesRead));
+      if (bytesRead < buf.length) break;
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
 export class ResultCache {
   readonly dir: string;
 
@@ -80,7 +102,7 @@ export class ResultCache {
     const p = this.pathOf(k);
     let text: string;
     try {
-      text = await readFile(p, 'utf8');
+      text = await readSmall(p);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
       return { state: 'corrupt', reason: (err as Error).message };

@@ -7,8 +7,9 @@ import { lstat, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { addNetwork, CniError, delNetwork, toNetworkList, validateContainerId, validateIfName, validateNetworkName } from '../cni/index.js';
 import type { CniResult } from '../cni/index.js';
+import { inMemorySync } from '../atomic-file.js';
 import { NstoolError } from '../errors.js';
-import { createPodNs, probeNs } from '../kernel/ns.js';
+import { createPodNs, probeNs, probeNsSync } from '../kernel/ns.js';
 import { unpin as unpinAt } from '../kernel/pin.js';
 import { createPodNetns, ensurePinDir } from '../netns.js';
 import { USERNS_MISMATCH } from '../oci/namespaces.js';
@@ -105,7 +106,10 @@ async function removePin(p: string): Promise<void> {
 export async function pinHolds(st: SandboxState): Promise<'ours' | 'other' | 'none' | 'unknown'> {
   if (!st.netns) return 'none';
   try {
-    const info = await probeNs(pinPath(st, st.netns.path));
+    const pin = pinPath(st, st.netns.path);
+    // In a pin dir on a tmpfs (the usual /run/netns) at once: a stat and an
+    // ioctl there cost less than the two trips to the pool of probeNs.
+    const info = inMemorySync(path.dirname(pin)) ? probeNsSync(pin) : await probeNs(pin);
     // A link is not followed and cannot be told.
     if (info.state === 'symlink') return 'unknown';
     if (info.state !== 'ns') return 'none';
