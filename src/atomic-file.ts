@@ -6,6 +6,7 @@
 // The tmp name carries the writer's pid, so a writer killed between open
 // and rename leaves a file that removeAtomicLitter can tell from one in use.
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, renameSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { lstat, open, readdir, rename, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -35,6 +36,46 @@ export async function inMemory(dir: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** inMemory, asked without a trip to the pool (one statfs). */
+export function inMemorySync(dir: string): boolean {
+  try {
+    const t = statfsSync(dir).type;
+    return t === TMPFS_MAGIC || t === RAMFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * writeFileAtomic in a dir in memory, done at once: there each call is a few
+ * microseconds of memory work, less than one trip to the pool, and nothing
+ * waits on a disk. Returns false, having written nothing, when DIR is not in
+ * memory: the caller then uses writeFileAtomic.
+ */
+export function writeFileAtomicInMemorySync(file: string, data: string | Buffer, mode = 0o600): boolean {
+  const dir = path.dirname(file);
+  if (!inMemorySync(dir)) return false;
+  const tmp = atomicTmpName(file);
+  try {
+    const fd = openSync(tmp, 'wx', mode);
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // not made, or already renamed
+    }
+    throw err;
+  }
+  return true;
 }
 
 export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {

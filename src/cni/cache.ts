@@ -1,11 +1,21 @@
 // The on-disk record of each ADD result, so DEL and CHECK work after a
 // restart. Same layout and format as libcni (<dir>/results/<net>-<id>-<if>,
-// kind cniCacheV1), written atomically so a crash leaves the old file or the
-// new one, never an empty one.
-import { mkdir, readFile, unlink } from 'node:fs/promises';
+// kind cniCacheV1), replaced by rename, so a crash of the writing process
+// leaves the old file or the new one, never a torn one.
+//
+// It is not fsync'd (libcni does not fsync it either): a power cut in the
+// seconds before the kernel writes it back can leave it missing or empty.
+// That costs nothing the plugins keep: they write their own records without
+// fsync too (host-local's reservation, made milliseconds before this entry,
+// goes to disk in the same writeback, and its DEL releases by the container
+// id written in it, not by prevResult), and a netns or veth does not outlive
+// the power. Every reader validates what it reads: an empty, torn or foreign
+// file reads as corrupt, DEL then runs without prevResult, gc acts on
+// nothing it names, and the tmp file of a write cut short is gc's litter.
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { NstoolError, requireAbsolute } from '../errors.js';
-import { writeFileAtomic } from '../atomic-file.js';
+import { atomicTmpName } from '../atomic-file.js';
 import { validateContainerId, validateIfName, validateNetworkName } from './names.js';
 
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
@@ -50,6 +60,28 @@ function ioError(what: string, err: unknown, p: string): NstoolError {
   });
 }
 
+/**
+ * The text of the file P in as few trips to the pool as it takes (open,
+ * one read, close for an entry: readFile also asks fstat and reads again
+ * for the end). A short read of a regular file is its end; an entry is
+ * replaced by rename, never written in place.
+ */
+async function readSmall(p: string): Promise<string> {
+  const fh = await open(p, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    for (;;) {
+      const buf = Buffer.allocUnsafe(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      chunks.push(buf.subarray(0, bytesRead));
+      if (bytesRead < buf.length) break;
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
 export class ResultCache {
   readonly dir: string;
 
@@ -70,7 +102,7 @@ export class ResultCache {
     const p = this.pathOf(k);
     let text: string;
     try {
-      text = await readFile(p, 'utf8');
+      text = await readSmall(p);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
       return { state: 'corrupt', reason: (err as Error).message };
@@ -89,19 +121,39 @@ export class ResultCache {
     return { state: 'ok', entry: e as CacheEntry };
   }
 
-  /** Writes ENTRY: tmp file 0600 in the same dir, fsync, rename, fsync the dir. */
+  /** Writes ENTRY: tmp file 0600 in the same dir (named as gc's litter removal knows), then rename. */
   async write(k: CacheKey, entry: CacheEntry): Promise<string> {
     const p = this.pathOf(k);
     const dir = path.dirname(p);
+    let text: string;
     try {
-      await mkdir(this.dir, { recursive: true, mode: 0o700 });
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      text = JSON.stringify(entry);
     } catch (err) {
-      throw ioError('creating', err, dir);
+      throw ioError('writing', err, p);
+    }
+    const tmp = atomicTmpName(p);
+    let fh: FileHandle;
+    try {
+      fh = await open(tmp, 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('writing', err, p);
+      // The first entry: the dirs (0700) are made then, not asked for on every write.
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        fh = await open(tmp, 'wx', 0o600);
+      } catch (e) {
+        throw ioError('creating', e, dir);
+      }
     }
     try {
-      await writeFileAtomic(p, JSON.stringify(entry), 0o600);
+      try {
+        await fh.writeFile(text);
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, p);
     } catch (err) {
+      await unlink(tmp).catch(() => {});
       throw ioError('writing', err, p);
     }
     return p;

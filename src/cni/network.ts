@@ -142,6 +142,17 @@ async function netnsForDel(p: string): Promise<string> {
   return p;
 }
 
+/**
+ * The values of independent reads run at once (each a trip to the pool);
+ * when some fail, the first failure in list order is thrown, as if they had
+ * run one after the other.
+ */
+async function inOrder<T extends readonly unknown[]>(ps: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(ps);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
+}
+
 async function checkVersion(file: string, p: Prepared, verb: CniVerb, o: CniOptions): Promise<void> {
   const supported = await queryPluginVersions(file, p.dirs, o);
   if (!pluginTakes(supported, p.list.cniVersion, verb)) {
@@ -172,8 +183,7 @@ export async function addNetwork(list: NetworkConfigList, rt: RuntimeConf, o: Ad
   }
   // Everything that can be checked without allocating comes first.
   const files = p.list.plugins.map((pl) => findPlugin(pl.type, p.dirs));
-  if (o.nodeNetns) await requireNetns(o.nodeNetns, 'node netns');
-  await requireNetns(rt.netns, 'netns');
+  await inOrder([o.nodeNetns ? requireNetns(o.nodeNetns, 'node netns') : undefined, requireNetns(rt.netns, 'netns')]);
   for (const f of files) await checkVersion(f, p, 'ADD', o);
 
   let prev: unknown;
@@ -221,9 +231,7 @@ export async function addNetwork(list: NetworkConfigList, rt: RuntimeConf, o: Ad
  */
 export async function delNetwork(list: NetworkConfigList, rt: RuntimeConf, o: CniOptions = {}): Promise<DelOutcome> {
   const p = prepare(list, rt, o);
-  if (o.nodeNetns) await requireNetns(o.nodeNetns, 'node netns');
-  const netns = await netnsForDel(rt.netns);
-  const read = await p.cache.read(p.key);
+  const [, netns, read] = await inOrder([o.nodeNetns ? requireNetns(o.nodeNetns, 'node netns') : undefined, netnsForDel(rt.netns), p.cache.read(p.key)] as const);
   // Spec 0.4.0 brought prevResult to DEL; older plugins would reject it.
   const prev = read.state === 'ok' && compareVersions(p.list.cniVersion, '0.4.0') >= 0 ? read.entry.result : undefined;
   const errors: unknown[] = [];

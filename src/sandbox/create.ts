@@ -8,6 +8,7 @@ import { channels, step, traced } from '../trace.js';
 import { abortError, SandboxError, undoFailures } from './errors.js';
 import { Plan, planSandbox } from './plan.js';
 import { removeResource, RESOURCES } from './resources.js';
+import type { Resource } from './resources.js';
 import { Rollback, RollbackError } from './rollback.js';
 import { ensureStateDir, readState, removeState, SandboxLock, SandboxState, writeState } from './state.js';
 import { toInfo } from './query.js';
@@ -46,13 +47,13 @@ async function create(p: Plan): Promise<SandboxInfo> {
     const st: SandboxState = { version: 1, id, phase: 'creating', createdAt: new Date().toISOString(), instance: p.inst.stateDir, ...(p.dirs.rootless ? { mode: 'rootless' as const } : {}), uidMap: p.uidMap, gidMap: p.gidMap };
     // The steps this sandbox has (record() on a scratch copy only says whether).
     const steps = RESOURCES.filter((r) => r.record({ ...st }, p));
-    // steps[0..recorded) have their records in st; steps[0..started) have run or are running.
+    // steps[0..recorded) have their records in st; steps[0..started) have run or are running, or are made by one that has or is.
     let recorded = 0;
     let started = 0;
-    /** Records the steps from STARTED on that go in one write, and writes: what the previous steps made too. */
-    const writeAhead = async () => {
+    /** Records the steps from STARTED (at least up to END) that go in one write, and writes: what the previous steps made too. */
+    const writeAhead = async (end: number) => {
       const from = started;
-      recorded = from + 1;
+      recorded = end;
       if (PINS.has(steps[from]!.step)) while (recorded < steps.length && PINS.has(steps[recorded]!.step)) recorded++;
       for (const r of steps.slice(from, recorded)) r.record(st, p);
       await writeState(dirs.state, st);
@@ -62,18 +63,26 @@ async function create(p: Plan): Promise<SandboxInfo> {
     rb.push('state file', tracedUndo(id, 'state', () => removeState(dirs.state, id)));
     let current = 'state';
     try {
-      if (steps.length > 0) await writeAhead();
+      if (steps.length > 0) await writeAhead(groupEnd(steps, 0));
       else await writeState(dirs.state, st);
       step('create', id, 'state', 'after');
       await p.onStep?.('state');
-      for (const r of steps) {
-        if (started === recorded) await writeAhead();
-        started++;
-        rb.push(r.step, tracedUndo(id, r.step, async () => {
-          await removeResource(r, st);
-          r.forget(st);
-          await writeState(dirs.state, st);
-        }));
+      for (const [i, r] of steps.entries()) {
+        // A step's undo goes on the stack before it runs, and so do the undos
+        // of the steps it makes in the same call (madeBy): their records are
+        // in the same write ahead (pins), and a failure from here on removes them.
+        if (i === started) {
+          const end = groupEnd(steps, i);
+          if (end > recorded) await writeAhead(end);
+          for (const m of steps.slice(started, end)) {
+            rb.push(m.step, tracedUndo(id, m.step, async () => {
+              await removeResource(m, st);
+              m.forget(st);
+              await writeState(dirs.state, st);
+            }));
+          }
+          started = end;
+        }
         step('create', id, (current = r.step), 'before');
         await p.onStep?.(`before-${r.step}`);
         checkAborted(p);
@@ -99,6 +108,13 @@ async function create(p: Plan): Promise<SandboxInfo> {
   } finally {
     await lock.release(dirs.state, id, removeLockFile);
   }
+}
+
+/** The end of the group of steps that steps[FROM] makes: itself and those made by it. */
+function groupEnd(steps: readonly Resource[], from: number): number {
+  let end = from + 1;
+  while (end < steps.length && steps[end]!.madeBy === steps[from]!.step) end++;
+  return end;
 }
 
 /** RUN as a traced undo of STEP: rollback steps before, after, or failed. */

@@ -7,13 +7,13 @@ import { lstat, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { addNetwork, CniError, delNetwork, toNetworkList, validateContainerId, validateIfName, validateNetworkName } from '../cni/index.js';
 import type { CniResult } from '../cni/index.js';
+import { inMemorySync } from '../atomic-file.js';
 import { NstoolError } from '../errors.js';
-import { createPodNs, probeNs } from '../kernel/ns.js';
+import { createPodNs, probeNs, probeNsSync } from '../kernel/ns.js';
 import { unpin as unpinAt } from '../kernel/pin.js';
 import { createPodNetns, ensurePinDir } from '../netns.js';
 import { USERNS_MISMATCH } from '../oci/namespaces.js';
 import { removePodContainer, runPodContainer } from '../pod/container.js';
-import { podUserns } from '../pod/userns.js';
 import { RuncClient } from '../runc/client.js';
 import { isNotFound } from '../runc/error.js';
 import { probeContainer } from '../runc/probe.js';
@@ -47,8 +47,14 @@ export interface Resource {
   /** Why a ready sandbox is broken, judging by this resource; null when it is fine or cannot be told. */
   broken(st: SandboxState): Promise<string | null>;
   remove(st: SandboxState): Promise<void>;
+  /**
+   * The step whose make() makes this resource too (one native call): its
+   * record is written and its undo registered before that step, and its own
+   * make() only completes the record.
+   */
+  readonly madeBy?: string;
   /** remove() asks what is there itself and acts on nothing it cannot see: no probe first. */
-  readonly removeProbes?: boolean;
+  removeProbes?(st: SandboxState): boolean;
   forget(st: SandboxState): void;
 }
 
@@ -78,6 +84,21 @@ async function unpin(p: string): Promise<void> {
 }
 
 /**
+ * Removes the pin P as the core's unpin does, which looks first itself: a
+ * missing pin is already gone, a path it cannot look at (EACCES, EIO...) or
+ * that is not a pin fails with nothing removed. So no probe (a trip to the
+ * pool) goes before it. A dir on the way that is no dir (ENOTDIR) is gone
+ * too, as the probe said.
+ */
+async function removePin(p: string): Promise<void> {
+  try {
+    await unpin(p);
+  } catch (err) {
+    if (errCode(err) !== 'ENOTDIR') throw err;
+  }
+}
+
+/**
  * What the netns pin holds: the netns this sandbox made ("ours"; also when
  * a crash came before its inode was recorded: the name is this instance's),
  * another namespace, nothing (missing or stale), or cannot be told.
@@ -85,7 +106,10 @@ async function unpin(p: string): Promise<void> {
 export async function pinHolds(st: SandboxState): Promise<'ours' | 'other' | 'none' | 'unknown'> {
   if (!st.netns) return 'none';
   try {
-    const info = await probeNs(pinPath(st, st.netns.path));
+    const pin = pinPath(st, st.netns.path);
+    // In a pin dir on a tmpfs (the usual /run/netns) at once: a stat and an
+    // ioctl there cost less than the two trips to the pool of probeNs.
+    const info = inMemorySync(path.dirname(pin)) ? probeNsSync(pin) : await probeNs(pin);
     // A link is not followed and cannot be told.
     if (info.state === 'symlink') return 'unknown';
     if (info.state !== 'ns') return 'none';
@@ -105,17 +129,21 @@ const rootNetns: Resource = {
   },
   async make(st, p) {
     // A stale pin of this name is this instance's own litter: the undo,
-    // registered before this step, removes it with the rest.
+    // registered before this step, removes it with the rest. The userns is
+    // pinned in the same call (both or neither), from the fd of the userns
+    // that made the netns: nothing to read back or check afterwards.
     const pod = await createPodNetns({
       name: p.name,
       ...(p.auto ? { uidMap: 'auto' as const, ...p.auto } : { uidMap: p.uidMap, gidMap: p.gidMap }),
       ...(p.allocDir !== undefined ? { allocDir: p.allocDir } : {}),
       setgroups: p.setgroups,
       pinDir: p.dirs.pin,
+      ...(st.userns ? { pinUserns: true, usernsPinDir: p.dirs.userns } : {}),
       ...(p.allowHostRoot !== undefined ? { allowHostRoot: p.allowHostRoot } : {}),
       ...(p.signal ? { signal: p.signal } : {}),
     });
     st.netns!.inode = pod.netnsInode;
+    if (st.userns) st.userns.inode = pod.usernsInode;
     // The maps the pod really has (with 'auto', the block the allocator chose).
     st.uidMap = pod.uidMap;
     st.gidMap = pod.gidMap;
@@ -127,7 +155,8 @@ const rootNetns: Resource = {
     const h = await pinHolds(st);
     return h === 'none' ? 'netns pin missing' : h === 'other' ? 'netns pin holds another namespace' : null;
   },
-  remove: (st) => unpin(st.netns!.path),
+  removeProbes: () => true,
+  remove: (st) => removePin(st.netns!.path),
   forget(st) {
     delete st.netns;
   },
@@ -140,24 +169,36 @@ const rootUserns: Resource = {
     st.userns = { path: path.join(p.dirs.userns, p.name) };
     return true;
   },
-  async make(st, p) {
-    // Pinned from the netns's owner, so later containers can join it after the pause container is gone.
-    const u = await podUserns(st.netns!.path, { pinDir: p.dirs.pin, usernsPinDir: p.dirs.userns });
-    if (u.usernsPath !== st.userns!.path) {
-      throw new NstoolError(`the userns of ${st.netns!.path} is pinned at ${u.usernsPath}, not at ${st.userns!.path}`, { code: 'EEXIST', path: u.usernsPath });
-    }
-    if (u.netns.owner) st.userns!.inode = u.netns.owner.inode;
-  },
+  // Pinned by the netns step (so later containers can join it after the pause container is gone).
+  madeBy: 'netns',
+  async make() {},
   recorded: (st) => st.userns !== undefined,
   target: (st) => st.userns!.path,
   probe: (st) => fileProbe(st.userns!.path),
   broken: async () => null,
-  remove: (st) => unpin(st.userns!.path),
+  removeProbes: () => true,
+  remove: (st) => removePin(st.userns!.path),
   forget(st) {
     delete st.userns;
     if (st.netns) delete st.netns.usernsPath;
   },
 };
+
+/**
+ * The kinds the step of KIND makes: the ipc step makes the uts pin too (one
+ * child for both) when the uts pin is recorded; the uts step makes its pin
+ * only when the ipc step has not (its inode is not recorded yet).
+ */
+function kindsToMake(st: SandboxState, kind: 'ipc' | 'uts'): { ipc: boolean; uts: boolean } {
+  return kind === 'ipc' ? { ipc: true, uts: st.uts !== undefined } : { ipc: false, uts: st.uts!.inode === undefined };
+}
+
+/** The userns pin was made a step ago: one swapped since is not the pod's (the undo removes the new pins). */
+function checkUsernsStill(st: SandboxState, usernsIno: number): void {
+  if (st.userns!.inode !== undefined && usernsIno !== st.userns!.inode) {
+    throw new NstoolError(`the userns pin ${st.userns!.path} no longer holds the pod's user namespace`, { code: USERNS_MISMATCH, path: st.userns!.path });
+  }
+}
 
 /**
  * The ipc or uts pin of a sandbox without a pause container: a namespace
@@ -174,18 +215,19 @@ function podNamespacePin(kind: 'ipc' | 'uts'): Resource {
       st[kind] = { path: path.join(p.dirs[kind], p.name) };
       return true;
     },
+    ...(kind === 'uts' ? { madeBy: 'ipc' } : {}),
     async make(st, p) {
-      ensurePinDir(p.dirs[kind]);
-      const pin = rec(st).path;
+      const k = kindsToMake(st, kind);
+      if (!k.ipc && !k.uts) return;
+      if (k.ipc) ensurePinDir(p.dirs.ipc);
+      if (k.uts) ensurePinDir(p.dirs.uts);
       const r = await createPodNs(
-        { userns: st.userns!.path, ...(kind === 'ipc' ? { ipcPin: pin } : { utsPin: pin, hostname: p.hostname }) },
-        { context: `making the ${kind} namespace of sandbox ${st.id}` },
+        { userns: st.userns!.path, ...(k.ipc ? { ipcPin: st.ipc!.path } : {}), ...(k.uts ? { utsPin: st.uts!.path, hostname: p.hostname } : {}) },
+        { context: `making the ${kind === 'ipc' && k.uts ? 'ipc and uts namespaces' : `${kind} namespace`} of sandbox ${st.id}` },
       );
-      // The userns pin was made a step ago: one swapped since is not the pod's (the undo removes the new pin).
-      if (st.userns!.inode !== undefined && r.usernsIno !== st.userns!.inode) {
-        throw new NstoolError(`the userns pin ${st.userns!.path} no longer holds the pod's user namespace`, { code: USERNS_MISMATCH, path: st.userns!.path });
-      }
-      rec(st).inode = kind === 'ipc' ? r.ipcIno : r.utsIno;
+      checkUsernsStill(st, r.usernsIno);
+      if (k.ipc) st.ipc!.inode = r.ipcIno;
+      if (k.uts) st.uts!.inode = r.utsIno;
     },
     recorded: (st) => st[kind] !== undefined,
     target: (st) => rec(st).path,
@@ -199,7 +241,8 @@ function podNamespacePin(kind: 'ipc' | 'uts'): Resource {
       const ino = rec(st).inode;
       return info.type !== kind || (ino !== undefined && info.inode !== ino) ? `${kind} pin holds another namespace` : null;
     },
-    remove: (st) => unpin(rec(st).path),
+    removeProbes: () => true,
+    remove: (st) => removePin(rec(st).path),
     forget(st) {
       delete st[kind];
     },
@@ -219,8 +262,8 @@ const keeperProbe = (st: SandboxState, p: string) => fileProbe(pinPath(st, p));
 const rlNetns: Resource = {
   ...rootNetns,
   async make(st, p) {
-    // The userns is pinned with it (one request): its record follows, and
-    // until it is written this removal takes both.
+    // The userns is pinned with it (one request); its record and undo come
+    // before this step (madeBy), and this removal takes both anyway.
     const pod = await createPodNetns({
       name: p.name,
       ...(p.auto ? { uidMap: 'auto' as const, ...p.auto } : { uidMap: p.uidMap, gidMap: p.gidMap }),
@@ -232,6 +275,8 @@ const rlNetns: Resource = {
     st.gidMap = pod.gidMap;
   },
   probe: (st) => keeperProbe(st, st.netns!.path),
+  // The keeper's pins are probed first, through the live keeper.
+  removeProbes: () => false,
   async remove(st) {
     await keeperUnpin('net+user', st.netns!.name);
   },
@@ -249,6 +294,7 @@ const rlUserns: Resource = {
     st.userns!.inode = u.inode;
   },
   probe: (st) => keeperProbe(st, st.userns!.path),
+  removeProbes: () => false,
   async remove(st) {
     await keeperUnpin('user', path.basename(st.userns!.path));
   },
@@ -259,13 +305,15 @@ function rlPodNamespacePin(kind: 'ipc' | 'uts', root: Resource): Resource {
   return {
     ...root,
     async make(st, p) {
-      const r = await makeKeeperPodNs(kind, pinPath(st, st.userns!.path), p.name, p.hostname);
-      if (st.userns!.inode !== undefined && r.usernsInode !== st.userns!.inode) {
-        throw new NstoolError(`the userns pin ${st.userns!.path} no longer holds the pod's user namespace`, { code: USERNS_MISMATCH, path: st.userns!.path });
-      }
-      rec(st).inode = r.inode;
+      const k = kindsToMake(st, kind);
+      if (!k.ipc && !k.uts) return;
+      const r = await makeKeeperPodNs(k, pinPath(st, st.userns!.path), p.name, p.hostname);
+      checkUsernsStill(st, r.usernsInode);
+      if (k.ipc) st.ipc!.inode = r.ipcInode!;
+      if (k.uts) st.uts!.inode = r.utsInode!;
     },
     probe: (st) => keeperProbe(st, rec(st).path),
+    removeProbes: () => false,
     async remove(st) {
       await keeperUnpin(kind, path.basename(rec(st).path));
     },
@@ -289,7 +337,9 @@ function byMode(root: Resource, rootless: Resource): Resource {
     broken: (st) => pick(st).broken(st),
     remove: (st) => pick(st).remove(st),
     forget: (st) => pick(st).forget(st),
-    ...(root.removeProbes ? { removeProbes: true } : {}),
+    removeProbes: (st) => pick(st).removeProbes?.(st) ?? false,
+    // Both ways make the same resources together.
+    ...(root.madeBy !== undefined ? { madeBy: root.madeBy } : {}),
   };
 }
 
@@ -516,7 +566,7 @@ const pause: Resource = {
     return LIVE.includes(p.detail ?? '') ? null : `pause container ${p.detail}`;
   },
   // removePodContainer asks the runtime first and fails, removing nothing, when it cannot answer.
-  removeProbes: true,
+  removeProbes: () => true,
   async remove(st) {
     const { containerId, bundle, runtime } = st.pause!;
     // Unmounts the idmapped rootfs before the bundle goes; gone is success.
@@ -549,7 +599,7 @@ export const REMOVAL_ORDER: readonly Resource[] = [...RESOURCES].reverse();
  * taken for gone. The caller drops the record (and persists) afterwards.
  */
 export async function removeResource(r: Resource, st: SandboxState): Promise<void> {
-  if (r.removeProbes) return r.remove(st);
+  if (r.removeProbes?.(st)) return r.remove(st);
   const p = await r.probe(st);
   if (p.presence === 'absent') return;
   if (p.presence === 'unknown') {

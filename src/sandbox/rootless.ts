@@ -98,16 +98,19 @@ export async function keeperUnpin(kind: Exclude<PinKind, 'net'> | 'net+user', na
 }
 
 /**
- * A new ipc or uts namespace inside the pod's userns (at its host path),
- * the host name set in a uts one, pinned by the keeper as KIND/NAME.
+ * New ipc and/or uts namespaces inside the pod's userns (at its host path),
+ * the host name set in the uts one, pinned by the keeper as KIND/NAME: one
+ * child makes both. A reply that is an error throws; a pin the keeper made
+ * for the other kind is then the caller's to undo (its record is written).
  */
-export async function makeKeeperPodNs(kind: 'ipc' | 'uts', usernsHost: string, name: string, hostname: string): Promise<{ inode: number; usernsInode: number }> {
+export async function makeKeeperPodNs(kinds: { ipc: boolean; uts: boolean }, usernsHost: string, name: string, hostname: string): Promise<{ ipcInode?: number; utsInode?: number; usernsInode: number }> {
   const d = runtimeDirs();
-  const request = `pinns ${kind} ${name}\n`;
+  const request = (kind: string) => `pinns ${kind} ${name}\n`;
   const r = await createPodNs(
-    { userns: usernsHost, keeperSock: d.sock, ...(kind === 'ipc' ? { ipcRequest: request } : { utsRequest: request, hostname }) },
-    { context: `making the ${kind} namespace ${name}` },
+    { userns: usernsHost, keeperSock: d.sock, ...(kinds.ipc ? { ipcRequest: request('ipc') } : {}), ...(kinds.uts ? { utsRequest: request('uts'), hostname } : {}) },
+    { context: `making the ${[kinds.ipc ? 'ipc' : '', kinds.uts ? 'uts' : ''].filter(Boolean).join(' and ')} namespace of ${name}` },
   );
-  checkReply(kind === 'ipc' ? r.ipcReply ?? '' : r.utsReply ?? '', 'pinns');
-  return { inode: kind === 'ipc' ? r.ipcIno : r.utsIno, usernsInode: r.usernsIno };
+  if (kinds.ipc) checkReply(r.ipcReply ?? '', 'pinns');
+  if (kinds.uts) checkReply(r.utsReply ?? '', 'pinns');
+  return { ...(kinds.ipc ? { ipcInode: r.ipcIno } : {}), ...(kinds.uts ? { utsInode: r.utsIno } : {}), usernsInode: r.usernsIno };
 }

@@ -2,18 +2,18 @@
 // an fsync of the directory) so a crash leaves the old or the new file,
 // never a torn one; and a per-sandbox flock so concurrent create/delete of
 // one id are serialised and gc can tell a running create from a dead one.
-import { constants, fstatSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { chmod, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { throwIfAborted } from '../abort.js';
 import { NstoolError } from '../errors.js';
-import { writeFileAtomic } from '../atomic-file.js';
+import { inMemorySync, writeFileAtomic, writeFileAtomicInMemorySync } from '../atomic-file.js';
 import type { IdMapping } from '../idmap.js';
 import { closeFdSync, lockFileSync } from '../kernel/lock.js';
 import { validateName } from '../netns.js';
 import { validateContainerId } from '../cni/names.js';
 import { validateSandboxId } from './instance.js';
-import { untrustedPath } from '../trusted-path.js';
+import { untrustedPath, untrustedPathSync, type Untrusted } from '../trusted-path.js';
 import { ensureRuntimeDirs } from '../rootless/runtime-dir.js';
 import { isKeeperPin, isRootless, rootlessDirs, untrustedRootlessDir } from './rootless.js';
 import type { RootlessNetPlan } from './plan.js';
@@ -89,7 +89,10 @@ export function lockFile(dir: string, id: string): string {
  */
 export async function checkStateDir(dir: string): Promise<void> {
   // Without root the dir is the user's own, as are the pins it names.
-  const bad = isRootless() ? untrustedRootlessDir(dir) : await untrustedPath(dir);
+  refuseUntrusted(dir, isRootless() ? untrustedRootlessDir(dir) : await untrustedPath(dir));
+}
+
+function refuseUntrusted(dir: string, bad: Untrusted | undefined): void {
   if (bad === undefined) return;
   throw new NstoolError(`the sandbox state dir ${dir} cannot be trusted: ${bad.dir} ${bad.why}`, {
     code: 'ERR_NSTOOL_STATE_DIR',
@@ -107,6 +110,12 @@ export async function checkStateDir(dir: string): Promise<void> {
  */
 export async function ensureStateDir(dir: string): Promise<void> {
   if (isRootless()) ensureRuntimeDirs(rootlessDirs().rt);
+  else if (inMemorySync(dir)) {
+    // There already, on a tmpfs (the usual /run): checked at once, each
+    // lstat answered from memory, less than one trip to the pool each.
+    refuseUntrusted(dir, untrustedPathSync(dir));
+    return;
+  }
   const parent = path.dirname(dir);
   const first = await mkdir(parent, { recursive: true, mode: 0o711 });
   if (first !== undefined) {
@@ -124,7 +133,10 @@ export async function ensureStateDir(dir: string): Promise<void> {
 }
 
 export async function writeState(dir: string, st: SandboxState): Promise<void> {
-  await writeFileAtomic(stateFile(dir, st.id), JSON.stringify(st, null, 2) + '\n');
+  const file = stateFile(dir, st.id);
+  const text = JSON.stringify(st, null, 2) + '\n';
+  // On a tmpfs (the usual /run) at once: a write there costs less than one trip to the pool.
+  if (!writeFileAtomicInMemorySync(file, text)) await writeFileAtomic(file, text);
 }
 
 function isAbs(p: unknown): p is string {
@@ -189,6 +201,27 @@ function validateState(st: SandboxState, id: string, dir: string): void {
   }
 }
 
+// Never through a link, never waiting on a fifo: a planted file is an unreadable state (''), below.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+async function readStateText(file: string): Promise<string> {
+  const fh = await open(file, READ_FLAGS);
+  try {
+    return (await fh.stat()).isFile() ? await fh.readFile('utf8') : '';
+  } finally {
+    await fh.close();
+  }
+}
+
+function readStateTextSync(file: string): string {
+  const fd = openSync(file, READ_FLAGS);
+  try {
+    return fstatSync(fd).isFile() ? readFileSync(fd, 'utf8') : '';
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * The state of ID, or null when there is none. A torn, foreign or unsafe
  * file is an error. dirChecked: the caller has just checked DIR (ensureStateDir).
@@ -199,13 +232,8 @@ export async function readState(dir: string, id: string, dirChecked = false): Pr
   const file = stateFile(dir, id);
   let text: string;
   try {
-    // Never through a link, never waiting on a fifo: a planted file is an unreadable state, below.
-    const fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    try {
-      text = (await fh.stat()).isFile() ? await fh.readFile('utf8') : '';
-    } finally {
-      await fh.close();
-    }
+    // On a tmpfs at once (memory work, less than one trip to the pool).
+    text = inMemorySync(dir) ? readStateTextSync(file) : await readStateText(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
@@ -229,9 +257,13 @@ export async function readState(dir: string, id: string, dirChecked = false): Pr
 }
 
 export async function removeState(dir: string, id: string): Promise<void> {
-  await unlink(stateFile(dir, id)).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
+  try {
+    // On a tmpfs at once, as writes are.
+    if (inMemorySync(dir)) unlinkSync(stateFile(dir, id));
+    else await unlink(stateFile(dir, id));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 async function namesWith(dir: string, suffix: string): Promise<string[]> {
@@ -314,7 +346,15 @@ export class SandboxLock {
   /** Releases the lock, removing the lock file first when the sandbox is gone. */
   async release(dir: string, id: string, removeFile: boolean): Promise<void> {
     if (this.fd === null) return;
-    if (removeFile) await unlink(lockFile(dir, id)).catch(() => {});
+    if (removeFile) {
+      try {
+        // Next to the state file: on a tmpfs at once.
+        if (inMemorySync(dir)) unlinkSync(lockFile(dir, id));
+        else await unlink(lockFile(dir, id));
+      } catch {
+        // gone already; gc removes lock files of ids without state
+      }
+    }
     closeFdSync(this.fd);
     this.fd = null;
   }

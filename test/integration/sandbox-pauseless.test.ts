@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readlinkSync, statSync, unlinkSync,
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { delNetwork, toNetworkList } from '../../src/cni/index.js';
 import { native } from '../../src/native.js';
 import { NS_TYPES } from '../../src/kernel/ns.js';
 import { createPodNetns, deletePodNetns, ensurePinDir } from '../../src/netns.js';
@@ -266,18 +267,25 @@ describeRoot('pod sandbox without a pause container', () => {
   });
 
   it('rolls back from every point of create, the ipc and uts pins too', async () => {
-    for (const point of ['after-ipc', 'before-uts', 'after-uts', 'after-network']) {
+    // after-netns and after-ipc come before the userns and uts steps, whose pins those steps made with theirs.
+    for (const point of ['after-netns', 'before-userns', 'after-ipc', 'before-uts', 'after-uts', 'after-network']) {
       const id = `${P}-rb-${point}`;
+      const name = containerIdOf(id, dirs);
+      let there: string[] = [];
       await expect(
         createSandbox(
           opts(id, {
-            onStep: (p) => {
-              if (p === point) throw Object.assign(new Error(`injected at ${p}`), { code: 'ERR_TEST_INJECTED' });
+            onStep: async (p) => {
+              if (p !== point) return;
+              there = await leftOf(id);
+              throw Object.assign(new Error(`injected at ${p}`), { code: 'ERR_TEST_INJECTED' });
             },
           }),
         ),
         point,
       ).rejects.toMatchObject({ code: 'ERR_TEST_INJECTED' });
+      if (point === 'after-netns') expect(there, point).toContain(path.join(dirs.usernsPinDir, name));
+      if (point === 'after-ipc') expect(there, point).toContain(path.join(dirs.utsPinDir, name));
       expect(await leftOf(id), point).toEqual([]);
     }
     // A missing plugin: refused before anything exists.
@@ -318,6 +326,33 @@ describeRoot('pod sandbox without a pause container', () => {
     expect(actions.every((a) => a.done && a.id === id)).toBe(true);
     expect(await leftOf(id)).toEqual([]);
     expect(reservedIps()).toEqual([]);
+  });
+
+  it('a CNI cache entry a power cut left empty or cut short reads as absent: delete still releases the IP, gc skips the entry', async () => {
+    // The entry is written without fsync (as libcni does): what the power can leave of it.
+    const entryOf = (id: string) => path.join(dirs.cniCacheDir, 'results', `${String(list['name'])}-${containerIdOf(id, dirs)}-eth0`);
+    for (const [i, text] of ['', '{"kind":"cniCacheV1","result":{"cniVers'].entries()) {
+      const id = `${P}-pcut${i}`;
+      await createSandbox(opts(id));
+      expect(existsSync(entryOf(id))).toBe(true);
+      writeFileSync(entryOf(id), text);
+      expect(await deleteSandbox(id, dirs)).toEqual({ id, existed: true });
+      expect(await leftOf(id), JSON.stringify(text)).toEqual([]);
+      expect(reservedIps(), JSON.stringify(text)).toEqual([]);
+    }
+    // After a reboot the state (on /run) is gone too: gc has only the entry, cannot read it and acts on nothing it names.
+    const id = `${P}-pcutgc`;
+    await createSandbox(opts(id));
+    writeFileSync(entryOf(id), '');
+    unlinkSync(path.join(dirs.stateDir, `${id}.json`));
+    const actions = await gcOf();
+    expect(actions.filter((a) => a.error).map((a) => a.error)).toEqual([]);
+    expect(actions.map((a) => a.kind).sort()).toEqual(['ipc-pin', 'pin', 'userns-pin', 'uts-pin']);
+    expect(await leftOf(id)).toEqual([entryOf(id)]);
+    // Here the reservation outlived the entry (no power cut): a DEL by container id alone releases it, and removes the entry.
+    await delNetwork(toNetworkList(list), { containerId: containerIdOf(id, dirs), netns: '', ifName: 'eth0' }, { cacheDir: dirs.cniCacheDir, nodeNetns: node.path });
+    expect(reservedIps()).toEqual([]);
+    expect(await leftOf(id)).toEqual([]);
   });
 
   it('a lost uts pin breaks the sandbox: no namespaces are handed out and gc deletes it', async () => {

@@ -3,11 +3,14 @@
 // rely on after a crash), the pin inodes are on disk before the network
 // step (its DEL tells our netns from another by them), and no write is made
 // that adds nothing a crash needs: the pins' records go in one write, and
-// delete does not rewrite the state after each removal.
+// delete does not rewrite the state after each removal. The same with the
+// state dir on a tmpfs (the usual /run), where its files are read and
+// written without trips to the pool.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { inMemorySync } from '../../src/atomic-file.js';
 import { containerIdOf, createSandbox, deleteSandbox, gc } from '../../src/sandbox/index.js';
 import type { CreateSandboxOptions } from '../../src/sandbox/index.js';
 import { describeRoot } from '../helpers/env.js';
@@ -25,23 +28,30 @@ describeRoot('sandbox state on disk at each step', () => {
   let node: NodeNetns;
   let tmp: string;
   let dirs: Dirs;
+  const outer = () => dirs;
   let list: Record<string, unknown>;
+  let shm: string;
 
   beforeAll(() => {
     node = makeNodeNetns(P);
     tmp = traversableTempDir(P);
     dirs = sandboxDirs(tmp);
     ({ list } = bridgeNetwork(`${P}-net`, path.join(tmp, 'ipam')));
+    shm = mkdtempSync(path.join('/dev/shm', `${P}-`));
   });
   afterAll(async () => {
     await gc({ ...dirs, nodeNetns: node.path });
+    await gc({ ...dirs, stateDir: path.join(shm, 'state'), nodeNetns: node.path });
     node.remove();
     for (const d of [dirs.pinDir, dirs.usernsPinDir, dirs.ipcPinDir, dirs.utsPinDir]) while (mountPoints().includes(d)) execFileSync('umount', ['-R', d]);
     removeTree(tmp);
+    rmSync(shm, { recursive: true, force: true });
   });
 
-  it('create: each record before its step, the pins in one write, their inodes before the network; delete: one write', async () => {
-    const id = `${P}-a`;
+  it.each(['disk', 'tmpfs'])('create: each record before its step, the pins in one write, their inodes before the network; delete: one write (state on %s)', async (fs) => {
+    const id = `${P}-${fs}`;
+    const dirs = fs === 'tmpfs' ? { ...outer(), stateDir: path.join(shm, 'state') } : outer();
+    expect(inMemorySync(path.dirname(dirs.stateDir)), fs).toBe(fs === 'tmpfs');
     const file = path.join(dirs.stateDir, `${id}.json`);
     const disk = (): Disk => JSON.parse(readFileSync(file, 'utf8')) as Disk;
     const seen = new Map<string, Disk>();
@@ -72,5 +82,6 @@ describeRoot('sandbox state on disk at each step', () => {
     expect(deleting).toMatchObject({ phase: 'deleting', netns: {}, userns: {}, ipc: {}, uts: {}, network: {} });
     for (const [p, d] of del) expect(d, p).toEqual(deleting);
     expect(existsSync(file)).toBe(false);
+    expect(readdirSync(dirs.stateDir)).toEqual([]);
   });
 });

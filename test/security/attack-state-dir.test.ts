@@ -5,10 +5,11 @@
 // refuse a state dir it cannot trust (not root's, or writable by others)
 // before reading anything from it.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { deleteSandbox, gc, listSandboxes } from '../../src/sandbox/index.js';
+import { inMemorySync } from '../../src/atomic-file.js';
+import { createSandbox, deleteSandbox, gc, listSandboxes } from '../../src/sandbox/index.js';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { removeTree, traversableTempDir } from '../helpers/rootfs.js';
@@ -21,19 +22,18 @@ function asNobody(argv: string[]): number | null {
 }
 
 describeRoot('attack: a state dir made by another user', () => {
-  let dir: string;
-  let tmp: string;
-  let stateDir: string;
-  let marker: string;
+  // On disk and on a tmpfs (the usual /run), where the dir is checked without trips to the pool.
+  const cases: Array<{ dir: string; stateDir: string; marker: string }> = [];
 
-  beforeAll(() => {
-    dir = traversableTempDir(prefix);
-    // Like /tmp: everyone may create entries, nobody may remove others'.
-    tmp = path.join(dir, 'tmp');
+  /** Under BASE, a dir like /tmp (everyone may create entries, nobody may remove others'), and the attacker's state dir in it. */
+  function plant(base: string): void {
+    const dir = base;
+    chmodSync(dir, 0o755);
+    const tmp = path.join(dir, 'tmp');
     mkdirSync(tmp);
     chmodSync(tmp, 0o1777);
-    stateDir = path.join(tmp, 'sandboxes');
-    marker = path.join(tmp, 'ran-as-root');
+    const stateDir = path.join(tmp, 'sandboxes');
+    const marker = path.join(tmp, 'ran-as-root');
     const evil = path.join(tmp, 'evil');
     const id = `${prefix}-victim`;
     const forged = {
@@ -53,18 +53,28 @@ describeRoot('attack: a state dir made by another user', () => {
       `cat > ${stateDir}/${id}.json <<'EOF'\n${JSON.stringify(forged)}\nEOF`,
     ].join(' && ');
     expect(asNobody(['/bin/sh', '-c', script])).toBe(0);
+    cases.push({ dir, stateDir, marker });
+  }
+
+  beforeAll(() => {
+    plant(traversableTempDir(prefix));
+    plant(mkdtempSync(path.join('/dev/shm', `${prefix}-`)));
   });
 
   afterAll(() => {
-    removeTree(dir);
+    for (const c of cases) removeTree(c.dir);
   });
 
   it('nstool never runs what a state file in a foreign state dir names', async () => {
     const id = `${prefix}-victim`;
-    const o = { stateDir, bundleDir: path.join(dir, 'bundles'), cniCacheDir: path.join(dir, 'cni') };
-    await expect(deleteSandbox(id, o)).rejects.toMatchObject({ code: 'ERR_NSTOOL_STATE_DIR', path: stateDir });
-    await expect(gc(o)).rejects.toMatchObject({ code: 'ERR_NSTOOL_STATE_DIR', path: stateDir });
-    await expect(listSandboxes(o)).rejects.toMatchObject({ code: 'ERR_NSTOOL_STATE_DIR', path: stateDir });
-    expect(existsSync(marker)).toBe(false);
+    expect(cases.map((c) => inMemorySync(c.stateDir))).toEqual([false, true]);
+    for (const { dir, stateDir, marker } of cases) {
+      const o = { stateDir, bundleDir: path.join(dir, 'bundles'), cniCacheDir: path.join(dir, 'cni') };
+      await expect(deleteSandbox(id, o), stateDir).rejects.toMatchObject({ code: 'ERR_NSTOOL_STATE_DIR', path: stateDir });
+      await expect(createSandbox({ id: `${prefix}-new`, uidMap: '0:100000:65536', ...o }), stateDir).rejects.toMatchObject({ code: 'ERR_NSTOOL_STATE_DIR', path: stateDir });
+      await expect(gc(o), stateDir).rejects.toMatchObject({ code: 'ERR_NSTOOL_STATE_DIR', path: stateDir });
+      await expect(listSandboxes(o), stateDir).rejects.toMatchObject({ code: 'ERR_NSTOOL_STATE_DIR', path: stateDir });
+      expect(existsSync(marker), stateDir).toBe(false);
+    }
   });
 });

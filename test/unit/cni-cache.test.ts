@@ -56,6 +56,17 @@ describe('CNI result cache', () => {
     rmSync(blocked, { recursive: true });
   });
 
+  it('reads back an entry larger than one read, and one of exactly 64 KiB', async () => {
+    const big = { ...entry(1), result: { cniVersion: '1.0.0', pad: 'x'.repeat(150_000) } };
+    await cache.write(key, big);
+    expect(await cache.read(key)).toEqual({ state: 'ok', entry: big });
+    const base = JSON.stringify({ ...entry(1), result: { cniVersion: '1.0.0', pad: '' } }).length;
+    const exact = { ...entry(1), result: { cniVersion: '1.0.0', pad: 'y'.repeat(64 * 1024 - base) } };
+    await cache.write(key, exact);
+    expect(statSync(file).size).toBe(64 * 1024);
+    expect(await cache.read(key)).toEqual({ state: 'ok', entry: exact });
+  });
+
   it('concurrent writers leave one complete entry', async () => {
     await Promise.all([4, 5, 6, 7, 8].map((n) => cache.write(key, entry(n))));
     const r = await cache.read(key);
