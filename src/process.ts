@@ -434,6 +434,7 @@ const START_HINTS: Record<string, string> = {
   EBADF: 'an fd given in stdio is not open',
   EAGAIN: 'the system is out of processes or memory',
   ENOMEM: 'the system is out of processes or memory',
+  E2BIG: 'the arguments and environment are too long (one argument at most 128 KiB, all of them a quarter of the stack limit)',
   EACCES: 'the spawn helper cannot be executed: rebuild the package (`npx node-gyp rebuild`)',
   ENOENT: 'the spawn helper is missing: rebuild the package (`npx node-gyp rebuild`)',
 };

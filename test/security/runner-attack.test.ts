@@ -5,9 +5,10 @@
 // terminated while it starts programs. What could crash or exhaust the
 // process runs in a Node child built from dist/.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runProcess, spawnHelper, startDetached, type StdioSlot } from '../../src/process.js';
 import { spawnStart, type SpawnExit } from '../../src/kernel/spawn.js';
@@ -139,6 +140,31 @@ describeRoot('native runner under attack', () => {
     expect(e).toMatchObject({ name: 'ProcessError', code: 'EBADF', errno: -9, syscall: expect.any(String), hint: expect.stringMatching(/stdio/) });
   });
 
+  it('a helper that is gone or not executable after it was found, and an argv too long, are typed errors that leave nothing', async () => {
+    const helper = path.join(dir, 'nstool-spawn');
+    copyFileSync(spawnHelper(), helper);
+    chmodSync(helper, 0o755);
+    const saved = process.env['NSTOOL_SPAWN'];
+    process.env['NSTOOL_SPAWN'] = helper;
+    const fds = () => readdirSync('/proc/self/fd').length;
+    try {
+      expect((await runProcess(['true'])).exitCode).toBe(0); // found, and remembered
+      const before = { fds: fds(), kids: children() };
+      chmodSync(helper, 0o644);
+      expect(await fail(runProcess(['true']))).toMatchObject({ code: 'EACCES', errno: -13, syscall: 'posix_spawn', path: helper, hint: expect.stringMatching(/helper/) });
+      rmSync(helper);
+      expect(await fail(runProcess(['true']))).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'posix_spawn', path: helper, hint: expect.stringMatching(/helper/) });
+      expect({ fds: fds(), kids: children() }).toEqual(before);
+    } finally {
+      if (saved === undefined) delete process.env['NSTOOL_SPAWN'];
+      else process.env['NSTOOL_SPAWN'] = saved;
+    }
+    // One argument past the kernel's 128 KiB: not a broken package.
+    const big = (await fail(runProcess(['true', 'x'.repeat(200_000)]))) as { hint: string };
+    expect(big).toMatchObject({ name: 'ProcessError', code: 'E2BIG', errno: -7 });
+    expect(big.hint).not.toMatch(/rebuild/);
+  });
+
   it('running out of fds at any step of a start is a typed error (errno too) and leaves no fd and no child', async () => {
     // The child fills its fd table, then frees one fd at a time and starts a
     // program at each step (with and without input), so that each
@@ -247,6 +273,65 @@ process.stdout.write(JSON.stringify({ seen: Object.keys(seen), oks }));
     expect(fds()).toBe(before);
   });
 
+  it('a program started from the main thread or a worker has default signals, none blocked or caught', async () => {
+    const status = (t: string) => t.match(/^Sig(Blk|Ign|Cgt):.*$/gm);
+    const clean = ['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000', 'SigCgt:\t0000000000000000'];
+    // The caller ignores SIGPIPE and SIGXFSZ and catches others (the test proves something only then).
+    expect(readFileSync('/proc/thread-self/status', 'utf8')).toMatch(/^SigIgn:\t0*1001000$/m);
+    expect(status((await runProcess(['cat', '/proc/self/status'])).stdout)).toEqual(clean);
+    const w = new Worker(
+      `import { parentPort } from 'node:worker_threads';
+       const { runProcess } = await import(${JSON.stringify(path.join(DIST, 'process.js'))});
+       const r = await runProcess(['cat', '/proc/self/status']);
+       parentPort.postMessage(r.stdout);`,
+      { eval: true, execArgv: ['--input-type=module'] },
+    );
+    try {
+      const out = await new Promise<string>((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      expect(status(out)).toEqual(clean);
+    } finally {
+      await w.terminate();
+    }
+  });
+
+  it('a program started from a worker dies with a SIGKILLed Node', async () => {
+    const pidFile = path.join(dir, 'worker-child.pid');
+    const script = `
+const dist = process.argv[1];
+const pidFile = process.argv[2];
+const { Worker } = await import('node:worker_threads');
+new Worker(\`
+import { parentPort } from 'node:worker_threads';
+const { runProcess } = await import(\${JSON.stringify(dist + '/process.js')});
+runProcess(['sh', '-c', 'echo $$ > "$0"; exec sleep 1000', \${JSON.stringify(pidFile)}]).catch(() => {});
+\`, { eval: true });
+setInterval(() => {}, 1000);
+`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, DIST, pidFile], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.on('exit', r));
+    let sleeper = 0;
+    let start = '';
+    try {
+      for (let i = 0; i < 1000 && !start; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        sleeper = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+        if (sleeper > 0 && comm(sleeper) === 'sleep') start = startTime(sleeper);
+      }
+      expect(start).not.toBe('');
+      child.kill('SIGKILL');
+      await exited;
+      for (let i = 0; i < 500 && startTime(sleeper) === start; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(startTime(sleeper)).not.toBe(start);
+    } finally {
+      if (sleeper && start && startTime(sleeper) === start) process.kill(sleeper, 'SIGKILL');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+
   it('workers terminated while they start programs do not crash the process and leave no child', async () => {
     // Each worker loads the core and starts programs in a loop; terminate()
     // lands at a different point each round (loading, starting, waiting).
@@ -292,6 +377,17 @@ function children(): number[] {
 function comm(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Field 22 of /proc/PID/stat, '' when gone or a zombie. */
+function startTime(pid: number): string {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return f[0] === 'Z' ? '' : f[19]!;
   } catch {
     return '';
   }
