@@ -438,6 +438,7 @@ Napi::Value SpawnStart(const Napi::CallbackInfo& info) {
   }
   if (err) {
     KillAndReap(r->pidfd.get());
+    napi_async_destroy(env, std::exchange(r->ctx, nullptr));
     r->open_handles += static_cast<int>(made.size());
     reg->handles += static_cast<int>(made.size());
     if (!made.empty()) owner.release();

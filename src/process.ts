@@ -34,7 +34,7 @@ export interface ProcessOptions {
    * process's 0-2; three slots give each fd explicitly (a container's init).
    */
   stdio?: 'pipe' | 'inherit' | readonly [StdioSlot, StdioSlot, StdioSlot];
-  /** SIGKILL after this many ms; rejects with ETIMEDOUT. */
+  /** SIGKILL after this many ms; rejects with ETIMEDOUT (a program that had ended by then keeps its result). */
   timeoutMs?: number;
   /** SIGKILL on abort; rejects with ABORT_ERR. */
   signal?: AbortSignal;

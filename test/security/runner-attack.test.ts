@@ -5,7 +5,8 @@
 // terminated while it starts programs. What could crash or exhaust the
 // process runs in a Node child built from dist/.
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { getEventListeners } from 'node:events';
+import { chmodSync, closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -110,6 +111,36 @@ describeRoot('native runner under attack', () => {
       closeSync(fa);
       closeSync(fb);
     }
+  });
+
+  it('fds the caller holds without O_CLOEXEC, given as slots, reach the program as 0-1 only', async () => {
+    const a = path.join(dir, 'nocloexec-in');
+    const b = path.join(dir, 'nocloexec-out');
+    const script = `
+const dist = process.argv[1];
+const { runProcess } = await import(dist + '/process.js');
+const { readdirSync, readFileSync, readlinkSync } = await import('node:fs');
+const kids = () => readdirSync('/proc/self/task').flatMap((t) => readFileSync('/proc/self/task/' + t + '/children', 'utf8').trim().split(/\\s+/).filter(Boolean));
+const comm = (p) => { try { return readFileSync('/proc/' + p + '/comm', 'utf8').trim(); } catch { return ''; } };
+const flags = (fd) => parseInt(readFileSync('/proc/self/fdinfo/' + fd, 'utf8').match(/flags:\\s*(\\d+)/)[1], 8);
+if (flags(200) & 0o2000000 || flags(251) & 0o2000000) throw new Error('close-on-exec: the test would prove nothing');
+const ac = new AbortController();
+const running = runProcess(['sleep', '30'], { stdio: [200, 251, 'pipe'], signal: ac.signal }).catch(() => {});
+let pid;
+for (let i = 0; i < 1000 && !pid; i++) {
+  await new Promise((r) => setTimeout(r, 5));
+  pid = kids().find((k) => comm(k) === 'sleep');
+}
+const fds = Object.fromEntries(readdirSync('/proc/' + pid + '/fd').map((f) => [f, readlinkSync('/proc/' + pid + '/fd/' + f)]));
+ac.abort();
+await running;
+process.stdout.write(JSON.stringify(fds));
+`;
+    writeFileSync(a, '');
+    const r = await runNode(script, [], `exec 200<'${a}' 251>>'${b}'`);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ '0': a, '1': b, '2': expect.stringMatching(/^pipe:/) });
   });
 
   it('an fd number beyond 32 bits is refused, not wrapped onto another of our fds', async () => {
@@ -230,6 +261,21 @@ process.stdout.write(JSON.stringify({ seen: Object.keys(seen), oks }));
     expect(r).toMatchObject({ exitCode: 0, signal: null });
     // A program that was still running is killed and the timeout reported, as before.
     expect(await fail(runProcess(['sleep', '30'], { timeoutMs: 50 }))).toMatchObject({ code: 'ETIMEDOUT', result: { signal: 'SIGKILL' } });
+  });
+
+  it('one long-lived AbortSignal over many runs (ended, failed, timed out) keeps no listener', async () => {
+    const ac = new AbortController();
+    const runs: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 30; i++) {
+      runs.push(runProcess(['true'], { signal: ac.signal }));
+      runs.push(fail(runProcess([path.join(dir, 'missing')], { signal: ac.signal })));
+      runs.push(fail(runProcess(['true'], { signal: ac.signal, stdio: ['ignore', 2 ** 31 - 1, 'pipe'] })));
+    }
+    runs.push(fail(runProcess(['sleep', '30'], { signal: ac.signal, timeoutMs: 20 })));
+    await Promise.all(runs);
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    // Aborting now reaches nothing.
+    ac.abort();
   });
 
   it('kill() after the exit, and twice, acts on nothing', async () => {
