@@ -364,6 +364,11 @@ Napi::Value SpawnStart(const Napi::CallbackInfo& info) {
 
   pid_t pid = 0;
   try {
+    // The caller's fds are checked before we open anything: a closed number
+    // would be taken by our first new fd (the input file, a pipe end, a copy)
+    // and handed over in its place.
+    for (int s : slots)
+      if (s >= 0 && fcntl(s, F_GETFD) < 0) Throw("fcntl", "", errno);
     Actions a;
     std::vector<Fd> keep;  // the child's ends and high copies, closed here after the spawn
     for (int i = 0; i < 3; i++) {

@@ -169,6 +169,21 @@ process.stdout.write(JSON.stringify(fds));
     closeSync(fd);
     const e = await fail(runProcess(['true'], { stdio: ['ignore', fd, 'pipe'] }));
     expect(e).toMatchObject({ name: 'ProcessError', code: 'EBADF', errno: -9, syscall: expect.any(String), hint: expect.stringMatching(/stdio/) });
+    // The closed number is the lowest free one: the runner's own memory file,
+    // pipe, or copy of another slot would take it and be handed over in its
+    // place (the program's stdout was its input file, its stderr the read end
+    // of its own stdout, or our fd 0).
+    const before = readdirSync('/proc/self/fd').length;
+    const probe = ['sh', '-c', 'echo out; echo err >&2'];
+    const attempts: Array<Parameters<typeof runProcess>[1]> = [
+      { input: 'x', stdio: ['pipe', fd, 'pipe'] },
+      { stdio: ['ignore', 'pipe', fd] },
+      { stdio: [0, fd, 'pipe'] },
+    ];
+    for (const o of attempts) {
+      expect(await fail(runProcess(probe, o)), JSON.stringify(o)).toMatchObject({ code: 'EBADF' });
+      expect(readdirSync('/proc/self/fd').length).toBe(before);
+    }
   });
 
   it('a helper that is gone or not executable after it was found, and an argv too long, are typed errors that leave nothing', async () => {
