@@ -99,7 +99,7 @@ struct Running {
   Stream out, err, report;
   Napi::FunctionReference on_exit;
   int open_handles = 0;
-  // Set only when a start failed after napi_async_init (Finish and Cleanup take it).
+  // Finish and Cleanup take the context; it is still here only when a start failed.
   ~Running() {
     if (ctx) napi_async_destroy(env, ctx);
   }
