@@ -18,10 +18,13 @@
         "native/run.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      # SWALLOW_UNTHROWABLE: an error meant for a worker being terminated is
+      # dropped; without it node-addon-api throws it out of N-API (abort).
       "defines": [
         "NAPI_VERSION=8",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
         "NAPI_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "_GNU_SOURCE"
       ],
       "cflags!": ["-fno-exceptions"],

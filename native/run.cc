@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -98,6 +99,10 @@ struct Running {
   Stream out, err, report;
   Napi::FunctionReference on_exit;
   int open_handles = 0;
+  // Finish and Cleanup take the context; it is still here only when a start failed.
+  ~Running() {
+    if (ctx) napi_async_destroy(env, ctx);
+  }
 };
 
 void FreeWhenClosed(uv_handle_t* h) {
@@ -203,6 +208,17 @@ void OnExit(uv_poll_t* p, int status, int) {
   Finish(r, si);
 }
 
+// SIGKILL and wait: for a child nobody else will wait for.
+void KillAndReap(int pidfd) {
+  PidfdSignal(pidfd, SIGKILL);
+  // uv_poll made the pidfd non-blocking: waitid would say EAGAIN.
+  int fl = fcntl(pidfd, F_GETFL);
+  if (fl >= 0) fcntl(pidfd, F_SETFL, fl & ~O_NONBLOCK);
+  siginfo_t si{};
+  while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &si, WEXITED) < 0 && errno == EINTR) {
+  }
+}
+
 void Cleanup(napi_async_cleanup_hook_handle, void* arg) {
   // The environment goes away with programs running: they are killed and
   // reaped (not left as zombies of a thread that is gone), their callbacks
@@ -210,13 +226,7 @@ void Cleanup(napi_async_cleanup_hook_handle, void* arg) {
   auto* reg = static_cast<Registry*>(arg);
   reg->closing = true;
   for (auto [id, r] : std::map<uint64_t, Running*>(reg->live)) {
-    PidfdSignal(r->pidfd.get(), SIGKILL);
-    siginfo_t si{};
-    // uv_poll made the pidfd non-blocking: waitid would say EAGAIN.
-    int fl = fcntl(r->pidfd.get(), F_GETFL);
-    if (fl >= 0) fcntl(r->pidfd.get(), F_SETFL, fl & ~O_NONBLOCK);
-    while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(r->pidfd.get()), &si, WEXITED) < 0 && errno == EINTR) {
-    }
+    KillAndReap(r->pidfd.get());
     for (Stream* s : {&r->out, &r->err, &r->report}) StopStream(r, *s);
     uv_poll_stop(&r->exit_poll);
     CloseHandle(r, &r->exit_poll);
@@ -318,9 +328,10 @@ Napi::Value SpawnStart(const Napi::CallbackInfo& info) {
   int slots[3];
   for (uint32_t i = 0; i < 3; i++) {
     Napi::Value v = slots_js.Get(i);
-    if (!v.IsNumber()) ThrowType(env, "each slot must be a number");
-    slots[i] = v.As<Napi::Number>().Int32Value();
-    if (slots[i] < kPipe) ThrowType(env, "bad slot");
+    // Checked as a double: Int32Value would wrap 2^32 + 1 onto fd 1.
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -4;
+    if (!(d >= kPipe && d <= INT_MAX) || d != static_cast<int>(d)) ThrowType(env, "each slot must be an fd or -1, -2, -3");
+    slots[i] = static_cast<int>(d);
   }
   bool has_input = info[4].IsBuffer();
   if (has_input && slots[0] != kPipe) ThrowType(env, "input needs stdin to be a pipe");
@@ -333,8 +344,31 @@ Napi::Value SpawnStart(const Napi::CallbackInfo& info) {
   r->out.limit = r->err.limit = static_cast<size_t>(max_output);
   r->report.limit = kReportMax;
 
+  // Everything that calls into JS comes before the spawn: in a worker being
+  // terminated such calls fail (and throw), and a throw after the spawn
+  // would leave a child that nobody kills or waits for.
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) ThrowType(env, "no event loop");
+  r->on_exit = Napi::Persistent(info[6].As<Napi::Function>());
+  if (napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "nstool:spawn"), &r->ctx) != napi_ok) {
+    r->ctx = nullptr;
+    ThrowType(env, "napi_async_init failed");
+  }
+  uint64_t id = reg->next++;
+  Napi::Object o = Napi::Object::New(env);
+  // kill(): SIGKILL through the pidfd, a no-op once it was reaped.
+  o.Set("kill", Napi::Function::New(env, [reg, id](const Napi::CallbackInfo&) {
+          auto it = reg->live.find(id);
+          if (it != reg->live.end()) PidfdSignal(it->second->pidfd.get(), SIGKILL);
+        }, "kill"));
+
   pid_t pid = 0;
   try {
+    // The caller's fds are checked before we open anything: a closed number
+    // would be taken by our first new fd (the input file, a pipe end, a copy)
+    // and handed over in its place.
+    for (int s : slots)
+      if (s >= 0 && fcntl(s, F_GETFD) < 0) Throw("fcntl", "", errno);
     Actions a;
     std::vector<Fd> keep;  // the child's ends and high copies, closed here after the spawn
     for (int i = 0; i < 3; i++) {
@@ -393,28 +427,37 @@ Napi::Value SpawnStart(const Napi::CallbackInfo& info) {
     throw ToJsError(env, e);
   }
   r->pid = pid;
-
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
-    PidfdSignal(r->pidfd.get(), SIGKILL);
-    siginfo_t si{};
-    waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(r->pidfd.get()), &si, WEXITED);
-    ThrowType(env, "no event loop");
-  }
-  r->on_exit = Napi::Persistent(info[6].As<Napi::Function>());
-  napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "nstool:spawn"), &r->ctx);
-  owner.release();
   r->reg = reg;
-  r->id = reg->next++;
-  reg->live[r->id] = r;
-  uv_poll_init(loop, &r->exit_poll, r->pidfd.get());
+  r->id = id;
+
+  // The polls before the run is registered: one that cannot be made (the
+  // epoll watch limit) ends the child here, and the handles made so far
+  // are closed (the last close frees the run).
+  std::vector<uv_poll_t*> made;
+  int err = uv_poll_init(loop, &r->exit_poll, r->pidfd.get());
+  if (err == 0) made.push_back(&r->exit_poll);
+  for (Stream* s : {&r->out, &r->err}) {
+    if (err || !s->fd.valid()) continue;
+    err = uv_poll_init(loop, &s->poll, s->fd.get());
+    if (err == 0) made.push_back(&s->poll);
+  }
+  if (err) {
+    KillAndReap(r->pidfd.get());
+    napi_async_destroy(env, std::exchange(r->ctx, nullptr));
+    r->open_handles += static_cast<int>(made.size());
+    reg->handles += static_cast<int>(made.size());
+    if (!made.empty()) owner.release();
+    for (uv_poll_t* p : made) CloseHandle(r, p);
+    throw ToJsError(env, SysError{-err, "uv_poll_init", "", ""});
+  }
+  owner.release();
+  reg->live[id] = r;
   r->exit_poll.data = r;
   r->open_handles++;
   reg->handles++;
   uv_poll_start(&r->exit_poll, UV_READABLE, OnExit);
   for (Stream* s : {&r->out, &r->err}) {
     if (!s->fd.valid()) continue;
-    uv_poll_init(loop, &s->poll, s->fd.get());
     s->poll.data = s;
     r->open_handles++;
     reg->handles++;
@@ -422,14 +465,9 @@ Napi::Value SpawnStart(const Napi::CallbackInfo& info) {
     uv_poll_start(&s->poll, UV_READABLE, OnStream);
   }
 
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("pid", double(pid));
-  // kill(): SIGKILL through the pidfd, a no-op once it was reaped.
-  uint64_t id = r->id;
-  o.Set("kill", Napi::Function::New(env, [reg, id](const Napi::CallbackInfo&) {
-          auto it = reg->live.find(id);
-          if (it != reg->live.end()) PidfdSignal(it->second->pidfd.get(), SIGKILL);
-        }, "kill"));
+  // Not checked: it fails only while the environment goes away, and then
+  // its cleanup hook kills and reaps the child registered above.
+  napi_set_named_property(env, o, "pid", Napi::Number::New(env, pid));
   return o;
 }
 

@@ -34,7 +34,7 @@ export interface ProcessOptions {
    * process's 0-2; three slots give each fd explicitly (a container's init).
    */
   stdio?: 'pipe' | 'inherit' | readonly [StdioSlot, StdioSlot, StdioSlot];
-  /** SIGKILL after this many ms; rejects with ETIMEDOUT. */
+  /** SIGKILL after this many ms; rejects with ETIMEDOUT (a program that had ended by then keeps its result). */
   timeoutMs?: number;
   /** SIGKILL on abort; rejects with ABORT_ERR. */
   signal?: AbortSignal;
@@ -98,6 +98,8 @@ export class ProcessError extends NstoolError {
 
 export const DEFAULT_MAX_OUTPUT = 16 << 20;
 const MAX_TIMEOUT = 2 ** 31 - 1;
+// An fd is a C int: a larger number would wrap onto another fd of ours (2^32 + 1 is 1).
+const isFd = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= 2 ** 31 - 1;
 const REPORT_FD = 3;
 
 // ---- the helper --------------------------------------------------------
@@ -201,7 +203,7 @@ function checkStdio(s: ProcessOptions['stdio']): [StdioSlot, StdioSlot, StdioSlo
   if (s === 'inherit') return ['inherit', 'inherit', 'inherit'];
   if (!Array.isArray(s) || s.length !== 3) throw invalidArg("stdio must be 'pipe', 'inherit' or three slots");
   for (const x of s) {
-    const ok = typeof x === 'number' ? Number.isSafeInteger(x) && x >= 0 : x === 'ignore' || x === 'inherit' || x === 'pipe';
+    const ok = typeof x === 'number' ? isFd(x) : x === 'ignore' || x === 'inherit' || x === 'pipe';
     if (!ok) throw invalidArg("each stdio slot must be an fd, 'ignore', 'inherit' or 'pipe'");
   }
   return [s[0], s[1], s[2]];
@@ -388,7 +390,9 @@ export function runProcess(cmd: readonly string[] | { file: string; args?: reado
       };
       // Written only when the helper failed before execve.
       if (x.report) return reject(reportError(x.report, p));
-      if (why === 'timeout') {
+      // A timer that fired after the program ended (its exit not read yet)
+      // killed nothing: what the program did stands.
+      if (why === 'timeout' && x.exitCode === null && x.signal === osConstants.signals.SIGKILL) {
         return reject(
           new ProcessError(`${p.argv[0]} did not finish within ${p.timeoutMs} ms and was killed`, {
             code: 'ETIMEDOUT',
@@ -423,14 +427,31 @@ function abortError(p: Plan, result: ProcessResult | undefined, reason: unknown)
   return e;
 }
 
+/** Hints for a start that failed in the core (before the helper ran). */
+const START_HINTS: Record<string, string> = {
+  EMFILE: 'this process has too many open files: close some, or raise its RLIMIT_NOFILE',
+  ENFILE: 'the system has too many open files',
+  EBADF: 'an fd given in stdio is not open',
+  EAGAIN: 'the system is out of processes or memory',
+  ENOMEM: 'the system is out of processes or memory',
+  E2BIG: 'the arguments and environment are too long (one argument at most 128 KiB, all of them a quarter of the stack limit)',
+  EACCES: 'the spawn helper cannot be executed: rebuild the package (`npx node-gyp rebuild`)',
+  ENOENT: 'the spawn helper is missing: rebuild the package (`npx node-gyp rebuild`)',
+};
+
 function spawnError(p: Plan, e: unknown): ProcessError {
   const n = e as NodeJS.ErrnoException;
-  return new ProcessError(`cannot start the spawn helper for ${p.argv[0]}: ${n?.message ?? String(e)}`, {
-    code: n?.code ?? 'ERR_NSTOOL_NATIVE',
-    argv: p.argv,
-    syscall: 'spawn',
+  const code = n?.code ?? 'ERR_NSTOOL_NATIVE';
+  // The core's own words, without the generic hint callSync added to them.
+  const said = e instanceof NstoolError && e.cause instanceof Error ? e.cause.message : (n?.message ?? String(e));
+  // errno, syscall and path as the core (or Node's spawn) gave them.
+  return new ProcessError(`cannot start the spawn helper for ${p.argv[0]}: ${said}`, {
+    code,
+    ...(typeof n?.errno === 'number' ? { errno: n.errno } : {}),
+    syscall: typeof n?.syscall === 'string' ? n.syscall : 'spawn',
     ...(n?.path ? { path: n.path } : {}),
-    hint: n?.code === 'EAGAIN' || n?.code === 'ENOMEM' ? 'the system is out of processes or memory' : 'rebuild the package (`npx node-gyp rebuild`)',
+    hint: START_HINTS[code] ?? 'rebuild the package (`npx node-gyp rebuild`)',
+    argv: p.argv,
     cause: e,
   });
 }
@@ -492,10 +513,11 @@ export function startDetached(cmd: readonly string[], o: DetachedOptions): Promi
   let helper: string;
   const fds = o.fds ?? [];
   try {
+    if (!Array.isArray(fds)) throw invalidArg('fds must be an array of fds');
     const out = o.output ?? 'ignore';
-    if (out !== 'ignore' && !(Number.isSafeInteger(out) && out >= 0)) throw invalidArg("output must be an fd or 'ignore'");
+    if (out !== 'ignore' && !isFd(out)) throw invalidArg("output must be an fd or 'ignore'");
     p = plan(cmd, { ...(o.env ? { env: o.env } : {}), stdio: ['ignore', out, out], ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
-    for (const fd of fds) if (!Number.isSafeInteger(fd) || fd < 0) throw invalidArg('fds must be fds');
+    for (const fd of fds) if (!isFd(fd)) throw invalidArg('fds must be fds');
     const top = REPORT_FD + fds.length;
     if (!Number.isSafeInteger(o.readyFd) || o.readyFd <= top || o.readyFd > 1024) throw invalidArg(`readyFd must be above ${top}`);
     if (o.hold) {
