@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -118,21 +119,25 @@ void CloseHandle(Running* r, uv_poll_t* p) {
   uv_close(reinterpret_cast<uv_handle_t*>(p), FreeWhenClosed);
 }
 
-// Reads what the pipe holds now; false at EOF or error (nothing more comes).
-bool ReadAvailable(Stream& s) {
+// Reads up to BUDGET bytes of what the pipe holds (beyond the limit they are
+// dropped, so the writer never blocks on us); false at EOF or error (nothing
+// more comes). The budget keeps a fast writer from holding the loop.
+bool ReadAvailable(Stream& s, size_t budget) {
   char buf[65536];
-  for (;;) {
-    ssize_t n = read(s.fd.get(), buf, sizeof buf);
+  while (budget > 0) {
+    ssize_t n = read(s.fd.get(), buf, budget < sizeof buf ? budget : sizeof buf);
     if (n > 0) {
       size_t room = s.limit > s.data.size() ? s.limit - s.data.size() : 0;
       size_t keep = static_cast<size_t>(n) < room ? static_cast<size_t>(n) : room;
       if (keep < static_cast<size_t>(n)) s.truncated = true;
       s.data.append(buf, keep);
+      budget -= static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     return n < 0 && errno == EAGAIN;
   }
+  return true;
 }
 
 void StopStream(Running* r, Stream& s) {
@@ -146,16 +151,19 @@ void StopStream(Running* r, Stream& s) {
 
 void OnStream(uv_poll_t* p, int status, int) {
   auto* s = static_cast<Stream*>(p->data);
-  if (status < 0 || !ReadAvailable(*s)) uv_poll_stop(p);  // EOF: closed with the rest at exit
+  // Level-triggered: what the budget left is read on the next turn of the loop.
+  if (status < 0 || !ReadAvailable(*s, 1 << 20)) uv_poll_stop(p);  // EOF: closed with the rest at exit
 }
 
 Napi::Value Bytes(Napi::Env env, const std::string& s) { return Napi::Buffer<char>::Copy(env, s.data(), s.size()); }
 
 void Finish(Running* r, const siginfo_t& si) {
-  // What the program left in the pipes is taken now; a grandchild that kept
-  // them open must not keep us waiting.
+  // What the program left in the pipes is taken now, and no more: a
+  // grandchild that kept them open, writing as fast as we read, must not
+  // keep us reading.
   for (Stream* s : {&r->out, &r->err, &r->report}) {
-    if (s->fd.valid()) ReadAvailable(*s);
+    int queued = 0;
+    if (s->fd.valid() && ioctl(s->fd.get(), FIONREAD, &queued) == 0 && queued > 0) ReadAvailable(*s, static_cast<size_t>(queued));
     StopStream(r, *s);
   }
   uv_poll_stop(&r->exit_poll);

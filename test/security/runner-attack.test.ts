@@ -327,6 +327,37 @@ process.stdout.write(JSON.stringify({ seen: Object.keys(seen), oks }));
     expect(unread.exitCode).toBe(0);
   });
 
+  it('a grandchild that writes without end after the program exited neither holds the loop nor outlives the pipe', async () => {
+    // Tenant code run with `exec` can do this: the final read takes what is queued, not what keeps coming.
+    const ticks: number[] = [];
+    const t = setInterval(() => ticks.push(1), 5);
+    let r;
+    try {
+      r = await runProcess(['sh', '-c', 'yes nstool & echo $! >&2'], { maxOutput: 1 << 20 });
+      await new Promise((res) => setTimeout(res, 50));
+    } finally {
+      clearInterval(t);
+    }
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.length).toBeLessThanOrEqual(1 << 20);
+    expect(ticks.length).toBeGreaterThan(0);
+    const pid = Number(r.stderr.trim());
+    expect(pid).toBeGreaterThan(1);
+    // Our end is closed: the writer dies of SIGPIPE (its default; Node ignores it, the program must not).
+    let alive = true;
+    for (let i = 0; i < 500 && alive; i++) {
+      try {
+        const st = readFileSync(`/proc/${pid}/stat`, 'latin1');
+        alive = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) !== 'Z';
+      } catch {
+        alive = false;
+      }
+      if (alive) await new Promise((res) => setTimeout(res, 10));
+    }
+    if (alive) process.kill(pid, 'SIGKILL');
+    expect(alive).toBe(false);
+  });
+
   it('a thousand runs leave no fd behind', async () => {
     const fds = () => readdirSync('/proc/self/fd').length;
     await runProcess(['true'], { input: 'x' });
