@@ -57,12 +57,23 @@ async function programFds(stdio: [StdioSlot, StdioSlot, StdioSlot], input?: stri
   const ac = new AbortController();
   const running = runProcess(['sleep', '30'], { stdio, signal: ac.signal, ...(input !== undefined ? { input } : {}) }).catch((e: unknown) => e);
   try {
+    // The name changes early in execve, before the close-on-exec fds are
+    // closed: a listing counts only once two in a row agree.
+    let last: string | undefined;
     for (let i = 0; i < 1000; i++) {
       const pid = children().find((p) => !before.has(p) && comm(p) === 'sleep');
       if (pid) {
         const out: Record<string, string> = {};
-        for (const fd of readdirSync(`/proc/${pid}/fd`)) out[fd] = readlinkSync(`/proc/${pid}/fd/${fd}`);
-        return out;
+        try {
+          for (const fd of readdirSync(`/proc/${pid}/fd`)) out[fd] = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          last = undefined;
+          continue;
+        }
+        const seen = JSON.stringify(out);
+        if (seen === last) return out;
+        last = seen;
       }
       await new Promise((r) => setTimeout(r, 5));
     }
