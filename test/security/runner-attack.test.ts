@@ -138,12 +138,23 @@ const flags = (fd) => parseInt(readFileSync('/proc/self/fdinfo/' + fd, 'utf8').m
 if (flags(200) & 0o2000000 || flags(251) & 0o2000000) throw new Error('close-on-exec: the test would prove nothing');
 const ac = new AbortController();
 const running = runProcess(['sleep', '30'], { stdio: [200, 251, 'pipe'], signal: ac.signal }).catch(() => {});
-let pid;
-for (let i = 0; i < 1000 && !pid; i++) {
+// The name changes in execve before the close-on-exec fds are closed: a
+// listing counts once two in a row agree.
+let fds, last;
+for (let i = 0; i < 1000 && !fds; i++) {
   await new Promise((r) => setTimeout(r, 5));
-  pid = kids().find((k) => comm(k) === 'sleep');
+  const pid = kids().find((k) => comm(k) === 'sleep');
+  if (!pid) continue;
+  let seen;
+  try {
+    seen = JSON.stringify(Object.fromEntries(readdirSync('/proc/' + pid + '/fd').map((f) => [f, readlinkSync('/proc/' + pid + '/fd/' + f)])));
+  } catch {
+    last = undefined;
+    continue;
+  }
+  if (seen === last) fds = JSON.parse(seen);
+  last = seen;
 }
-const fds = Object.fromEntries(readdirSync('/proc/' + pid + '/fd').map((f) => [f, readlinkSync('/proc/' + pid + '/fd/' + f)]));
 ac.abort();
 await running;
 process.stdout.write(JSON.stringify(fds));
