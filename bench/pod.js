@@ -398,6 +398,16 @@ export async function benchPod({
     const pm = new Series('podman pod create+start+rm -f (infra, --uidmap, CNI bridge)');
     const ns = new Series('nstool createSandbox+deleteSandbox (no pause, CNI bridge)');
     const cni = new Series('  of which the floor: CNI ADD+DEL alone (both run these)');
+    // N.nstool timed cycles of CYCLE, as one round of SERIES.
+    const timed = (series, cycle) => async () => {
+      const lat = [];
+      for (let i = 0; i < N.nstool; i++) {
+        const t0 = nowNs();
+        await cycle();
+        lat.push(nowNs() - t0);
+      }
+      series.addRound(lat);
+    };
     // The three blocks take turns at going first: whatever one leaves the
     // kernel to finish (a netns torn down in a worker, cgroups, mounts)
     // lands on the next, so no row always follows the same other.
@@ -411,24 +421,8 @@ export async function benchPod({
         }
         pm.addRound(lat);
       }),
-      async () => {
-        const lat = [];
-        for (let i = 0; i < N.nstool; i++) {
-          const t0 = nowNs();
-          await nstoolCycle();
-          lat.push(nowNs() - t0);
-        }
-        ns.addRound(lat);
-      },
-      async () => {
-        const lat = [];
-        for (let i = 0; i < N.nstool; i++) {
-          const t0 = nowNs();
-          await cniCycle();
-          lat.push(nowNs() - t0);
-        }
-        cni.addRound(lat);
-      },
+      timed(ns, nstoolCycle),
+      timed(cni, cniCycle),
     ].filter(Boolean);
     for (let r = 0; r < N.rounds; r++) {
       for (let b = 0; b < blocks.length; b++) await blocks[(r + b) % blocks.length]();

@@ -400,14 +400,19 @@ function publicLines(create) {
   return out.join('\n');
 }
 
-// Only the create rows (--create): the same set-up, one table, no results file.
-async function mainCreate() {
+// The bench's own dir (a tmpfs unless --no-tmpfs) and pin dir, and the C reference built.
+function setUp() {
   if (process.getuid?.() !== 0) throw new Error('bench: needs root (pins are bind mounts)');
   buildRef();
   cleanup();
   mkdirSync(BENCH_DIR, { recursive: true });
   if (tmpfs) execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755,size=64m,nosuid,nodev', 'nstool-bench', BENCH_DIR]);
   native.ensurePinDirSync(PIN_DIR);
+}
+
+// Only the create rows (--create): the same set-up, one table, no results file.
+async function mainCreate() {
+  setUp();
   const create = await benchCreate();
   console.log(table(create));
   console.log(publicLines(create));
@@ -420,12 +425,7 @@ function mainStartup() {
 }
 
 async function main() {
-  if (process.getuid?.() !== 0) throw new Error('bench: needs root (pins are bind mounts)');
-  buildRef();
-  cleanup();
-  mkdirSync(BENCH_DIR, { recursive: true });
-  if (tmpfs) execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755,size=64m,nosuid,nodev', 'nstool-bench', BENCH_DIR]);
-  native.ensurePinDirSync(PIN_DIR);
+  setUp();
   native.ensurePinDirSync(REF_DIR);
   // The namespace pinned over and over: a pod netns of the bench's own.
   const src = createPodNetnsSync({ name: 'src', uidMap: '0:100000:65536', pinDir: PIN_DIR }).path;

@@ -42,8 +42,9 @@ export function openFds(): string[] {
   return out;
 }
 
-export function childPids(): number[] {
-  const me = process.pid;
+/** The children of PARENT (default: this process), from /proc. */
+export function childPids(parent = process.pid): number[] {
+  const me = parent;
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;

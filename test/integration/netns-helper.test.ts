@@ -3,7 +3,7 @@
 // (on dist/), so its signals, threads and CPU masks are nobody else's; the
 // pins go to a pin dir of this file's own.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { deletePodNetns } from '../../src/netns.js';
 import { describeRoot } from '../helpers/env.js';
-import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
+import { childPids, mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { removeTree, traversableTempDir } from '../helpers/rootfs.js';
 
 const P = testPrefix('helper');
@@ -49,17 +49,6 @@ process.stdout.write(JSON.stringify({ sigchld, before, after }));`;
 const ONCE = `
 const { createPodNetnsSync } = await import(process.argv[1]);
 createPodNetnsSync({ name: process.argv[2], uidMap: '0:100000:65536', pinDir: process.argv[3] });`;
-
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((p) => {
-    try {
-      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
-      return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-    } catch {
-      return false;
-    }
-  });
-}
 
 const cpusAllowed = (pid: number): string => /^Cpus_allowed_list:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
 
@@ -117,7 +106,7 @@ describeRoot('the create helper', () => {
     });
     const exited = new Promise((r) => child.on('close', r));
     try {
-      const helper = await until(() => childrenOf(child.pid!)[0]);
+      const helper = await until(() => childPids(child.pid!)[0]);
       const mask = cpusAllowed(helper);
       // One CPU (started free, it got every CPU its parent had).
       expect(mask).toMatch(/^\d+$/);

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/env.js';
-import { testPrefix, trackLeaks } from '../helpers/leaks.js';
+import { childPids, testPrefix, trackLeaks } from '../helpers/leaks.js';
 import { createPodNetnsSync, deletePodNetns, listNetns } from '../../src/netns.js';
 
 const prefix = testPrefix('fault');
@@ -58,17 +58,6 @@ function pinFiles(p: string): string[] {
       return readdirSync(d).filter((n) => n.startsWith(p)).map((n) => path.join(d, n));
     } catch {
       return [];
-    }
-  });
-}
-
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((p) => {
-    try {
-      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
-      return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-    } catch {
-      return false;
     }
   });
 }
@@ -147,7 +136,7 @@ describeRoot('faults during create', () => {
     const exited = new Promise((r) => child.on('close', r));
     try {
       // The parent sits in the hold with both pins made; the helper is alive.
-      const helper = await until(() => childrenOf(child.pid!)[0]);
+      const helper = await until(() => childPids(child.pid!)[0]);
       await until(() => (pinFiles(name).length === 2 ? true : undefined));
       const fds = (pid: number) =>
         new Map(readdirSync(`/proc/${pid}/fd`).map((fd) => [fd, readlinkSync(`/proc/${pid}/fd/${fd}`)]));
@@ -180,7 +169,7 @@ describeRoot('faults during create', () => {
     });
     const exited = new Promise((r) => child.on('close', r));
     try {
-      const helper = await until(() => childrenOf(child.pid!)[0]);
+      const helper = await until(() => childPids(child.pid!)[0]);
       expect(liveWith(name)).toContain(helper);
       child.kill('SIGKILL');
       await exited;
