@@ -10,7 +10,7 @@
 // claim counts only while a live userns pin of that name has that inode, so
 // a stale one is harmless and is pruned by the next allocation.
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { invalidArg, NstoolError } from '../errors.js';
 import { formatIdMap, IdMapping, parseKernelMap } from '../idmap.js';
@@ -21,7 +21,7 @@ import { showValue, validatePinName } from '../names.js';
 import { ROOTLESS_UNSUPPORTED, rootlessError, SUBID } from './errors.js';
 import { findKeeper, hostPath } from './keeper.js';
 import type { RuntimeDirs } from './runtime-dir.js';
-import { Caller, parseSubid } from './subid.js';
+import { Caller, readRanges } from './subid.js';
 
 /** How a rootless create treats the host ids of the user's other pods (as root's RangeMode). */
 export type RootlessRangeMode = 'auto' | 'exclusive' | 'default' | 'shared';
@@ -53,15 +53,6 @@ function showRange(r: IdRange): string {
   return `${r.start}-${rangeEnd(r) - 1}`;
 }
 
-function readSubid(file: string, c: Caller): IdRange[] {
-  try {
-    return parseSubid(readFileSync(file, 'utf8'), c.user, c.uid);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw rootlessError(SUBID, `cannot read ${file}: ${(err as Error).message}`, `make ${file} readable (mode 0644)`, { path: file, cause: err });
-  }
-}
-
 /**
  * The blocks an unprivileged auto create may take: the caller's ranges
  * common to both subid files, narrowed to autoRange. Never a built-in
@@ -81,7 +72,7 @@ export function planAuto(o: { autoUser?: unknown; autoSize?: unknown; autoRange?
   }
   checkAllocDir(o.allocDir);
   const range = o.autoRange !== undefined ? parseIdRange(o.autoRange, 'autoRange') : undefined;
-  const u = readSubid('/etc/subuid', c), g = readSubid('/etc/subgid', c);
+  const u = readRanges('/etc/subuid', c), g = readRanges('/etc/subgid', c);
   const fix = `as root: \`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${c.user}\` (the same range in both files)`;
   if (u.length === 0 && g.length === 0) {
     throw rootlessError(SUBID, `/etc/subuid and /etc/subgid grant no subordinate ids to ${showValue(c.user)} (uid ${c.uid}): uidMap 'auto' has nothing to take blocks from`, fix, { path: '/etc/subuid' });

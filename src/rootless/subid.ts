@@ -32,7 +32,8 @@ export function parseSubid(text: string, user: string, uid: number): SubidRange[
   return out;
 }
 
-function readRanges(file: string, c: Caller): SubidRange[] {
+/** The caller's ranges in FILE (/etc/subuid or /etc/subgid); none when it is missing. */
+export function readRanges(file: string, c: Caller): SubidRange[] {
   try {
     return parseSubid(readFileSync(file, 'utf8'), c.user, c.uid);
   } catch (err) {

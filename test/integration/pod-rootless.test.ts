@@ -95,6 +95,15 @@ describeRoot('run-pod without root', () => {
   const runcRoot = () => `${alice.run}/nstool/runc`;
   const bundles = () => `${alice.run}/nstool/containers`;
   const entries = (d: string) => (existsSync(d) ? readdirSync(d) : []);
+  /** No bundle, runtime state or log left; only the keeper runs as the user, nothing as the pod's root; the rootfs unchanged. */
+  const nothingLeft = async () => {
+    expect(entries(runcRoot())).toEqual([]);
+    expect(entries(bundles())).toEqual([]);
+    expect(entries(`${alice.run}/nstool/runtime-logs`)).toEqual([]);
+    expect(await processesLeft(alice.uid, [made.keeperPid])).toEqual([made.keeperPid]);
+    expect(await settle(BASE)).toEqual([]);
+    expect(treeSnapshot(rootfs)).toEqual(before);
+  };
 
   it("joins the pod's pinned netns and userns, mounts sysfs, runs as the pod's root; removal leaves nothing", async () => {
     const id = `${P}-c`;
@@ -137,13 +146,8 @@ describeRoot('run-pod without root', () => {
     const rm = as(alice, ['rm-pod', id, '--json']);
     expect(rm.code, rm.err).toBe(0);
     expect(json(rm)).toEqual([{ id, existed: true }]);
-    expect(entries(runcRoot())).toEqual([]);
-    expect(entries(bundles())).toEqual([]);
-    expect(entries(`${alice.run}/nstool/runtime-logs`)).toEqual([]);
     // The keeper holds the pod; nothing else of the user runs, nor anything as the pod's root.
-    expect(await processesLeft(alice.uid, [made.keeperPid])).toEqual([made.keeperPid]);
-    expect(await settle(BASE)).toEqual([]);
-    expect(treeSnapshot(rootfs)).toEqual(before);
+    await nothingLeft();
   });
 
   it('runPodContainer as the user: removePodContainer kills a running container and removes its state', async () => {
@@ -226,12 +230,7 @@ describeRoot('run-pod without root', () => {
     const r = as(alice, ['run-pod', NET, '--id', `${P}-bad`, '--rootfs', rootfs, '--json', '--', '/bin/no-such-program']);
     expect(r.code).toBe(1);
     expect(json<{ error: { code: string } }>(r).error.code).toBe('ERR_NSTOOL_RUNTIME');
-    expect(entries(bundles())).toEqual([]);
-    expect(entries(runcRoot())).toEqual([]);
-    expect(entries(`${alice.run}/nstool/runtime-logs`)).toEqual([]);
-    expect(await processesLeft(alice.uid, [made.keeperPid])).toEqual([made.keeperPid]);
-    expect(await settle(BASE)).toEqual([]);
-    expect(treeSnapshot(rootfs)).toEqual(before);
+    await nothingLeft();
   });
 
   it('deleting the netns then leaves no process of the user', async () => {

@@ -4,15 +4,15 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/env.js';
 import { testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { as, asAsync, CliResult, DIST, json, processesOf, randomSubidBase, settle, TestUser, testUsers, userCommand, userEnv } from '../helpers/test-user.js';
+import { as, asAsync, CliResult, DIST, json, randomSubidBase, settle, TestUser, testUsers, userCommand, userEnv } from '../helpers/test-user.js';
 
 const P = testPrefix('rla');
 trackLeaks(P);
 
-const { makeUser, addSubid, cleanup, leftovers } = testUsers(P);
+const { makeUser, addSubid, lifecycle } = testUsers(P);
 
 type ErrorDoc = { error: { code: string; path?: string; message: string } };
 interface Made {
@@ -32,30 +32,17 @@ describeRoot('rootless uidMap auto, as an unprivileged user', () => {
   let aliceBase: number;
   let carolBase: number;
 
-  beforeAll(() => {
-    try {
-      aliceBase = randomSubidBase();
-      carolBase = randomSubidBase();
-      while (carolBase === aliceBase) carolBase = randomSubidBase();
-      alice = makeUser(P);
-      bob = makeUser(`${P}-b`);
-      carol = makeUser(`${P}-c`);
-      for (const f of ['/etc/subuid', '/etc/subgid']) {
-        addSubid(f, `${alice.name}:${aliceBase}:65536`);
-        addSubid(f, `${carol.name}:${carolBase}:65536`);
-      }
-    } catch (err) {
-      return cleanup().then(() => {
-        throw err;
-      });
+  lifecycle(() => {
+    aliceBase = randomSubidBase();
+    carolBase = randomSubidBase();
+    while (carolBase === aliceBase) carolBase = randomSubidBase();
+    alice = makeUser(P);
+    bob = makeUser(`${P}-b`);
+    carol = makeUser(`${P}-c`);
+    for (const f of ['/etc/subuid', '/etc/subgid']) {
+      addSubid(f, `${alice.name}:${aliceBase}:65536`);
+      addSubid(f, `${carol.name}:${carolBase}:65536`);
     }
-  });
-
-  afterAll(async () => {
-    const users = [alice, bob, carol].filter(Boolean);
-    await cleanup();
-    for (const u of users) expect(processesOf(u.uid)).toEqual([]);
-    expect(leftovers()).toEqual([]);
   });
 
   const auto = (u: TestUser, name: string, extra: string[] = []) => as(u, ['create-pod-netns', name, '--uidmap', 'auto', '--size', String(SIZE), ...extra, '--json']);

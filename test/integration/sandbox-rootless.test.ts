@@ -5,15 +5,15 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/env.js';
 import { mountPoints, testPrefix, trackLeaks } from '../helpers/leaks.js';
-import { as, DIST, json, processesOf, randomSubidBase, settle, sh, TestUser, testUsers, userCommand, userEnv } from '../helpers/test-user.js';
+import { as, DIST, json, randomSubidBase, settle, sh, TestUser, testUsers, userCommand, userEnv } from '../helpers/test-user.js';
 
 const P = testPrefix('rlsb');
 trackLeaks(P);
 
-const { makeUserWithRange, cleanup, leftovers, tmpDirs } = testUsers(P);
+const { makeUserWithRange, lifecycle, tmpDirs } = testUsers(P);
 
 interface Info {
   id: string;
@@ -33,26 +33,13 @@ describeRoot('rootless sandboxes, as an unprivileged user', () => {
   let dave: TestUser; // only ever refused: must be left with nothing at all
   let aliceBase: number;
 
-  beforeAll(() => {
-    try {
-      aliceBase = randomSubidBase();
-      alice = makeUserWithRange(P, aliceBase);
-      let carolBase = randomSubidBase();
-      while (carolBase === aliceBase) carolBase = randomSubidBase();
-      carol = makeUserWithRange(`${P}-c`, carolBase);
-      dave = makeUserWithRange(`${P}-d`, aliceBase === carolBase + 65536 ? carolBase + 131072 : carolBase + 65536);
-    } catch (err) {
-      return cleanup().then(() => {
-        throw err;
-      });
-    }
-  });
-
-  afterAll(async () => {
-    const users = [alice, carol, dave].filter(Boolean);
-    await cleanup();
-    for (const u of users) expect(processesOf(u.uid)).toEqual([]);
-    expect(leftovers()).toEqual([]);
+  lifecycle(() => {
+    aliceBase = randomSubidBase();
+    alice = makeUserWithRange(P, aliceBase);
+    let carolBase = randomSubidBase();
+    while (carolBase === aliceBase) carolBase = randomSubidBase();
+    carol = makeUserWithRange(`${P}-c`, carolBase);
+    dave = makeUserWithRange(`${P}-d`, aliceBase === carolBase + 65536 ? carolBase + 131072 : carolBase + 65536);
   });
 
   /** A program run as U (setpriv), with U's runtime dir. */
